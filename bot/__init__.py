@@ -1,0 +1,1 @@
+"""Video bot application: services and wiring."""

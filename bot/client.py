@@ -1,0 +1,115 @@
+"""VideoBot: the discord.py client; loads the cogs, syncs commands and starts the engine."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.catalog import Catalog
+from bot.engine import JobEngine
+from bot.errors import UserFacingError
+from bot.settings import Settings
+from storage.jobs import JobRepository
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.progress", "cogs.video")
+GENERIC_FAILURE = "Something went wrong on our side. Nothing was submitted; please try again."
+
+
+def point_discord_at(api_base: str, gateway_url: str) -> None:
+    """Send discord.py's REST calls and gateway connection to the configured hosts.
+
+    discord.py reads both from class attributes; a process runs one bot, so this is global.
+    """
+    discord.http.Route.BASE = api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class VideoCommandTree(app_commands.CommandTree[Any]):
+    async def on_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        """Members read a UserFacingError's words; anything else is logged, never shown."""
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(cause, UserFacingError):
+            text = cause.message
+        elif isinstance(cause, app_commands.NoPrivateMessage):
+            text = "This command only works in a server."
+        elif isinstance(cause, app_commands.CheckFailure):
+            text = str(cause) or "You cannot use this command here."
+        elif isinstance(cause, app_commands.TransformerError):
+            text = f"`{cause.value!r}` is not a valid value for this option."
+        else:
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error("Command /%s failed", command, exc_info=cause)
+            text = GENERIC_FAILURE
+        await send_ephemeral(interaction, text)
+
+
+async def send_ephemeral(interaction: discord.Interaction[Any], text: str) -> None:
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(
+                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            )
+        else:
+            await interaction.response.send_message(
+                text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            )
+    except discord.HTTPException as exc:
+        log.warning("Could not tell the member why their command failed: %s", exc)
+
+
+class VideoBot(commands.AutoShardedBot):
+    def __init__(
+        self, settings: Settings, jobs: JobRepository, engine: JobEngine, catalog: Catalog
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # channel and role cache; no message content, no members
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=VideoCommandTree,
+        )
+        self.settings = settings
+        self.jobs = jobs
+        self.engine = engine
+        self.catalog = catalog
+        point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+
+    async def _gateway_from_settings(self) -> tuple[int, str, Any]:
+        shards, _url, limits = await self._ask_gateway()
+        return shards, self.settings.discord_gateway_url, limits
+
+    async def setup_hook(self) -> None:
+        # AutoShardedBot asks GET /gateway/bot for the shard count and URL; keep its count but
+        # use the configured URL, so a proxy or the sandbox is honoured.
+        self._ask_gateway = self.http.get_bot_gateway
+        self.http.get_bot_gateway = self._gateway_from_settings  # type: ignore[method-assign]
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        synced = await self.tree.sync()
+        log.info("Synced %d application command(s)", len(synced))
+        await self.engine.start()
+
+    async def on_ready(self) -> None:
+        assert self.user is not None
+        log.info(
+            "Logged in as %s (id %d) in %d server(s)", self.user, self.user.id, len(self.guilds)
+        )
+
+    async def close(self) -> None:
+        await self.engine.stop()
+        await super().close()
+
+    def model_name(self, model_id: str) -> str:
+        spec = self.catalog.get(model_id)
+        return spec.name if spec else model_id

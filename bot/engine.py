@@ -1,0 +1,506 @@
+"""JobEngine: the bot's queue, submission, one polling scheduler, state transitions, delivery.
+
+SQLite is the source of truth; the engine keeps an in-memory copy of the unfinished jobs so one
+scheduler loop can decide what is due without querying the database every tick. Every change
+goes to the store first (a compare-and-set on the job's state) and only then to the member.
+
+This module imports neither discord nor aiosqlite: it talks to a JobStore, a VideoAPI, a
+VideoFetcher and a Notifier, and reads time from a Clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from bot.clock import Clock
+from bot.media import DownloadedVideo, VideoTooLarge
+from bot.together import CreateVideoRequest, TogetherError, VideoJob
+from storage.models import UNFINISHED_STATES, Job, JobState
+
+log = logging.getLogger(__name__)
+
+# States that hold one of the bot's active slots (a request to Together is or was in flight).
+ACTIVE_STATES = frozenset({JobState.SUBMITTING, JobState.RUNNING, JobState.DELIVERING})
+# States whose message shows a clock that should keep moving between state changes.
+TICKING_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
+
+
+class JobStore(Protocol):
+    async def get(self, job_id: int) -> Job | None: ...
+
+    async def transition(
+        self, job_id: int, expected: JobState, new_state: JobState, now: float, **changes: object
+    ) -> Job | None: ...
+
+    async def update(
+        self, job_id: int, expected: JobState, now: float, **changes: object
+    ) -> Job | None: ...
+
+    async def in_states(self, states: Iterable[JobState]) -> list[Job]: ...
+
+
+class VideoAPI(Protocol):
+    async def create_video(self, request: CreateVideoRequest) -> VideoJob: ...
+
+    async def get_video(self, job_id: str) -> VideoJob: ...
+
+
+class VideoFetcher(Protocol):
+    async def __call__(self, url: str, dest: Path, *, max_bytes: int) -> DownloadedVideo: ...
+
+
+class Notifier(Protocol):
+    async def show(self, job: Job) -> None:
+        """Render the job's current state in its progress message."""
+        ...
+
+    async def deliver(self, job: Job, video: Path | None) -> None:
+        """Put the result in the job's message: the file, or Together's link when video is None.
+
+        Must be safe to call again after a crash: if the video is already there, do nothing.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    workdir: Path
+    poll_interval: float = 5.0
+    edit_interval: float = 10.0
+    max_active: int = 20
+    job_timeout: float = 30 * 60.0
+    submit_attempts: int = 3
+    delivery_attempts: int = 5
+    retry_delay: float = 5.0
+    max_retry_delay: float = 120.0
+
+
+@dataclass
+class _Tracked:
+    """The engine's working copy of one unfinished job."""
+
+    job: Job
+    due_at: float = 0.0
+    last_edit_at: float = -math.inf
+    busy: bool = False
+    attempts: int = 0
+    poll_failures: int = 0
+    edit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    edit_pending: bool = False
+
+
+def build_request(job: Job) -> CreateVideoRequest:
+    """The POST body for a stored job: exactly what the member asked for."""
+    return CreateVideoRequest(
+        model=job.model,
+        prompt=job.prompt,
+        negative_prompt=job.negative_prompt,
+        width=job.width,
+        height=job.height,
+        seconds=str(job.seconds),
+        fps=job.fps,
+        steps=job.steps,
+        seed=job.seed,
+        guidance_scale=job.guidance_scale,
+        output_format="WEBM" if job.output_format == "WEBM" else "MP4",
+    )
+
+
+class JobEngine:
+    def __init__(
+        self,
+        store: JobStore,
+        api: VideoAPI,
+        fetch: VideoFetcher,
+        clock: Clock,
+        config: EngineConfig,
+    ) -> None:
+        self._store = store
+        self._api = api
+        self._fetch = fetch
+        self._clock = clock
+        self._config = config
+        self._notifier: Notifier | None = None
+        self._jobs: dict[int, _Tracked] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._accepting = True
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def attach(self, notifier: Notifier) -> None:
+        self._notifier = notifier
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    async def recover(self) -> None:
+        """Pick up every unfinished job from the store, by the restart rules of DESIGN.md."""
+        self._config.workdir.mkdir(parents=True, exist_ok=True)
+        for leftover in self._config.workdir.glob("job-*"):
+            leftover.unlink(missing_ok=True)
+        for job in await self._store.in_states(UNFINISHED_STATES):
+            if job.state is JobState.SUBMITTING:
+                # The POST may or may not have reached Together; a second one could bill twice.
+                tracked = _Tracked(job)
+                self._jobs[job.id] = tracked
+                self._spawn_work(tracked, self._fail_interrupted(tracked))
+            else:
+                self._jobs[job.id] = _Tracked(job)
+        if self._jobs:
+            log.info("Resumed %d unfinished job(s) from the database", len(self._jobs))
+
+    async def start(self) -> None:
+        if self._notifier is None:
+            raise RuntimeError("JobEngine.start() needs a notifier: call attach() first")
+        await self.recover()
+        self._loop_task = asyncio.create_task(self._run(), name="job-engine")
+
+    async def stop(self, grace: float = 8.0) -> None:
+        """Stop taking jobs, let in-flight work finish (bounded), then stop the loop."""
+        self._accepting = False
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    def enqueue(self, job: Job) -> None:
+        """Track a job the command has just stored and answered; the loop picks it up at once."""
+        if job.state.is_final:
+            return
+        self._jobs.setdefault(job.id, _Tracked(job))
+        self._wake.set()
+
+    def tracked(self, job_id: int) -> Job | None:
+        tracked = self._jobs.get(job_id)
+        return tracked.job if tracked else None
+
+    async def drain(self) -> None:
+        """Wait until no submission, poll, delivery or edit is in flight (for tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- the scheduler -------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("Job engine tick failed; continuing")
+            self._wake.clear()
+            delay = min(1.0, max(0.05, self._next_due() - self._clock.now()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    def _next_due(self) -> float:
+        now = self._clock.now()
+        dues = [t.due_at for t in self._jobs.values() if not t.busy]
+        dues += [
+            t.last_edit_at + self._config.edit_interval
+            for t in self._jobs.values()
+            if t.job.state in TICKING_STATES
+        ]
+        return min(dues, default=now + 1.0)
+
+    async def tick(self) -> None:
+        """One pass: start whatever is due. Work runs in tasks; this never waits for Together."""
+        now = self._clock.now()
+        active = sum(1 for t in self._jobs.values() if t.job.state in ACTIVE_STATES)
+        for tracked in sorted(self._jobs.values(), key=lambda t: t.job.id):
+            state = tracked.job.state
+            if tracked.busy:
+                continue
+            if state is JobState.QUEUED:
+                if self._accepting and active < self._config.max_active and tracked.due_at <= now:
+                    active += 1
+                    self._spawn_work(tracked, self._submit(tracked))
+            elif state is JobState.RUNNING:
+                if now >= tracked.job.deadline_at:
+                    self._spawn_work(tracked, self._time_out(tracked))
+                elif tracked.due_at <= now:
+                    self._spawn_work(tracked, self._poll(tracked))
+            elif state is JobState.DELIVERING and tracked.due_at <= now:
+                self._spawn_work(tracked, self._deliver(tracked))
+        for tracked in list(self._jobs.values()):
+            due = tracked.last_edit_at + self._config.edit_interval
+            if tracked.job.state in TICKING_STATES and due <= now:
+                self._request_edit(tracked)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _spawn_work(self, tracked: _Tracked, coro: Coroutine[Any, Any, None]) -> None:
+        tracked.busy = True
+
+        async def run() -> None:
+            try:
+                await coro
+            except Exception:
+                log.exception("Job %d: unexpected error; will try again", tracked.job.id)
+                tracked.due_at = self._clock.now() + self._config.retry_delay
+            finally:
+                tracked.busy = False
+                self._wake.set()
+
+        self._spawn(run(), f"job-{tracked.job.id}")
+
+    def _backoff(self, attempt: int) -> float:
+        delay = self._config.retry_delay * (2 ** max(0, attempt - 1))
+        return float(min(self._config.max_retry_delay, delay))
+
+    # -- state changes -------------------------------------------------------------------
+
+    async def _move(self, tracked: _Tracked, new_state: JobState, **changes: object) -> bool:
+        """Compare-and-set the job's state; on success show it, on a lost race adopt the winner."""
+        job = tracked.job
+        updated = await self._store.transition(
+            job.id, job.state, new_state, self._clock.now(), **changes
+        )
+        if updated is None:
+            fresh = await self._store.get(job.id)
+            log.info(
+                "Job %d: state moved elsewhere (now %s); %s not applied",
+                job.id,
+                fresh.state if fresh else "gone",
+                new_state,
+            )
+            if fresh is None or fresh.state.is_final:
+                self._jobs.pop(job.id, None)
+            else:
+                tracked.job = fresh
+            return False
+        tracked.job = updated
+        if updated.state is not JobState.DELIVERED:
+            self._request_edit(tracked)
+        if updated.state.is_final:
+            self._jobs.pop(job.id, None)
+        log.info("Job %d: %s -> %s", job.id, job.state, new_state)
+        return True
+
+    async def _fail_interrupted(self, tracked: _Tracked) -> None:
+        await self._move(
+            tracked,
+            JobState.FAILED,
+            failure_reason=(
+                "The bot restarted while this job was being sent to Together. It was stopped "
+                "rather than sent again, so you are not charged twice. Please try again."
+            ),
+            finished_at=self._clock.now(),
+        )
+
+    async def _submit(self, tracked: _Tracked) -> None:
+        if not await self._move(tracked, JobState.SUBMITTING):
+            return
+        job = tracked.job
+        try:
+            created = await self._api.create_video(build_request(job))
+        except TogetherError as exc:
+            await self._submit_failed(tracked, exc)
+            return
+        now = self._clock.now()
+        moved = await self._move(
+            tracked,
+            JobState.RUNNING,
+            together_id=created.id,
+            provider_status=created.status or "queued",
+            submitted_at=now,
+            deadline_at=now + self._config.job_timeout,
+        )
+        if moved:
+            log.info("Job %d: accepted by Together as %s", job.id, created.id)
+            tracked.attempts = 0
+            if created.status is not None and created.is_finished:
+                await self._apply_status(tracked, created)
+            else:
+                tracked.due_at = now + self._config.poll_interval
+
+    async def _submit_failed(self, tracked: _Tracked, exc: TogetherError) -> None:
+        tracked.attempts += 1
+        retryable = exc.request_not_created and exc.status in (None, 429)
+        if retryable and tracked.attempts < self._config.submit_attempts:
+            # Certain that no job was created (never connected, or rate-limited): safe to retry.
+            wait = max(exc.retry_after or 0.0, self._backoff(tracked.attempts))
+            log.warning(
+                "Job %d: Together did not take the job (%s); retrying in %.0f s",
+                tracked.job.id,
+                exc.message,
+                wait,
+            )
+            tracked.due_at = self._clock.now() + wait
+            await self._move(tracked, JobState.QUEUED)
+            return
+        if exc.request_not_created:
+            reason = f"Together refused the request: {exc.message}"
+        else:
+            reason = (
+                f"Together did not confirm the job ({exc.message}). It was not sent again, "
+                "so you are not charged twice."
+            )
+        log.warning("Job %d: submission failed: %s", tracked.job.id, exc.message)
+        await self._move(
+            tracked, JobState.FAILED, failure_reason=reason, finished_at=self._clock.now()
+        )
+
+    async def _poll(self, tracked: _Tracked) -> None:
+        job = tracked.job
+        assert job.together_id is not None
+        try:
+            status = await self._api.get_video(job.together_id)
+        except TogetherError as exc:
+            # Outages mean waiting, never failing the job: the deadline bounds how long.
+            tracked.poll_failures += 1
+            wait = max(exc.retry_after or 0.0, self._backoff(tracked.poll_failures))
+            log.warning(
+                "Job %d: could not read its status (%s); next try in %.0f s",
+                job.id,
+                exc.message,
+                wait,
+            )
+            tracked.due_at = self._clock.now() + wait
+            return
+        tracked.poll_failures = 0
+        await self._apply_status(tracked, status)
+
+    async def _apply_status(self, tracked: _Tracked, status: VideoJob) -> None:
+        now = self._clock.now()
+        if status.is_completed:
+            if not status.video_url:
+                await self._move(
+                    tracked,
+                    JobState.FAILED,
+                    failure_reason="Together finished the job but sent no video link.",
+                    provider_status=status.status,
+                    cost_usd=status.cost,
+                    finished_at=now,
+                )
+                return
+            if await self._move(
+                tracked,
+                JobState.DELIVERING,
+                provider_status=status.status,
+                video_url=status.video_url,
+                cost_usd=status.cost,
+                seed=status.seed if status.seed is not None else tracked.job.seed,
+                finished_at=status.completed_at or now,
+            ):
+                tracked.due_at = now
+                self._wake.set()
+        elif status.is_failed:
+            reason = status.error_message or f"Together reported the job as {status.status}."
+            await self._move(
+                tracked,
+                JobState.FAILED,
+                failure_reason=reason,
+                provider_status=status.status,
+                cost_usd=status.cost,
+                finished_at=now,
+            )
+        else:
+            if status.status and status.status != tracked.job.provider_status:
+                updated = await self._store.update(
+                    tracked.job.id, JobState.RUNNING, now, provider_status=status.status
+                )
+                if updated is not None:
+                    tracked.job = updated
+                    self._request_edit(tracked)
+            tracked.due_at = now + self._config.poll_interval
+
+    async def _time_out(self, tracked: _Tracked) -> None:
+        minutes = round(self._config.job_timeout / 60)
+        await self._move(
+            tracked,
+            JobState.TIMED_OUT,
+            failure_reason=f"Together had not finished after {minutes} minutes, so the job "
+            "was stopped.",
+            finished_at=self._clock.now(),
+        )
+
+    async def _deliver(self, tracked: _Tracked) -> None:
+        job = tracked.job
+        assert job.video_url is not None
+        suffix = ".webm" if job.output_format == "WEBM" else ".mp4"
+        self._config.workdir.mkdir(parents=True, exist_ok=True)
+        dest = self._config.workdir / f"job-{job.id}{suffix}"
+        tracked.attempts += 1
+        try:
+            video: Path | None
+            try:
+                downloaded = await self._fetch(job.video_url, dest, max_bytes=job.upload_limit)
+                video = downloaded.path
+            except VideoTooLarge as exc:
+                log.info("Job %d: video over the upload limit (%s); posting the link", job.id, exc)
+                video = None
+            async with tracked.edit_lock:
+                await self._notifier_or_fail().deliver(job, video)
+        except Exception as exc:
+            if tracked.attempts >= self._config.delivery_attempts:
+                log.exception("Job %d: delivery failed %d times", job.id, tracked.attempts)
+                await self._move(
+                    tracked,
+                    JobState.FAILED,
+                    failure_reason="The video was generated but could not be posted here. "
+                    f"It can be downloaded from Together for a short while: {job.video_url}",
+                    delivery="failed",
+                )
+                return
+            wait = self._backoff(tracked.attempts)
+            log.warning(
+                "Job %d: delivery attempt %d failed (%s); retrying in %.0f s",
+                job.id,
+                tracked.attempts,
+                exc,
+                wait,
+            )
+            tracked.due_at = self._clock.now() + wait
+            return
+        finally:
+            dest.unlink(missing_ok=True)
+        await self._move(
+            tracked,
+            JobState.DELIVERED,
+            delivered_at=self._clock.now(),
+            delivery="attachment" if video is not None else "link",
+        )
+
+    # -- progress edits ------------------------------------------------------------------
+
+    def _notifier_or_fail(self) -> Notifier:
+        if self._notifier is None:
+            raise RuntimeError("no notifier attached")
+        return self._notifier
+
+    def _request_edit(self, tracked: _Tracked) -> None:
+        """Ask for the message to show the job's latest state; edits coalesce, never reorder."""
+        tracked.last_edit_at = self._clock.now()
+        if tracked.edit_pending:
+            return
+        tracked.edit_pending = True
+        self._spawn(self._edit(tracked), f"edit-{tracked.job.id}")
+
+    async def _edit(self, tracked: _Tracked) -> None:
+        async with tracked.edit_lock:
+            tracked.edit_pending = False
+            job = tracked.job  # the latest snapshot, taken once the previous edit is done
+            try:
+                await self._notifier_or_fail().show(job)
+            except Exception:
+                log.warning("Job %d: progress edit failed", job.id, exc_info=True)

@@ -1,0 +1,86 @@
+"""Settings read from the environment and a .env file (pydantic-settings).
+
+Built once in main(), never at import, so tests and tools can import the package freely.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class Settings(BaseSettings):
+    """Every setting the bot reads; names match the environment variables in upper case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    discord_token: SecretStr
+    together_api_key: SecretStr
+    database_path: Path = Path("data/bot.sqlite3")
+    together_base_url: str = "https://api.together.xyz"
+    discord_api_base: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg/"
+    default_model: str = "minimax/hailuo-02"
+    progress_edit_interval: float = Field(default=10.0, ge=1.0, le=600.0)
+    poll_interval: float = Field(default=5.0, ge=0.05, le=300.0)
+    max_active_jobs: int = Field(default=20, ge=1, le=1000)
+    job_timeout_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    log_level: str = "INFO"
+
+    @field_validator("discord_token", "together_api_key")
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("together_base_url", "discord_api_base", "discord_gateway_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        if "://" not in value:
+            raise ValueError("must be a URL such as https://host/path")
+        return value
+
+    @property
+    def log_level_number(self) -> int:
+        return int(logging.getLevelName(self.log_level))
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names it in one line."""
+
+
+def load_settings(env_file: str | Path | None = ".env") -> Settings:
+    """Read the settings, turning pydantic's report into one line that names the setting."""
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+    if error["type"] == "missing":
+        return f"{name} is not set: add it to .env or the environment (see .env.example)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{name} is invalid: {message} (see .env.example)"

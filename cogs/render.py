@@ -1,0 +1,103 @@
+"""Embeds for a job's message: pure functions of the job and the time."""
+
+from __future__ import annotations
+
+import discord
+
+from storage.models import Job, JobState
+
+PROMPT_SHOWN = 600
+COLOR_PROGRESS = discord.Colour.blurple()
+COLOR_DONE = discord.Colour.green()
+COLOR_FAILED = discord.Colour.red()
+COLOR_STOPPED = discord.Colour.dark_grey()
+
+_STATUS_TEXT = {
+    JobState.QUEUED: "⏳ Waiting for a free slot",
+    JobState.SUBMITTING: "📨 Sending to Together",
+    JobState.DELIVERING: "📥 Finished: uploading the video",
+}
+_PROVIDER_TEXT = {
+    "queued": "⏳ Queued at Together",
+    "in_progress": "🎬 Generating",
+}
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def format_duration(seconds: float) -> str:
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def status_text(job: Job) -> str:
+    if job.state is JobState.RUNNING:
+        return _PROVIDER_TEXT.get(job.provider_status or "", "🎬 Generating")
+    return _STATUS_TEXT.get(job.state, job.state.value)
+
+
+def _base(job: Job, title: str, colour: discord.Colour, model_name: str) -> discord.Embed:
+    # Markdown is escaped so a prompt cannot restyle the message; embeds never ping anyone.
+    prompt = discord.utils.escape_markdown(shorten(job.prompt, PROMPT_SHOWN))
+    embed = discord.Embed(title=title, description=prompt, colour=colour)
+    embed.add_field(name="Model", value=model_name)
+    embed.add_field(name="Size", value=job.size)
+    embed.add_field(name="Length", value=f"{job.seconds} s")
+    embed.set_footer(text=f"Job #{job.id}")
+    return embed
+
+
+def progress_embed(job: Job, now: float, model_name: str) -> discord.Embed:
+    embed = _base(job, "Making your video", COLOR_PROGRESS, model_name)
+    embed.add_field(name="Status", value=status_text(job))
+    embed.add_field(name="Elapsed", value=format_duration(now - job.created_at))
+    return embed
+
+
+def result_embed(job: Job, model_name: str, *, link_only: bool) -> discord.Embed:
+    embed = _base(job, "Your video is ready", COLOR_DONE, model_name)
+    if job.seed is not None:
+        embed.add_field(name="Seed", value=str(job.seed))
+    start = job.submitted_at or job.created_at
+    if job.finished_at is not None:
+        embed.add_field(name="Generated in", value=format_duration(job.finished_at - start))
+    if job.cost_usd is not None:
+        embed.add_field(name="Cost", value=f"${job.cost_usd:.2f}")
+    if link_only and job.video_url:
+        embed.add_field(
+            name="Download",
+            value=f"The video is larger than this server's upload limit. [Download it from "
+            f"Together]({job.video_url}): the link expires, so save it soon.",
+            inline=False,
+        )
+    return embed
+
+
+def failure_embed(job: Job, model_name: str) -> discord.Embed:
+    if job.state is JobState.TIMED_OUT:
+        title, colour = "The video took too long", COLOR_FAILED
+    elif job.state is JobState.CANCELLED:
+        title, colour = "Cancelled", COLOR_STOPPED
+    else:
+        title, colour = "The video could not be made", COLOR_FAILED
+    embed = _base(job, title, colour, model_name)
+    reason = job.failure_reason or "No reason was given."
+    embed.add_field(name="Why", value=shorten(reason, 1000), inline=False)
+    return embed
+
+
+def job_embed(job: Job, now: float, model_name: str) -> discord.Embed:
+    """The embed for any state but a successful delivery (which carries the video)."""
+    if job.state in (JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED):
+        return failure_embed(job, model_name)
+    if job.state is JobState.DELIVERED:
+        return result_embed(job, model_name, link_only=job.delivery == "link")
+    return progress_embed(job, now, model_name)

@@ -1,0 +1,129 @@
+"""The jobs repository: SQL in, typed Job models out."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import aiosqlite
+
+from storage.db import Database
+from storage.models import Job, JobState, NewJob
+
+_JOB_COLUMNS = tuple(field.name for field in dataclasses.fields(Job))
+_NEW_JOB_COLUMNS = tuple(field.name for field in dataclasses.fields(NewJob))
+# Columns a transition or update may set; ids, the request and its owner never change.
+MUTABLE_COLUMNS = frozenset(
+    {
+        "message_id",
+        "together_id",
+        "provider_status",
+        "video_url",
+        "cost_usd",
+        "failure_reason",
+        "submitted_at",
+        "finished_at",
+        "delivered_at",
+        "delivery",
+        "seed",
+        "deadline_at",
+    }
+)
+
+INSERT_JOB = f"""
+INSERT INTO jobs (state, updated_at, {", ".join(_NEW_JOB_COLUMNS)})
+VALUES ('queued', :created_at, {", ".join(":" + c for c in _NEW_JOB_COLUMNS)})
+"""
+SELECT_JOB = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE id = ?"
+SELECT_IN_STATES = """
+SELECT {columns} FROM jobs WHERE state IN ({marks}) ORDER BY id
+"""
+SELECT_BY_MEMBER = f"""
+SELECT {", ".join(_JOB_COLUMNS)} FROM jobs
+WHERE guild_id = ? AND user_id = ?
+ORDER BY id DESC LIMIT ?
+"""
+
+
+def _to_job(row: aiosqlite.Row | tuple[Any, ...]) -> Job:
+    values = dict(zip(_JOB_COLUMNS, row, strict=True))
+    values["state"] = JobState(values["state"])
+    return Job(**values)
+
+
+def _assignments(changes: Mapping[str, object]) -> str:
+    unknown = set(changes) - MUTABLE_COLUMNS
+    if unknown:
+        raise ValueError(f"cannot set {', '.join(sorted(unknown))} on a job")
+    return "".join(f", {column} = :{column}" for column in changes)
+
+
+class JobRepository:
+    """Jobs in SQLite. Every state change is a compare-and-set on (id, state)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, new_job: NewJob) -> Job:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(INSERT_JOB, dataclasses.asdict(new_job))
+            job_id = cursor.lastrowid
+            async with conn.execute(SELECT_JOB, (job_id,)) as select:
+                row = await select.fetchone()
+        assert row is not None
+        return _to_job(row)
+
+    async def get(self, job_id: int) -> Job | None:
+        async with self._db.access() as conn, conn.execute(SELECT_JOB, (job_id,)) as cursor:
+            row = await cursor.fetchone()
+        return _to_job(row) if row else None
+
+    async def transition(
+        self,
+        job_id: int,
+        expected: JobState,
+        new_state: JobState,
+        now: float,
+        **changes: object,
+    ) -> Job | None:
+        """Move the job from `expected` to `new_state`, setting `changes` in the same statement.
+
+        Returns the updated job, or None when the job was not in `expected` (someone else won).
+        """
+        sql = (
+            f"UPDATE jobs SET state = :new_state, updated_at = :now{_assignments(changes)} "
+            "WHERE id = :id AND state = :expected"
+        )
+        params = {**changes, "new_state": new_state.value, "now": now}
+        params |= {"id": job_id, "expected": expected.value}
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(sql, params)
+            if cursor.rowcount != 1:
+                return None
+            async with conn.execute(SELECT_JOB, (job_id,)) as select:
+                row = await select.fetchone()
+        return _to_job(row) if row else None
+
+    async def update(
+        self, job_id: int, expected: JobState, now: float, **changes: object
+    ) -> Job | None:
+        """Set fields without changing state, only while the job is still in `expected`."""
+        return await self.transition(job_id, expected, expected, now, **changes)
+
+    async def in_states(self, states: Iterable[JobState]) -> list[Job]:
+        wanted = [state.value for state in states]
+        sql = SELECT_IN_STATES.format(
+            columns=", ".join(_JOB_COLUMNS), marks=", ".join("?" for _ in wanted)
+        )
+        async with self._db.access() as conn, conn.execute(sql, wanted) as cursor:
+            rows = await cursor.fetchall()
+        return [_to_job(row) for row in rows]
+
+    async def recent_for_member(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
+        async with (
+            self._db.access() as conn,
+            conn.execute(SELECT_BY_MEMBER, (guild_id, user_id, limit)) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [_to_job(row) for row in rows]

@@ -1,0 +1,170 @@
+"""Fakes for the engine's collaborators: an in-memory store, a scripted API, a recording notifier."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable
+from pathlib import Path
+
+from bot.media import DownloadedVideo, VideoTooLarge
+from bot.together import CreateVideoRequest, TogetherError, VideoJob
+from storage.jobs import MUTABLE_COLUMNS
+from storage.models import Job, JobState, NewJob
+
+
+def make_job(job_id: int, now: float, **overrides: object) -> Job:
+    values: dict[str, object] = dict(
+        id=job_id,
+        state=JobState.QUEUED,
+        guild_id=10,
+        channel_id=20,
+        user_id=30,
+        application_id=40,
+        interaction_id=50 + job_id,
+        interaction_token=f"token-{job_id}",
+        message_id=1000 + job_id,
+        upload_limit=10 * 1024 * 1024,
+        model="minimax/hailuo-02",
+        prompt="a cat surfing a wave at sunset",
+        negative_prompt=None,
+        width=1366,
+        height=768,
+        seconds=6,
+        fps=None,
+        steps=None,
+        seed=None,
+        guidance_scale=None,
+        output_format="MP4",
+        estimated_cost_usd=0.49,
+        together_id=None,
+        provider_status=None,
+        video_url=None,
+        cost_usd=None,
+        failure_reason=None,
+        created_at=now,
+        updated_at=now,
+        submitted_at=None,
+        finished_at=None,
+        delivered_at=None,
+        deadline_at=now + 1800,
+        delivery=None,
+    )
+    values.update(overrides)
+    return Job(**values)  # type: ignore[arg-type]
+
+
+class FakeStore:
+    """The JobStore protocol over a dict, with the same compare-and-set rule as SQLite."""
+
+    def __init__(self, jobs: Iterable[Job] = ()) -> None:
+        self.jobs = {job.id: job for job in jobs}
+        self.history: list[tuple[int, JobState, JobState]] = []
+
+    async def get(self, job_id: int) -> Job | None:
+        return self.jobs.get(job_id)
+
+    async def transition(
+        self, job_id: int, expected: JobState, new_state: JobState, now: float, **changes: object
+    ) -> Job | None:
+        assert set(changes) <= MUTABLE_COLUMNS, changes
+        job = self.jobs.get(job_id)
+        if job is None or job.state is not expected:
+            return None
+        updated = dataclasses.replace(job, state=new_state, updated_at=now, **changes)  # type: ignore[arg-type]
+        self.jobs[job_id] = updated
+        if new_state is not expected:
+            self.history.append((job_id, expected, new_state))
+        return updated
+
+    async def update(
+        self, job_id: int, expected: JobState, now: float, **changes: object
+    ) -> Job | None:
+        return await self.transition(job_id, expected, expected, now, **changes)
+
+    async def in_states(self, states: Iterable[JobState]) -> list[Job]:
+        wanted = set(states)
+        return [job for job in self.jobs.values() if job.state in wanted]
+
+
+class FakeAPI:
+    """Scripted Together: each created job answers its GETs from a list of statuses."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self.posts: list[CreateVideoRequest] = []
+        self.gets: list[str] = []
+        self.post_errors: list[TogetherError] = []
+        self.post_result: dict[str, object] = {}
+        self.scripts: dict[str, list[VideoJob | TogetherError]] = {}
+        self.default_script: list[VideoJob | TogetherError] = []
+
+    async def create_video(self, request: CreateVideoRequest) -> VideoJob:
+        self.posts.append(request)
+        if self.post_errors:
+            raise self.post_errors.pop(0)
+        job_id = f"vid_{next(self._ids)}"
+        self.scripts[job_id] = list(self.default_script)
+        return VideoJob(**{"id": job_id, "status": "queued", **self.post_result})  # type: ignore[arg-type]
+
+    async def get_video(self, job_id: str) -> VideoJob:
+        self.gets.append(job_id)
+        script = self.scripts[job_id]
+        answer = script.pop(0) if len(script) > 1 else script[0]
+        if isinstance(answer, TogetherError):
+            raise answer
+        return answer.model_copy(update={"id": job_id})
+
+
+def status(name: str, **fields: object) -> VideoJob:
+    return VideoJob(id="?", status=name, **fields)  # type: ignore[arg-type]
+
+
+class FakeFetcher:
+    def __init__(self, size: int = 2048) -> None:
+        self.size = size
+        self.calls: list[tuple[str, Path, int]] = []
+
+    async def __call__(self, url: str, dest: Path, *, max_bytes: int) -> DownloadedVideo:
+        self.calls.append((url, dest, max_bytes))
+        if self.size > max_bytes:
+            raise VideoTooLarge(self.size, max_bytes)
+        dest.write_bytes(b"\0" * self.size)
+        return DownloadedVideo(path=dest, size=self.size, content_type="video/mp4")
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.shown: list[Job] = []
+        self.delivered: list[tuple[Job, bytes | None]] = []
+        self.fail_deliveries = 0
+
+    async def show(self, job: Job) -> None:
+        self.shown.append(job)
+
+    async def deliver(self, job: Job, video: Path | None) -> None:
+        if self.fail_deliveries:
+            self.fail_deliveries -= 1
+            raise RuntimeError("Discord said 503")
+        self.delivered.append((job, video.read_bytes() if video else None))
+
+
+def new_job(now: float, **overrides: object) -> NewJob:
+    values: dict[str, object] = dict(
+        guild_id=10,
+        channel_id=20,
+        user_id=30,
+        application_id=40,
+        interaction_id=50,
+        interaction_token="secret-interaction-token",
+        upload_limit=10 * 1024 * 1024,
+        model="minimax/hailuo-02",
+        prompt="a cat surfing a wave at sunset",
+        width=1366,
+        height=768,
+        seconds=6,
+        created_at=now,
+        deadline_at=now + 1800,
+    )
+    values.update(overrides)
+    return NewJob(**values)  # type: ignore[arg-type]

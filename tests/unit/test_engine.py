@@ -1,0 +1,288 @@
+"""The job engine with a fake API, store and notifier, on virtual time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.clock import ManualClock
+from bot.engine import EngineConfig, JobEngine
+from bot.together import (
+    TogetherBadRequest,
+    TogetherConnectionError,
+    TogetherRateLimited,
+    TogetherServerError,
+)
+from storage.models import JobState
+from tests.unit.fakes import (
+    FakeAPI,
+    FakeFetcher,
+    FakeStore,
+    RecordingNotifier,
+    make_job,
+    status,
+)
+
+POLL = 5.0
+EDIT = 10.0
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, **config: object) -> None:
+        self.clock = ManualClock()
+        self.store = FakeStore()
+        self.api = FakeAPI()
+        self.fetch = FakeFetcher()
+        self.notifier = RecordingNotifier()
+        options: dict[str, object] = dict(
+            workdir=tmp_path / "downloads",
+            poll_interval=POLL,
+            edit_interval=EDIT,
+            job_timeout=600.0,
+            retry_delay=2.0,
+        )
+        options.update(config)
+        self.engine = JobEngine(
+            self.store, self.api, self.fetch, self.clock, EngineConfig(**options)  # type: ignore[arg-type]
+        )
+        self.engine.attach(self.notifier)
+
+    def add(self, job_id: int = 1, **overrides: object) -> None:
+        job = make_job(job_id, self.clock.now(), **overrides)
+        self.store.jobs[job.id] = job
+        self.engine.enqueue(job)
+
+    async def step(self, seconds: float = 0.0) -> None:
+        """Advance virtual time, run one scheduler pass, and let its work finish."""
+        self.clock.advance(seconds)
+        await self.engine.tick()
+        await self.engine.drain()
+
+    async def run_for(self, seconds: float, step: float = 1.0) -> None:
+        elapsed = 0.0
+        while elapsed < seconds:
+            await self.step(step)
+            elapsed += step
+
+    def state(self, job_id: int = 1) -> JobState:
+        return self.store.jobs[job_id].state
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+async def test_completed_job_is_delivered_once(h: Harness) -> None:
+    h.api.default_script = [
+        status("in_progress"),
+        status("completed", video_url="https://x/v.mp4", cost=0.28, seed=7),
+    ]
+    h.add()
+    await h.step()
+    assert h.state() is JobState.RUNNING
+    assert h.store.jobs[1].together_id == "vid_1"
+    await h.step(POLL)
+    assert h.store.jobs[1].provider_status == "in_progress"
+    await h.step(POLL)
+    await h.step()
+    job = h.store.jobs[1]
+    assert job.state is JobState.DELIVERED
+    assert job.delivery == "attachment"
+    assert job.cost_usd == 0.28 and job.seed == 7
+    assert len(h.notifier.delivered) == 1
+    assert h.notifier.delivered[0][1] == b"\0" * 2048
+    assert len(h.api.posts) == 1
+    assert h.api.posts[0].model == "minimax/hailuo-02" and h.api.posts[0].seconds == "6"
+    assert not list((h.engine._config.workdir).iterdir()), "the download is removed"
+    assert h.engine.tracked(1) is None
+    assert [s for _, s, n in h.store.history] == [
+        JobState.QUEUED,
+        JobState.SUBMITTING,
+        JobState.RUNNING,
+        JobState.DELIVERING,
+    ]
+
+
+async def test_provider_failure_shows_its_reason(h: Harness) -> None:
+    h.api.default_script = [status("failed", error_message="Prompt was flagged by moderation")]
+    h.add()
+    await h.step()
+    await h.step(POLL)
+    job = h.store.jobs[1]
+    assert job.state is JobState.FAILED
+    assert job.failure_reason == "Prompt was flagged by moderation"
+    assert h.notifier.shown[-1].state is JobState.FAILED
+    assert not h.notifier.delivered
+
+
+async def test_post_that_already_failed_is_not_polled(h: Harness) -> None:
+    h.api.post_result = {"status": "failed", "error_message": "unsupported size"}
+    h.add()
+    await h.step()
+    assert h.state() is JobState.FAILED
+    assert h.store.jobs[1].failure_reason == "unsupported size"
+    assert h.api.gets == []
+
+
+async def test_rejected_submission_fails_without_retry(h: Harness) -> None:
+    h.api.post_errors = [TogetherBadRequest("steps must be <= 50", status=400)]
+    h.add()
+    await h.run_for(30)
+    job = h.store.jobs[1]
+    assert job.state is JobState.FAILED
+    assert job.failure_reason == "Together refused the request: steps must be <= 50"
+    assert len(h.api.posts) == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TogetherServerError("upstream timeout", status=503),
+        TogetherConnectionError("read timed out", kind="read_timeout"),
+    ],
+)
+async def test_unconfirmed_submission_is_never_sent_twice(h: Harness, error: Exception) -> None:
+    h.api.post_errors = [error]  # type: ignore[list-item]
+    h.add()
+    await h.run_for(60)
+    job = h.store.jobs[1]
+    assert job.state is JobState.FAILED
+    assert "not sent again" in (job.failure_reason or "")
+    assert len(h.api.posts) == 1
+
+
+async def test_rate_limited_submission_waits_and_retries(h: Harness) -> None:
+    h.api.default_script = [status("in_progress")]
+    h.api.post_errors = [TogetherRateLimited("slow down", status=429, retry_after=7.0)]
+    h.add()
+    await h.step()
+    assert h.state() is JobState.QUEUED
+    await h.step(6)
+    assert len(h.api.posts) == 1, "Retry-After is honoured"
+    await h.step(1.5)
+    assert h.state() is JobState.RUNNING
+    assert len(h.api.posts) == 2
+
+
+async def test_connection_refused_gives_up_after_attempts(h: Harness) -> None:
+    h.api.post_errors = [TogetherConnectionError("refused", kind="connect")] * 3
+    h.add()
+    await h.run_for(120)
+    assert h.state() is JobState.FAILED
+    assert len(h.api.posts) == 3
+    assert (h.store.jobs[1].failure_reason or "").startswith("Together refused the request")
+
+
+async def test_job_that_never_finishes_times_out(h: Harness) -> None:
+    h.api.default_script = [status("in_progress")]
+    h.add()
+    await h.run_for(599, step=POLL)
+    assert h.state() is JobState.RUNNING
+    await h.run_for(10, step=POLL)
+    job = h.store.jobs[1]
+    assert job.state is JobState.TIMED_OUT
+    assert "10 minutes" in (job.failure_reason or "")
+    assert h.notifier.shown[-1].state is JobState.TIMED_OUT
+
+
+async def test_polling_outage_backs_off_and_never_fails(h: Harness) -> None:
+    outage = TogetherServerError("bad gateway", status=502)
+    h.api.default_script = [outage] * 6 + [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(300)
+    assert h.state() is JobState.DELIVERED
+    # Backoff: far fewer polls than one every POLL seconds during the outage.
+    assert len(h.api.gets) == 7
+
+
+async def test_progress_edits_are_throttled(h: Harness) -> None:
+    h.api.default_script = [status("in_progress")]
+    h.add()
+    await h.step()  # submitted: one edit for the state change
+    await h.run_for(60, step=0.5)
+    running = [j for j in h.notifier.shown if j.state is JobState.RUNNING]
+    # one for RUNNING, one for in_progress, then one per EDIT seconds
+    assert 6 <= len(running) <= 8
+    assert len(h.api.gets) >= 11
+
+
+async def test_video_over_the_limit_is_posted_as_link(h: Harness) -> None:
+    h.fetch.size = 11 * 1024 * 1024
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(10)
+    job = h.store.jobs[1]
+    assert job.state is JobState.DELIVERED and job.delivery == "link"
+    assert h.notifier.delivered == [(h.notifier.delivered[0][0], None)]
+    assert h.fetch.calls[0][2] == 10 * 1024 * 1024
+
+
+async def test_delivery_failures_are_retried(h: Harness) -> None:
+    h.notifier.fail_deliveries = 2
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(60)
+    assert h.state() is JobState.DELIVERED
+    assert len(h.notifier.delivered) == 1
+    assert len(h.fetch.calls) == 3
+
+
+async def test_delivery_that_never_works_fails_with_the_link(h: Harness) -> None:
+    h.notifier.fail_deliveries = 100
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(1000, step=5)
+    job = h.store.jobs[1]
+    assert job.state is JobState.FAILED
+    assert "https://x/v.mp4" in (job.failure_reason or "")
+
+
+async def test_lost_race_changes_nothing(h: Harness) -> None:
+    h.api.default_script = [status("in_progress")]
+    h.add()
+    await h.step()
+    # Someone else (a moderator's cancel, another process) finishes the job first.
+    await h.store.transition(1, JobState.RUNNING, JobState.CANCELLED, h.clock.now())
+    h.api.scripts["vid_1"] = [status("completed", video_url="https://x/v.mp4")]
+    await h.run_for(20)
+    assert h.state() is JobState.CANCELLED
+    assert not h.notifier.delivered
+    assert h.engine.tracked(1) is None
+
+
+async def test_max_active_jobs_holds_the_rest_in_queue(tmp_path: Path) -> None:
+    h = Harness(tmp_path, max_active=2)
+    h.api.default_script = [status("in_progress")]
+    for job_id in (1, 2, 3):
+        h.add(job_id)
+    await h.step()
+    assert [h.state(i) for i in (1, 2, 3)] == [JobState.RUNNING, JobState.RUNNING, JobState.QUEUED]
+
+
+async def test_recovery_follows_the_restart_rules(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    now = h.clock.now()
+    h.store.jobs = {
+        1: make_job(1, now, state=JobState.QUEUED),
+        2: make_job(2, now, state=JobState.SUBMITTING),
+        3: make_job(3, now, state=JobState.RUNNING, together_id="vid_old"),
+        4: make_job(4, now, state=JobState.DELIVERING, together_id="vid_done", video_url="u"),
+        5: make_job(5, now, state=JobState.DELIVERED),
+    }
+    h.api.scripts["vid_old"] = [status("in_progress")]
+    h.api.default_script = [status("in_progress")]
+    leftover = tmp_path / "downloads" / "job-9.mp4"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"partial")
+    await h.engine.recover()
+    await h.step()
+    assert h.state(2) is JobState.FAILED
+    assert "not charged twice" in (h.store.jobs[2].failure_reason or "")
+    assert h.notifier.shown and any(j.id == 2 for j in h.notifier.shown)
+    assert h.state(1) is JobState.RUNNING  # queued waits again, then goes
+    assert "vid_old" in h.api.gets  # running is polled again
+    assert h.state(4) is JobState.DELIVERED  # delivering is delivered
+    assert [p.prompt for p in h.api.posts] == [h.store.jobs[1].prompt]  # only job 1 was POSTed
+    assert not leftover.exists()

@@ -1,0 +1,72 @@
+"""Settings: defaults, validation, and the one-line error that names the setting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.settings import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DISCORD_TOKEN", "TOGETHER_API_KEY", "LOG_LEVEL", "PROGRESS_EDIT_INTERVAL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "d-token")
+    monkeypatch.setenv("TOGETHER_API_KEY", "t-key")
+    settings = load_settings(env_file=None)
+    assert settings.database_path == Path("data/bot.sqlite3")
+    assert settings.together_base_url == "https://api.together.xyz"
+    assert settings.discord_api_base == "https://discord.com/api/v10"
+    assert settings.progress_edit_interval == 10.0
+    assert "d-token" not in repr(settings) and "t-key" not in repr(settings)
+
+
+def test_env_file_is_read(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("DISCORD_TOKEN=abc\nTOGETHER_API_KEY=def\nLOG_LEVEL=debug\n")
+    settings = load_settings(env_file=env)
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "DISCORD_TOKEN is not set"),
+        ({"DISCORD_TOKEN": "a"}, "TOGETHER_API_KEY is not set"),
+        ({"DISCORD_TOKEN": "a", "TOGETHER_API_KEY": "b", "LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        (
+            {"DISCORD_TOKEN": "a", "TOGETHER_API_KEY": "b", "PROGRESS_EDIT_INTERVAL": "0"},
+            "PROGRESS_EDIT_INTERVAL is invalid",
+        ),
+        ({"DISCORD_TOKEN": " ", "TOGETHER_API_KEY": "b"}, "DISCORD_TOKEN is invalid"),
+    ],
+)
+def test_bad_settings_name_themselves(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings(env_file=None)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_start_without_token_prints_one_line(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "DISCORD_TOKEN is not set" in lines[0]

@@ -1,0 +1,131 @@
+"""Storage on a real SQLite file: migrations, round trips, compare-and-set transitions."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage.db import list_migrations, open_database
+from storage.jobs import JobRepository
+from storage.models import JobState
+from tests.unit.fakes import new_job
+
+NOW = 1_700_000_000.0
+
+
+async def test_migrations_from_empty(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "bot.sqlite3"
+    db = await open_database(path)
+    await db.close()
+    assert path.exists(), "the database folder is created"
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert version == len(list_migrations())
+    assert mode == "wal"
+    assert "jobs" in tables
+    # Opening again applies nothing and keeps the data.
+    db = await open_database(path)
+    await db.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(RuntimeError, match="newer"):
+        await open_database(path)
+
+
+async def test_broken_migration_rolls_back(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "001_good.sql").write_text("CREATE TABLE a (x INTEGER);")
+    (migrations / "002_bad.sql").write_text("CREATE TABLE b (y INTEGER); SELECT nonsense(;")
+    path = tmp_path / "bot.sqlite3"
+    with pytest.raises(sqlite3.Error):
+        await open_database(path, migrations)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert names == {"a"}, "the failed migration left nothing behind"
+
+
+@pytest.fixture
+async def repo(tmp_path: Path):  # type: ignore[no-untyped-def]
+    db = await open_database(tmp_path / "bot.sqlite3")
+    yield JobRepository(db)
+    await db.close()
+
+
+async def test_create_and_read_back(repo: JobRepository) -> None:
+    job = await repo.create(new_job(NOW, seed=42, guidance_scale=7.5, negative_prompt="blur"))
+    assert job.state is JobState.QUEUED
+    again = await repo.get(job.id)
+    assert again == job
+    assert again.seed == 42 and again.guidance_scale == 7.5 and again.negative_prompt == "blur"
+    assert "secret-interaction-token" not in repr(job)
+
+
+async def test_transition_is_compare_and_set(repo: JobRepository) -> None:
+    job = await repo.create(new_job(NOW))
+    moved = await repo.transition(job.id, JobState.QUEUED, JobState.SUBMITTING, NOW + 1)
+    assert moved is not None and moved.state is JobState.SUBMITTING
+    # A caller that still believes the job is queued loses, and changes nothing.
+    lost = await repo.transition(
+        job.id, JobState.QUEUED, JobState.CANCELLED, NOW + 2, failure_reason="late"
+    )
+    assert lost is None
+    current = await repo.get(job.id)
+    assert current is not None
+    assert current.state is JobState.SUBMITTING and current.failure_reason is None
+
+
+async def test_concurrent_transitions_have_one_winner(repo: JobRepository) -> None:
+    job = await repo.create(new_job(NOW))
+    results = await asyncio.gather(
+        *(
+            repo.transition(job.id, JobState.QUEUED, target, NOW + 1)
+            for target in (JobState.SUBMITTING, JobState.CANCELLED) * 10
+        )
+    )
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+
+
+async def test_transition_sets_fields_together(repo: JobRepository) -> None:
+    job = await repo.create(new_job(NOW))
+    await repo.transition(job.id, JobState.QUEUED, JobState.SUBMITTING, NOW)
+    running = await repo.transition(
+        job.id,
+        JobState.SUBMITTING,
+        JobState.RUNNING,
+        NOW + 3,
+        together_id="vid_1",
+        provider_status="queued",
+        submitted_at=NOW + 3,
+    )
+    assert running is not None
+    assert (running.together_id, running.provider_status, running.updated_at) == (
+        "vid_1",
+        "queued",
+        NOW + 3,
+    )
+
+
+async def test_only_mutable_columns_can_be_set(repo: JobRepository) -> None:
+    job = await repo.create(new_job(NOW))
+    with pytest.raises(ValueError, match="prompt"):
+        await repo.update(job.id, JobState.QUEUED, NOW, prompt="changed")
+
+
+async def test_states_and_member_history(repo: JobRepository) -> None:
+    first = await repo.create(new_job(NOW))
+    second = await repo.create(new_job(NOW + 1, user_id=99))
+    await repo.transition(first.id, JobState.QUEUED, JobState.CANCELLED, NOW)
+    assert [j.id for j in await repo.in_states([JobState.QUEUED])] == [second.id]
+    assert [j.id for j in await repo.recent_for_member(10, 30)] == [first.id]
