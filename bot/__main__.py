@@ -48,7 +48,6 @@ async def run(settings: Settings) -> int:
             poll_interval=settings.poll_interval,
             edit_interval=settings.progress_edit_interval,
             max_active=settings.max_active_jobs,
-            job_timeout=settings.job_timeout_minutes * 60,
         )
         engine = JobEngine(jobs, together, fetch, SystemClock(), config)
         bot = VideoBot(settings, jobs, engine, catalog)

@@ -75,7 +75,6 @@ class EngineConfig:
     poll_interval: float = 5.0
     edit_interval: float = 10.0
     max_active: int = 20
-    job_timeout: float = 30 * 60.0
     submit_attempts: int = 3
     delivery_attempts: int = 5
     retry_delay: float = 5.0
@@ -317,13 +316,16 @@ class JobEngine:
             await self._submit_failed(tracked, exc)
             return
         now = self._clock.now()
+        # The job's time limit (the model's, from the catalog) counts from submission:
+        # time spent waiting in the bot's own queue is not Together's.
+        time_limit = job.deadline_at - job.created_at
         moved = await self._move(
             tracked,
             JobState.RUNNING,
             together_id=created.id,
             provider_status=created.status or "queued",
             submitted_at=now,
-            deadline_at=now + self._config.job_timeout,
+            deadline_at=now + time_limit,
         )
         if moved:
             log.info("Job %d: accepted by Together as %s", job.id, created.id)
@@ -425,7 +427,8 @@ class JobEngine:
             tracked.due_at = now + self._config.poll_interval
 
     async def _time_out(self, tracked: _Tracked) -> None:
-        minutes = round(self._config.job_timeout / 60)
+        job = tracked.job
+        minutes = round((job.deadline_at - (job.submitted_at or job.created_at)) / 60)
         await self._move(
             tracked,
             JobState.TIMED_OUT,

@@ -34,7 +34,6 @@ class Settings(BaseSettings):
     progress_edit_interval: float = Field(default=10.0, ge=1.0, le=600.0)
     poll_interval: float = Field(default=5.0, ge=0.05, le=300.0)
     max_active_jobs: int = Field(default=20, ge=1, le=1000)
-    job_timeout_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
     log_level: str = "INFO"
 
     @field_validator("discord_token", "together_api_key")
