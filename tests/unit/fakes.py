@@ -1,4 +1,4 @@
-"""Fakes for the engine's collaborators: an in-memory store, a scripted API, a recording notifier."""
+"""Fakes for the engine: an in-memory store, a scripted API, a recording notifier."""
 
 from __future__ import annotations
 
