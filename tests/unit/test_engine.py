@@ -43,7 +43,11 @@ class Harness:
         )
         options.update(config)
         self.engine = JobEngine(
-            self.store, self.api, self.fetch, self.clock, EngineConfig(**options)  # type: ignore[arg-type]
+            self.store,
+            self.api,
+            self.fetch,
+            self.clock,
+            EngineConfig(**options),  # type: ignore[arg-type]
         )
         self.engine.attach(self.notifier)
 
