@@ -1,0 +1,25 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DATABASE_PATH=/data/bot.sqlite3
+
+RUN groupadd --gid 10001 bot \
+    && useradd --create-home --uid 10001 --gid 10001 bot \
+    && mkdir /data \
+    && chown bot:bot /data
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY cogs ./cogs
+COPY storage ./storage
+COPY sandbox ./sandbox
+# The same install step .ci/run proves in a fresh virtual environment.
+RUN pip install --no-cache-dir .
+
+USER 10001:10001
+VOLUME ["/data"]
+CMD ["python", "-m", "bot"]

@@ -1,0 +1,62 @@
+"""Assembling the bot: Storage -> TogetherClient -> JobEngine -> VideoBot, and closing them.
+
+Used by `python -m bot`, and by the sandbox harness so tests run the very same wiring.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+
+from bot.catalog import load_catalog
+from bot.client import VideoBot
+from bot.clock import Clock, SystemClock
+from bot.engine import EngineConfig, JobEngine
+from bot.media import DownloadedVideo, download_video
+from bot.settings import Settings
+from bot.together import TogetherClient
+from storage.db import open_database
+from storage.jobs import JobRepository
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncIterator[VideoBot]:
+    """A ready-to-start VideoBot; everything it opened is closed on exit."""
+    catalog = load_catalog()
+    db = await open_database(settings.database_path)
+    jobs = JobRepository(db)
+    try:
+        async with (
+            TogetherClient(
+                settings.together_api_key.get_secret_value(), settings.together_base_url
+            ) as together,
+            # Downloads use their own client: the Together key must never reach the video host.
+            httpx.AsyncClient(
+                follow_redirects=True, timeout=httpx.Timeout(60.0, connect=10.0)
+            ) as web,
+        ):
+
+            async def fetch(url: str, dest: Path, *, max_bytes: int) -> DownloadedVideo:
+                return await download_video(web, url, dest, max_bytes=max_bytes)
+
+            config = EngineConfig(
+                workdir=settings.database_path.parent / "downloads",
+                poll_interval=settings.poll_interval,
+                edit_interval=settings.progress_edit_interval,
+                max_active=settings.max_active_jobs,
+            )
+            engine = JobEngine(jobs, together, fetch, clock or SystemClock(), config)
+            bot = VideoBot(settings, jobs, engine, catalog)
+            try:
+                yield bot
+            finally:
+                if not bot.is_closed():
+                    await bot.close()
+    finally:
+        await db.close()
