@@ -1,0 +1,44 @@
+"""A local Discord stand-in (REST, gateway, interactions, CDN) for driving a real discord.py bot.
+
+Quick use::
+
+    async with DiscordSandbox() as sandbox:
+        with point_discord_at(sandbox):
+            await bot.login("sandbox-bot-token")  # the default bot_token
+            ...
+"""
+
+from .errors import DiscordError
+from .models import (
+    Attachment,
+    Channel,
+    Guild,
+    Interaction,
+    Member,
+    Message,
+    RecordedFile,
+    RecordedRequest,
+    Role,
+    User,
+)
+from .redirect import point_discord_at
+from .server import DiscordSandbox
+from .snowflakes import DISCORD_EPOCH_MS, snowflake_time
+
+__all__ = [
+    "DISCORD_EPOCH_MS",
+    "Attachment",
+    "Channel",
+    "DiscordError",
+    "DiscordSandbox",
+    "Guild",
+    "Interaction",
+    "Member",
+    "Message",
+    "RecordedFile",
+    "RecordedRequest",
+    "Role",
+    "User",
+    "point_discord_at",
+    "snowflake_time",
+]

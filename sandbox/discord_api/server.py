@@ -1,0 +1,324 @@
+"""``DiscordSandbox``: the control object tests drive, and the aiohttp server behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from .cdn import Cdn
+from .faults import FaultPlan
+from .gateway import Gateway
+from .interaction_events import FileSpec, InteractionFactory
+from .messages import MessageStore
+from .middleware import API_PREFIX, Pipeline
+from .models import Channel, Guild, Interaction, Member, Message, RecordedRequest, Role, User
+from .payloads import guild_create_payload
+from .ratelimits import RateLimiter
+from .rest import RestApi
+from .state import INTENT_GUILDS, SandboxState
+from .webhooks import InteractionApi
+
+_POLL_INTERVAL = 0.01
+
+
+class DiscordSandbox:
+    """A local Discord: REST API, gateway and CDN on one loopback port.
+
+    Point discord.py at it with ``discord.http.Route.BASE = sandbox.api_base`` (and, for
+    non-resumable reconnects, ``DiscordWebSocket.DEFAULT_GATEWAY``; see ``redirect``).
+    """
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "sandbox-bot-token",
+        token_ttl: float = 900.0,
+        first_response_deadline: float = 3.0,
+        attachment_size_limit: int = 10 * 1024 * 1024,
+    ) -> None:
+        self._bot_token = bot_token
+        self.state = SandboxState(
+            attachment_size_limit=attachment_size_limit,
+            first_response_deadline=first_response_deadline,
+            token_ttl=token_ttl,
+        )
+        self.requests: list[RecordedRequest] = []
+        self.faults = FaultPlan()
+        self.rate_limits = RateLimiter()
+        self.gateway = Gateway(self.state, bot_token)
+        self._store = MessageStore(self.state)
+        self._factory = InteractionFactory(self.state)
+        self._runner: web.AppRunner | None = None
+        self.api_base = ""
+        self.gateway_url = ""
+        self.guild = self.state.add_guild("Sandbox")
+        self.channel = self.guild.channels[0]
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        if host != "127.0.0.1":
+            raise ValueError("the sandbox binds to loopback only")
+        app = self._build_app()
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = self._runner.addresses[0][1]
+        origin = f"http://{host}:{bound}"
+        self.state.cdn_base = origin
+        self.api_base = origin + API_PREFIX
+        self.gateway_url = self.gateway.url = f"ws://{host}:{bound}/gateway"
+
+    def _build_app(self) -> web.Application:
+        pipeline = Pipeline(self.state, self.faults, self.rate_limits, self.requests.append)
+        # Room for several uploads at the limit plus JSON; larger bodies are refused by aiohttp.
+        max_body = max(self.state.attachment_size_limit * 12, 64 * 1024 * 1024)
+        app = web.Application(client_max_size=max_body, middlewares=[pipeline.middleware()])
+        rest = RestApi(self.state, self._store, self.gateway, self._bot_token)
+        app.add_routes(rest.routes(API_PREFIX))
+        app.add_routes(InteractionApi(self.state, self._store).routes(API_PREFIX))
+        app.add_routes(Cdn(self.state).routes())
+        app.add_routes([web.get("/gateway", self.gateway.handle)])
+        return app
+
+    async def close(self) -> None:
+        await self.gateway.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> DiscordSandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- settings and views --------------------------------------------------------------------
+
+    @property
+    def application_id(self) -> int:
+        return self.state.application_id
+
+    @property
+    def bot_user(self) -> User:
+        return self.state.bot_user
+
+    @property
+    def bot_member(self) -> Member:
+        return self.guild.members[self.bot_user.id]
+
+    @property
+    def first_response_deadline(self) -> float:
+        return self.state.first_response_deadline
+
+    @first_response_deadline.setter
+    def first_response_deadline(self, seconds: float) -> None:
+        self.state.first_response_deadline = seconds
+
+    @property
+    def token_ttl(self) -> float:
+        return self.state.token_ttl
+
+    @token_ttl.setter
+    def token_ttl(self, seconds: float) -> None:
+        self.state.token_ttl = seconds
+
+    @property
+    def attachment_size_limit(self) -> int:
+        return self.state.attachment_size_limit
+
+    @property
+    def messages(self) -> dict[int, Message]:
+        return self.state.messages
+
+    @property
+    def interactions(self) -> dict[int, Interaction]:
+        return self.state.interactions
+
+    @property
+    def commands(self) -> list[dict[str, Any]]:
+        """The registered global commands."""
+        return self.state.global_commands
+
+    def guild_commands(self, guild: Guild) -> list[dict[str, Any]]:
+        return self.state.commands_for(guild.id)
+
+    @property
+    def connected(self) -> asyncio.Event:
+        """Set while the bot has a live, identified (or resumed) gateway session."""
+        return self.gateway.connected
+
+    async def wait_until_ready(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        try:
+            await asyncio.wait_for(self.gateway.connected.wait(), timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"the bot did not IDENTIFY within {timeout}s; requests so far: "
+                f"{self._recent_requests()}"
+            ) from None
+
+    # -- the world -----------------------------------------------------------------------------
+
+    def add_guild(self, name: str) -> Guild:
+        guild = self.state.add_guild(name)
+        payload = guild_create_payload(guild, self.bot_user, all_members=False, unavailable=None)
+        self.state.emit("GUILD_CREATE", payload, INTENT_GUILDS)
+        return guild
+
+    def add_channel(self, guild: Guild, name: str) -> Channel:
+        return self.state.add_channel(guild, name)
+
+    def add_role(self, guild: Guild, name: str, permissions: int = 0) -> Role:
+        return self.state.add_role(guild, name, permissions)
+
+    def add_member(
+        self,
+        guild: Guild,
+        username: str,
+        *,
+        roles: Sequence[Role] = (),
+        permissions: int | None = None,
+    ) -> Member:
+        return self.state.add_member(guild, username, roles=roles, permissions=permissions)
+
+    def user_message(self, member: Member, content: str, channel: Channel | None = None) -> Message:
+        """A message a member posts (MESSAGE_CREATE reaches bots with the messages intent)."""
+        target = self._channel_for(member, channel)
+        return self._store.create(target, member.user, {"content": content}, [])
+
+    # -- events to the bot ---------------------------------------------------------------------
+
+    async def slash_command(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        member: Member,
+        channel: Channel | None = None,
+        attachments: dict[str, FileSpec] | None = None,
+        subcommand: Sequence[str] = (),
+    ) -> Interaction:
+        """Sends a type 2 INTERACTION_CREATE; returns at once (the bot answers on its own)."""
+        channel = self._channel_for(member, channel)
+        interaction = self._factory.command(
+            name, options or {}, member, channel, files=attachments or {}, subcommand=subcommand
+        )
+        self._send(interaction)
+        return interaction
+
+    async def autocomplete(
+        self,
+        name: str,
+        options: dict[str, Any],
+        focused: str,
+        *,
+        member: Member,
+        channel: Channel | None = None,
+        subcommand: Sequence[str] = (),
+        timeout: float = 5.0,  # noqa: ASYNC109 (part of the specified API)
+    ) -> list[dict[str, Any]]:
+        """Sends a type 4 interaction and returns the choices of the bot's type 8 answer."""
+        channel = self._channel_for(member, channel)
+        interaction = self._factory.command(
+            name, options, member, channel, files={}, subcommand=subcommand, focused=focused
+        )
+        self._send(interaction)
+        await self.wait_for(lambda: interaction.autocomplete_choices is not None, timeout)
+        return list(interaction.autocomplete_choices or [])
+
+    async def click_button(
+        self, message: Message, custom_id: str, *, member: Member
+    ) -> Interaction:
+        interaction = self._factory.button(message, custom_id, member)
+        self._send(interaction)
+        return interaction
+
+    def _channel_for(self, member: Member, channel: Channel | None) -> Channel:
+        if channel is None:
+            guild = self.state.guilds[member.guild_id]
+            return guild.channels[0]
+        if channel.guild_id != member.guild_id:
+            raise ValueError(f"{member.user.username} is not in the guild of #{channel.name}")
+        return channel
+
+    def _send(self, interaction: Interaction) -> None:
+        payload = self._factory.payload(interaction)
+        self.gateway.dispatch_to_guild(interaction.guild.id, "INTERACTION_CREATE", payload)
+        # The response deadline counts from the dispatch.
+        interaction.sent_at = time.monotonic()
+
+    # -- observation ---------------------------------------------------------------------------
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109 (part of the specified API)
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() >= deadline:
+                name = getattr(predicate, "__qualname__", repr(predicate))
+                raise TimeoutError(
+                    f"{name} still false after {timeout}s; recent requests: "
+                    f"{self._recent_requests()}"
+                )
+            await asyncio.sleep(_POLL_INTERVAL)
+
+    async def wait_for_request(
+        self,
+        predicate: Callable[[RecordedRequest], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109
+        *,
+        start: int = 0,
+    ) -> RecordedRequest:
+        """The first recorded request from index ``start`` on (past ones count) that matches."""
+        found: list[RecordedRequest] = []
+
+        def matched() -> bool:
+            found.extend(r for r in self.requests[start:] if predicate(r))
+            return bool(found)
+
+        await self.wait_for(matched, timeout)
+        return found[0]
+
+    def _recent_requests(self, count: int = 8) -> list[str]:
+        return [f"{r.route} -> {r.status}" for r in self.requests[-count:]]
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        route_pattern: str,
+        status: int,
+        *,
+        code: int | None = None,
+        times: int = 1,
+        retry_after: float = 0.2,
+    ) -> None:
+        """The next ``times`` requests matching get ``status`` (429s are Discord-shaped).
+
+        ``route_pattern`` is an fnmatch pattern over the path without /api/v10, tried against
+        both the templated route and the real path ("/webhooks/*", "/channels/*/messages").
+        """
+        self.faults.add(
+            method, route_pattern, status, code=code, times=times, retry_after=retry_after
+        )
+
+    def expire_interaction(self, interaction: Interaction) -> None:
+        interaction.expired = True
+
+    async def disconnect_gateway(self, *, resumable: bool = True) -> None:
+        await self.gateway.disconnect(resumable=resumable)

@@ -1,0 +1,244 @@
+"""The sandbox's world: guilds, channels, roles, members, messages, attachments, commands.
+
+Changes that the bot would hear about are announced to ``listeners`` (the gateway) as
+``(event name, payload, intent bit)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import mimetypes
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .models import Attachment, Channel, Guild, Interaction, Member, Message, Role, User
+from .payloads import channel_payload, member_payload, role_payload
+from .permissions import DEFAULT_BOT, DEFAULT_EVERYONE
+from .snowflakes import SnowflakeFactory
+
+INTENT_GUILDS = 1 << 0
+INTENT_GUILD_MEMBERS = 1 << 1
+INTENT_GUILD_MESSAGES = 1 << 9
+
+Listener = Callable[[str, dict[str, Any], int], None]
+
+# Upload limits by boost tier (discord.py's Guild.filesize_limit table).
+_TIER_LIMITS = ((0, 10 * 1024 * 1024), (2, 50 * 1024 * 1024), (3, 100 * 1024 * 1024))
+
+
+def premium_tier_for(limit: int) -> int:
+    """The lowest boost tier whose upload limit covers ``limit``, so the guild agrees with it."""
+    for tier, tier_limit in _TIER_LIMITS:
+        if limit <= tier_limit:
+            return tier
+    return 3
+
+
+def guess_content_type(filename: str, declared: str | None) -> str:
+    """discord.py uploads everything as application/octet-stream; Discord sniffs the name."""
+    if declared and declared != "application/octet-stream":
+        return declared
+    guessed, _ = mimetypes.guess_type(filename)
+    return guessed or declared or "application/octet-stream"
+
+
+def image_size(data: bytes, content_type: str) -> tuple[int | None, int | None]:
+    if not content_type.startswith("image/"):
+        return None, None
+    try:
+        from PIL import Image  # optional: only for width/height of image attachments
+
+        with Image.open(io.BytesIO(data)) as image:
+            return image.width, image.height
+    except Exception:
+        return None, None
+
+
+class SandboxState:
+    def __init__(
+        self, *, attachment_size_limit: int, first_response_deadline: float, token_ttl: float
+    ) -> None:
+        self.ids = SnowflakeFactory()
+        self.attachment_size_limit = attachment_size_limit
+        self.first_response_deadline = first_response_deadline  # seconds to the first callback
+        self.token_ttl = token_ttl  # seconds an interaction token works for webhooks
+        self.application_id = self.ids.next()
+        # Bots made since 2017 share their id with their application.
+        self.bot_user = User(id=self.application_id, username="Sandbox Bot", bot=True)
+        self.users: dict[int, User] = {self.bot_user.id: self.bot_user}
+        self.guilds: dict[int, Guild] = {}
+        self.channels: dict[int, Channel] = {}
+        self.messages: dict[int, Message] = {}
+        self.attachments: dict[int, Attachment] = {}
+        self.interactions: dict[int, Interaction] = {}
+        self.global_commands: list[dict[str, Any]] = []
+        self.guild_commands: dict[int, list[dict[str, Any]]] = {}
+        self.cdn_base = ""  # "http://127.0.0.1:PORT", set once the server listens
+        self.listeners: list[Listener] = []
+        self.developer = self._new_user("sandbox-developer")  # the application's owner
+
+    def emit(self, event: str, data: dict[str, Any], intent: int) -> None:
+        for listener in self.listeners:
+            listener(event, data, intent)
+
+    # -- the world ---------------------------------------------------------------------------
+
+    def add_guild(self, name: str) -> Guild:
+        guild_id = self.ids.next()
+        # @everyone's id is the guild's id.
+        everyone = Role(
+            id=guild_id, guild_id=guild_id, name="@everyone", permissions=DEFAULT_EVERYONE
+        )
+        owner = self._new_user(f"{name.lower()}-owner")
+        guild = Guild(
+            id=guild_id,
+            name=name,
+            owner_id=owner.id,
+            everyone=everyone,
+            premium_tier=premium_tier_for(self.attachment_size_limit),
+            roles=[everyone],
+        )
+        self.guilds[guild_id] = guild
+        self._join(guild, owner, [])
+        bot_role = self._new_role(
+            guild, self.bot_user.username, DEFAULT_BOT, bot_id=self.bot_user.id
+        )
+        self._join(guild, self.bot_user, [bot_role])
+        self._new_channel(guild, "general")
+        return guild
+
+    def add_channel(self, guild: Guild, name: str) -> Channel:
+        channel = self._new_channel(guild, name)
+        self.emit("CHANNEL_CREATE", channel_payload(channel), INTENT_GUILDS)
+        return channel
+
+    def add_role(self, guild: Guild, name: str, permissions: int = 0) -> Role:
+        role = self._new_role(guild, name, permissions)
+        data = {"guild_id": str(guild.id), "role": role_payload(role)}
+        self.emit("GUILD_ROLE_CREATE", data, INTENT_GUILDS)
+        return role
+
+    def add_member(
+        self,
+        guild: Guild,
+        username: str,
+        *,
+        roles: Sequence[Role] = (),
+        permissions: int | None = None,
+    ) -> Member:
+        member = self._join(guild, self._new_user(username), list(roles), permissions)
+        data = {**member_payload(member, guild), "guild_id": str(guild.id)}
+        self.emit("GUILD_MEMBER_ADD", data, INTENT_GUILD_MEMBERS)
+        return member
+
+    def _new_user(self, username: str) -> User:
+        user = User(id=self.ids.next(), username=username)
+        self.users[user.id] = user
+        return user
+
+    def _new_role(
+        self, guild: Guild, name: str, permissions: int, bot_id: int | None = None
+    ) -> Role:
+        role = Role(self.ids.next(), guild.id, name, permissions, len(guild.roles), bot_id)
+        guild.roles.append(role)
+        return role
+
+    def _new_channel(self, guild: Guild, name: str) -> Channel:
+        channel = Channel(
+            id=self.ids.next(), guild_id=guild.id, name=name, position=len(guild.channels)
+        )
+        guild.channels.append(channel)
+        self.channels[channel.id] = channel
+        return channel
+
+    def _join(
+        self, guild: Guild, user: User, roles: list[Role], permissions: int | None = None
+    ) -> Member:
+        member = Member(user, guild.id, roles, dt.datetime.now(dt.UTC), permissions)
+        guild.members[user.id] = member
+        return member
+
+    # -- attachments -------------------------------------------------------------------------
+
+    def add_attachment(
+        self,
+        channel_id: int,
+        filename: str,
+        data: bytes,
+        content_type: str | None = None,
+        description: str | None = None,
+    ) -> Attachment:
+        attachment_id = self.ids.next()
+        kind = guess_content_type(filename, content_type)
+        width, height = image_size(data, kind)
+        path = f"/attachments/{channel_id}/{attachment_id}/{filename}"
+        attachment = Attachment(
+            id=attachment_id,
+            channel_id=channel_id,
+            filename=filename,
+            content_type=kind,
+            data=data,
+            url=f"{self.cdn_base}{path}",
+            proxy_url=f"{self.cdn_base}{path}?proxy=1",
+            description=description,
+            width=width,
+            height=height,
+        )
+        self.attachments[attachment_id] = attachment
+        return attachment
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def guild_of(self, channel: Channel) -> Guild:
+        return self.guilds[channel.guild_id]
+
+    def interaction_by_token(self, token: str) -> Interaction | None:
+        for interaction in self.interactions.values():
+            if interaction.token == token:
+                return interaction
+        return None
+
+    def commands_for(self, guild_id: int | None) -> list[dict[str, Any]]:
+        if guild_id is None:
+            return self.global_commands
+        return self.guild_commands.get(guild_id, [])
+
+    def find_command(self, name: str, guild_id: int) -> dict[str, Any] | None:
+        """Guild commands shadow global ones, as in the Discord client."""
+        for command in [*self.commands_for(guild_id), *self.global_commands]:
+            if command["name"] == name and command.get("type", 1) == 1:
+                return command
+        return None
+
+    def replace_commands(
+        self, guild_id: int | None, payloads: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Bulk overwrite: same name and type keep their id, as on Discord."""
+        previous = {(c["name"], c.get("type", 1)): c for c in self.commands_for(guild_id)}
+        registered = []
+        for payload in payloads:
+            kind = payload.get("type", 1)
+            old = previous.get((payload["name"], kind))
+            command = {
+                "name_localizations": None,
+                "description_localizations": None,
+                "default_member_permissions": None,
+                "nsfw": False,
+                "contexts": None,
+                "integration_types": [0],
+                **payload,
+                "type": kind,
+                "id": old["id"] if old else str(self.ids.next()),
+                "application_id": str(self.application_id),
+                "version": str(self.ids.next()),
+                "options": payload.get("options", []),
+            }
+            if guild_id is not None:
+                command["guild_id"] = str(guild_id)
+            registered.append(command)
+        if guild_id is None:
+            self.global_commands = registered
+        else:
+            self.guild_commands[guild_id] = registered
+        return registered

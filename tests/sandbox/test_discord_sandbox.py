@@ -1,0 +1,472 @@
+"""The Discord sandbox driven by a real, unmodified discord.py bot over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import aiohttp
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from sandbox.discord_api import DiscordSandbox, Member, Message, point_discord_at
+
+TOKEN = "sandbox-bot-token"
+RESULT_BYTES = b"rendered video stand-in\n" * 50
+FLAVOURS = ["cherry", "chocolate", "lemon", "mint", "vanilla"]
+
+
+# -- the bot under test ------------------------------------------------------------------------
+
+
+class SandboxBot(commands.AutoShardedBot):
+    """A tiny bot whose handlers report what happened through ``outcome`` futures."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            guild_ready_timeout=0.05,  # READY waits this long after the last GUILD_CREATE
+        )
+        self.outcomes: dict[str, asyncio.Future[Any]] = {}
+        self.release = asyncio.Event()  # lets /late edit once the test has expired its token
+        self.slow_delay = 0.0
+        self.resumed = asyncio.Event()
+
+    def outcome(self, name: str) -> asyncio.Future[Any]:
+        if name not in self.outcomes:
+            self.outcomes[name] = asyncio.get_running_loop().create_future()
+        return self.outcomes[name]
+
+    async def setup_hook(self) -> None:
+        handlers: list[app_commands.Command[Any, Any, None] | app_commands.Group] = [
+            ping,
+            inspect,
+            pick,
+            menu,
+            slow,
+            late,
+            big,
+            secret,
+            clip,
+        ]
+        for command in handlers:
+            self.tree.add_command(command)
+        self.add_view(MenuView())  # persistent: matched by custom_id alone
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # discord.py sleeps 5 s before a non-initial IDENTIFY; nothing to pace here.
+        return None
+
+    async def on_resumed(self) -> None:
+        self.resumed.set()
+
+
+def bot_of(interaction: discord.Interaction) -> SandboxBot:
+    return cast(SandboxBot, interaction.client)
+
+
+@app_commands.command(description="Answer, then edit the answer with a file")
+async def ping(interaction: discord.Interaction, text: str) -> None:
+    await interaction.response.send_message(f"pong: {text}")
+    result = discord.File(io.BytesIO(RESULT_BYTES), filename="result.txt")
+    edited = await interaction.edit_original_response(
+        content=f"pong: {text} (edited)", attachments=[result]
+    )
+    bot_of(interaction).outcome("ping").set_result((edited, interaction.filesize_limit))
+
+
+@app_commands.command(description="Read an attachment option")
+async def inspect(interaction: discord.Interaction, file: discord.Attachment) -> None:
+    data = await file.read()
+    await interaction.response.send_message(f"{file.filename}: {len(data)} bytes")
+    bot_of(interaction).outcome("inspect").set_result((file, data))
+
+
+async def flavour_choices(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
+    matches = [f for f in FLAVOURS if f.startswith(current.lower())]
+    return [app_commands.Choice(name=f, value=f) for f in matches][:25]
+
+
+@app_commands.command(description="Pick a flavour")
+@app_commands.autocomplete(flavour=flavour_choices)
+async def pick(interaction: discord.Interaction, flavour: str) -> None:
+    await interaction.response.send_message(f"picked {flavour}")
+
+
+class MenuView(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.button(label="OK", custom_id="sandbox:ok", style=discord.ButtonStyle.primary)
+    async def ok(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        await interaction.response.edit_message(content=f"clicked by {interaction.user}", view=None)
+        bot_of(interaction).outcome("click").set_result(interaction.user.name)
+
+
+@app_commands.command(description="Send a button")
+async def menu(interaction: discord.Interaction) -> None:
+    await interaction.response.send_message("Press it", view=MenuView())
+
+
+@app_commands.command(description="Answer too late")
+async def slow(interaction: discord.Interaction) -> None:
+    await asyncio.sleep(bot_of(interaction).slow_delay)
+    try:
+        await interaction.response.send_message("finally")
+    except discord.NotFound as exc:
+        bot_of(interaction).outcome("slow").set_result(exc)
+
+
+@app_commands.command(description="Edit after the token died")
+async def late(interaction: discord.Interaction) -> None:
+    bot = bot_of(interaction)
+    response = await interaction.response.send_message("working")
+    await bot.release.wait()
+    error: discord.HTTPException | None = None
+    try:
+        await interaction.edit_original_response(content="finished via webhook")
+    except discord.HTTPException as exc:
+        error = exc
+    assert isinstance(interaction.channel, discord.TextChannel)
+    assert response.message_id is not None
+    partial = interaction.channel.get_partial_message(response.message_id)
+    edited = await partial.edit(content="finished via channel")
+    bot.outcome("late").set_result((error, edited))
+
+
+@app_commands.command(description="Upload more than the limit")
+async def big(interaction: discord.Interaction) -> None:
+    await interaction.response.defer(thinking=True)
+    blob = discord.File(io.BytesIO(b"\0" * (interaction.filesize_limit + 1)), filename="big.bin")
+    try:
+        await interaction.followup.send(file=blob)
+    except discord.HTTPException as exc:
+        bot_of(interaction).outcome("big").set_result((interaction.filesize_limit, exc))
+
+
+@app_commands.command(description="Answer only to the caller")
+async def secret(interaction: discord.Interaction) -> None:
+    await interaction.response.send_message("for your eyes only", ephemeral=True)
+
+
+clip = app_commands.Group(name="clip", description="Clip tools")
+
+
+@clip.command(description="Typed options inside a subcommand")
+async def trim(interaction: discord.Interaction, seconds: int, who: discord.Member) -> None:
+    await interaction.response.send_message(f"trim {seconds}s for {who.display_name}")
+    bot_of(interaction).outcome("trim").set_result((seconds, who))
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def sandbox(request: pytest.FixtureRequest) -> AsyncIterator[DiscordSandbox]:
+    options: dict[str, Any] = getattr(request, "param", {})
+    async with DiscordSandbox(bot_token=TOKEN, **options) as instance:
+        yield instance
+
+
+@pytest.fixture
+async def bot(sandbox: DiscordSandbox) -> AsyncIterator[SandboxBot]:
+    with point_discord_at(sandbox):
+        client = SandboxBot()
+        await client.login(TOKEN)
+        runner = asyncio.create_task(client.connect())
+        try:
+            await asyncio.wait_for(client.wait_until_ready(), 10)
+            await client.tree.sync()
+            yield client
+        finally:
+            await client.close()
+            await runner
+
+
+@pytest.fixture
+def alice(sandbox: DiscordSandbox) -> Member:
+    return sandbox.add_member(sandbox.guild, "alice")
+
+
+async def outcome(bot: SandboxBot, name: str) -> Any:
+    """What the bot's handler reported, within 10 s."""
+    async with asyncio.timeout(10):
+        return await bot.outcome(name)
+
+
+def original(sandbox: DiscordSandbox, interaction_id: int) -> Message:
+    message = sandbox.interactions[interaction_id].original_message
+    assert message is not None
+    return message
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+async def test_slash_command_answer_and_multipart_edit(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    assert {c["name"] for c in sandbox.commands} >= {"ping", "inspect", "pick", "menu"}
+
+    interaction = await sandbox.slash_command("ping", {"text": "hello"}, member=alice)
+    edited, filesize_limit = await outcome(bot, "ping")
+
+    message = original(sandbox, interaction.id)
+    assert interaction.responded == 4 and not interaction.ephemeral
+    assert interaction.response_time is not None and interaction.response_time < 3.0
+    assert message.content == "pong: hello (edited)" and message.edit_count == 1
+    assert message.author.id == sandbox.bot_user.id and message.type == 20
+    assert message.interaction_metadata is not None
+    assert message.interaction_metadata["user"]["id"] == str(alice.id)
+    [attachment] = message.attachments
+    assert (attachment.filename, attachment.size) == ("result.txt", len(RESULT_BYTES))
+    assert attachment.data == RESULT_BYTES and attachment.content_type == "text/plain"
+    # discord.py saw the same message, and the guild agrees with the interaction's upload limit.
+    assert edited.id == message.id and edited.attachments[0].size == len(RESULT_BYTES)
+    assert filesize_limit == sandbox.attachment_size_limit == bot.guilds[0].filesize_limit
+
+    edit = await sandbox.wait_for_request(lambda r: r.method == "PATCH")
+    assert edit.route == "PATCH /webhooks/{app}/{token}/messages/{message}"
+    assert [(f.field, f.filename, f.size) for f in edit.files] == [
+        ("files[0]", "result.txt", len(RESULT_BYTES))
+    ]
+    assert edit.json["attachments"] == [{"id": 0, "filename": "result.txt"}]
+    assert edit.interaction_id == interaction.id and edit.status == 200
+    callback = await sandbox.wait_for_request(lambda r: r.route.endswith("/callback"))
+    assert callback.query == {"with_response": "1"} and callback.status == 200
+    # Tokens never show up in what tests print.
+    assert interaction.token not in repr(sandbox.requests) + repr(interaction)
+
+
+async def test_attachment_option_round_trips_its_bytes(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    clip = os.urandom(48_000)
+    await sandbox.slash_command(
+        "inspect", member=alice, attachments={"file": ("clip.mp4", clip, "video/mp4")}
+    )
+    file, data = await outcome(bot, "inspect")
+
+    assert data == clip
+    assert (file.filename, file.size, file.content_type) == ("clip.mp4", len(clip), "video/mp4")
+    download = await sandbox.wait_for_request(lambda r: r.path.startswith("/attachments/"))
+    assert download.status == 200
+
+
+async def test_autocomplete_returns_the_bots_choices(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    choices = await sandbox.autocomplete("pick", {"flavour": "ch"}, "flavour", member=alice)
+
+    assert choices == [
+        {"name": "cherry", "value": "cherry"},
+        {"name": "chocolate", "value": "chocolate"},
+    ]
+
+
+async def test_button_click_reaches_the_handler(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    bob = sandbox.add_member(sandbox.guild, "bob")
+    command = await sandbox.slash_command("menu", member=alice)
+    await sandbox.wait_for(lambda: command.original_message is not None)
+    message = original(sandbox, command.id)
+    assert message.custom_ids() == ["sandbox:ok"]
+
+    click = await sandbox.click_button(message, "sandbox:ok", member=bob)
+
+    assert await outcome(bot, "click") == "bob"
+    assert click.responded == 7
+    assert message.content == "clicked by bob" and message.components == []
+
+
+async def test_429_on_the_edit_is_waited_out(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    sandbox.fail_next("PATCH", "/webhooks/*", 429, retry_after=0.3)
+
+    interaction = await sandbox.slash_command("ping", {"text": "again"}, member=alice)
+    await outcome(bot, "ping")
+
+    edits = [r for r in sandbox.requests if r.method == "PATCH"]
+    assert [r.status for r in edits] == [429, 200]
+    assert edits[1].time - edits[0].time >= 0.3
+    assert original(sandbox, interaction.id).content == "pong: again (edited)"
+
+
+async def test_late_first_response_is_an_unknown_interaction(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    sandbox.first_response_deadline = 0.2
+    bot.slow_delay = 0.4
+
+    interaction = await sandbox.slash_command("slow", member=alice)
+    error = await outcome(bot, "slow")
+
+    assert isinstance(error, discord.NotFound)
+    assert (error.status, error.code) == (404, 10062)
+    assert interaction.responded is None and interaction.original_message is None
+
+
+async def test_expired_token_leaves_the_channel_route(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    interaction = await sandbox.slash_command("late", member=alice)
+    await sandbox.wait_for(lambda: interaction.original_message is not None)
+    sandbox.expire_interaction(interaction)
+    bot.release.set()
+
+    error, edited = await outcome(bot, "late")
+
+    assert isinstance(error, discord.HTTPException)
+    assert (error.status, error.code) == (401, 50027)
+    assert edited.content == "finished via channel"
+    assert original(sandbox, interaction.id).content == "finished via channel"
+    statuses = {r.route: r.status for r in sandbox.requests if r.method == "PATCH"}
+    assert statuses == {
+        "PATCH /webhooks/{app}/{token}/messages/{message}": 401,
+        "PATCH /channels/{channel}/messages/{message}": 200,
+    }
+
+
+@pytest.mark.parametrize("sandbox", [{"attachment_size_limit": 64 * 1024}], indirect=True)
+async def test_upload_over_the_limit_is_413(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    interaction = await sandbox.slash_command("big", member=alice)
+    limit, error = await outcome(bot, "big")
+
+    assert limit == 64 * 1024
+    assert isinstance(error, discord.HTTPException)
+    assert (error.status, error.code) == (413, 40005)
+    # Nothing changed: the deferred answer is still "thinking", with no attachment.
+    message = original(sandbox, interaction.id)
+    assert message.loading and message.attachments == [] and interaction.followups == []
+
+
+async def test_gateway_resume_replays_missed_events(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    await sandbox.disconnect_gateway(resumable=True)
+    # Sent while the bot is away: kept in the session and replayed on RESUME.
+    await sandbox.slash_command("ping", {"text": "while away"}, member=alice)
+
+    await asyncio.wait_for(bot.resumed.wait(), 10)
+    edited, _ = await outcome(bot, "ping")
+    assert edited.content == "pong: while away (edited)"
+    assert (sandbox.gateway.identifies, sandbox.gateway.resumes) == (1, 1)
+
+    bot.outcomes.pop("ping")
+    await sandbox.slash_command("ping", {"text": "after"}, member=alice)
+    edited, _ = await outcome(bot, "ping")
+    assert edited.content == "pong: after (edited)"
+
+
+async def test_non_resumable_disconnect_identifies_again(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    await sandbox.disconnect_gateway(resumable=False)
+    await sandbox.wait_for(lambda: sandbox.gateway.identifies == 2 and sandbox.connected.is_set())
+    await asyncio.wait_for(bot.wait_until_ready(), 10)
+
+    await sandbox.slash_command("ping", {"text": "fresh"}, member=alice)
+    edited, _ = await outcome(bot, "ping")
+    assert edited.content == "pong: fresh (edited)"
+    assert sandbox.gateway.resumes == 0
+
+
+async def test_subcommand_options_are_typed_from_the_schema(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    bob = sandbox.add_member(sandbox.guild, "bob")
+    await sandbox.slash_command(
+        "clip", {"seconds": "12", "who": bob}, member=alice, subcommand=["trim"]
+    )
+
+    seconds, who = await outcome(bot, "trim")
+    assert seconds == 12 and isinstance(who, discord.Member) and who.id == bob.id
+    with pytest.raises(ValueError, match="required"):
+        await sandbox.slash_command("clip", {"seconds": 1}, member=alice, subcommand=["trim"])
+
+
+async def test_server_errors_are_retried_by_discord_py(
+    sandbox: DiscordSandbox, bot: SandboxBot
+) -> None:
+    sandbox.fail_next("POST", "/channels/*/messages", 502)
+    channel = bot.get_channel(sandbox.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+
+    sent = await channel.send("hello from the bot")
+
+    posts = [r for r in sandbox.requests if r.route == "POST /channels/{channel}/messages"]
+    assert [r.status for r in posts] == [502, 200]
+    assert sandbox.messages[sent.id].content == "hello from the bot"
+
+
+async def test_gateway_handshake_rules(sandbox: DiscordSandbox) -> None:
+    url = sandbox.gateway_url + "?v=10&encoding=json"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        hello = await ws.receive_json()
+        assert hello["op"] == 10 and hello["d"]["heartbeat_interval"] > 0
+        await ws.send_json({"op": 1, "d": None})
+        assert await ws.receive_json() == {"op": 11}
+        await ws.send_json({"op": 3, "d": {"status": "online"}})  # ignored
+        await ws.send_json({"op": 6, "d": {"token": TOKEN, "session_id": "x", "seq": 1}})
+        assert await ws.receive_json() == {"op": 9, "d": False}
+        await ws.send_json({"op": 2, "d": {"token": "wrong", "intents": 0}})
+        closing = await ws.receive()
+        assert closing.type is aiohttp.WSMsgType.CLOSE and closing.data == 4004
+    assert not sandbox.connected.is_set()
+
+
+async def test_rest_rules_seen_over_plain_http(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    secret_call = await sandbox.slash_command("secret", member=alice)
+    await sandbox.wait_for(lambda: secret_call.original_message is not None)
+    hidden = original(sandbox, secret_call.id)
+    assert hidden.ephemeral and secret_call.ephemeral
+    posted = sandbox.user_message(alice, "hi bot")
+    base, auth = sandbox.api_base, {"Authorization": f"Bot {TOKEN}"}
+    callback = f"{base}/interactions/{secret_call.id}/{secret_call.token}/callback"
+    webhook = f"{base}/webhooks/{sandbox.application_id}/{secret_call.token}/messages/@original"
+    channel_messages = f"{base}/channels/{sandbox.channel.id}/messages"
+
+    async with aiohttp.ClientSession() as http:
+
+        async def call(method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+            async with http.request(method, url, **kwargs) as response:
+                assert response.headers["Content-Type"] == "application/json"
+                return response.status, await response.json()
+
+        assert await call("GET", f"{base}/users/@me", headers={"Authorization": "Bot nope"}) == (
+            401,
+            {"message": "401: Unauthorized", "code": 0},
+        )
+        status, body = await call("GET", f"{base}/no/such/route", headers=auth)
+        assert (status, body["code"]) == (404, 0)
+        status, body = await call("POST", callback, json={"type": 4, "data": {"content": "x"}})
+        assert (status, body["code"]) == (400, 40060)
+        status, body = await call("PATCH", f"{channel_messages}/{hidden.id}", headers=auth, json={})
+        assert (status, body["code"]) == (404, 10008)
+        status, body = await call("PATCH", webhook, json={"content": "still mine"})
+        assert (status, body["content"]) == (200, "still mine")
+        status, body = await call(
+            "PATCH", f"{channel_messages}/{posted.id}", headers=auth, json={"content": "hijack"}
+        )
+        assert (status, body["code"]) == (403, 50005)
+        status, _ = await call("GET", f"{base}/gateway/bot", headers=auth)
+        assert status == 200
+        ok = [r for r in sandbox.requests if r.route == "GET /gateway/bot" and r.status == 200]
+        assert ok  # success answers carry rate-limit headers too:
+        async with http.get(f"{base}/gateway/bot", headers=auth) as response:
+            assert int(response.headers["X-RateLimit-Remaining"]) >= 0
+            assert "X-RateLimit-Bucket" in response.headers
