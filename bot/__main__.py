@@ -39,7 +39,7 @@ async def run(settings: Settings) -> int:
 def main() -> int:
     try:
         settings = load_settings()
-        load_catalog()  # fail fast, in one line, on a broken catalog
+        load_catalog(settings.models_file)  # fail fast, in one line, on a broken catalog
     except (SettingsError, CatalogError) as exc:
         print(f"video-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG

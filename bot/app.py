@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncIterator[VideoBot]:
     """A ready-to-start VideoBot; everything it opened is closed on exit."""
-    catalog = load_catalog()
+    catalog = load_catalog(settings.models_file)
     db = await open_database(settings.database_path)
     jobs = JobRepository(db)
     try:

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     discord_api_base: str = "https://discord.com/api/v10"
     discord_gateway_url: str = "wss://gateway.discord.gg/"
     default_model: str = "minimax/hailuo-02"
+    models_file: Path | None = None
     progress_edit_interval: float = Field(default=10.0, ge=1.0, le=600.0)
     poll_interval: float = Field(default=5.0, ge=0.05, le=300.0)
     max_active_jobs: int = Field(default=20, ge=1, le=1000)
@@ -58,6 +59,11 @@ class Settings(BaseSettings):
         if "://" not in value:
             raise ValueError("must be a URL such as https://host/path")
         return value
+
+    @field_validator("models_file", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def log_level_number(self) -> int:

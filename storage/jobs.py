@@ -39,6 +39,8 @@ SELECT_JOB = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE id = ?"
 SELECT_IN_STATES = """
 SELECT {columns} FROM jobs WHERE state IN ({marks}) ORDER BY id
 """
+INSERT_MEDIA = "INSERT INTO job_media (job_id, kind, data) VALUES (?, ?, ?)"
+SELECT_MEDIA = "SELECT kind, data FROM job_media WHERE job_id = ? ORDER BY kind"
 SELECT_BY_MEMBER = f"""
 SELECT {", ".join(_JOB_COLUMNS)} FROM jobs
 WHERE guild_id = ? AND user_id = ?
@@ -65,10 +67,13 @@ class JobRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, new_job: NewJob) -> Job:
+    async def create(self, new_job: NewJob, media: Mapping[str, bytes] | None = None) -> Job:
+        """Store a new queued job and its images in one transaction."""
         async with self._db.transaction() as conn:
             cursor = await conn.execute(INSERT_JOB, dataclasses.asdict(new_job))
             job_id = cursor.lastrowid
+            for kind, data in (media or {}).items():
+                await conn.execute(INSERT_MEDIA, (job_id, kind, data))
             async with conn.execute(SELECT_JOB, (job_id,)) as select:
                 row = await select.fetchone()
         assert row is not None
@@ -110,6 +115,12 @@ class JobRepository:
     ) -> Job | None:
         """Set fields without changing state, only while the job is still in `expected`."""
         return await self.transition(job_id, expected, expected, now, **changes)
+
+    async def media(self, job_id: int) -> dict[str, bytes]:
+        """The job's images by kind ('first_frame', 'last_frame', 'reference')."""
+        async with self._db.access() as conn, conn.execute(SELECT_MEDIA, (job_id,)) as cursor:
+            rows = await cursor.fetchall()
+        return {str(kind): bytes(data) for kind, data in rows}
 
     async def in_states(self, states: Iterable[JobState]) -> list[Job]:
         wanted = [state.value for state in states]
