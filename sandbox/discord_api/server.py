@@ -108,6 +108,11 @@ class DiscordSandbox:
     # -- settings and views --------------------------------------------------------------------
 
     @property
+    def bot_token(self) -> str:
+        """The token the bot must log in with (a sandbox value, not a secret)."""
+        return self._bot_token
+
+    @property
     def application_id(self) -> int:
         return self.state.application_id
 
