@@ -51,7 +51,7 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 edit_interval=settings.progress_edit_interval,
                 max_active=settings.max_active_jobs,
             )
-            engine = JobEngine(jobs, together, fetch, clock or SystemClock(), config)
+            engine = JobEngine(jobs, together, fetch, clock or SystemClock(), config, catalog)
             bot = VideoBot(settings, jobs, engine, catalog)
             try:
                 yield bot

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot.catalog import Catalog, ModelSpec
 from bot.clock import Clock
+from bot.keyframes import to_base64
 from bot.media import DownloadedVideo, VideoTooLarge
-from bot.together import CreateVideoRequest, TogetherError, VideoJob
+from bot.together import CreateVideoRequest, FrameImage, TogetherError, VideoJob, VideoMedia
 from storage.models import UNFINISHED_STATES, Job, JobState
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class JobStore(Protocol):
     ) -> Job | None: ...
 
     async def in_states(self, states: Iterable[JobState]) -> list[Job]: ...
+
+    async def media(self, job_id: int) -> dict[str, bytes]: ...
 
 
 class VideoAPI(Protocol):
@@ -95,20 +99,44 @@ class _Tracked:
     edit_pending: bool = False
 
 
-def build_request(job: Job) -> CreateVideoRequest:
+def _media(images: dict[str, bytes]) -> VideoMedia | None:
+    frames: list[FrameImage] = []
+    if "first_frame" in images:
+        frames.append(FrameImage(input_image=to_base64(images["first_frame"]), frame=0))
+    if "last_frame" in images:
+        frames.append(FrameImage(input_image=to_base64(images["last_frame"]), frame="last"))
+    references = [to_base64(images["reference"])] if "reference" in images else []
+    if not frames and not references:
+        return None
+    return VideoMedia(frame_images=frames or None, reference_images=references or None)
+
+
+def _resolution_and_ratio(width: int, height: int) -> tuple[str, str]:
+    """1280x720 -> ("720p", "16:9"), for models that take these instead of width and height."""
+    divisor = math.gcd(width, height)
+    return f"{min(width, height)}p", f"{width // divisor}:{height // divisor}"
+
+
+def build_request(
+    job: Job, images: dict[str, bytes] | None = None, model: ModelSpec | None = None
+) -> CreateVideoRequest:
     """The POST body for a stored job: exactly what the member asked for."""
+    dimensions: dict[str, object] = {"width": job.width, "height": job.height}
+    if model is not None and model.dimensions == "resolution_ratio":
+        resolution, ratio = _resolution_and_ratio(job.width, job.height)
+        dimensions = {"resolution": resolution, "ratio": ratio}
     return CreateVideoRequest(
         model=job.model,
         prompt=job.prompt,
         negative_prompt=job.negative_prompt,
-        width=job.width,
-        height=job.height,
         seconds=str(job.seconds),
         fps=job.fps,
         steps=job.steps,
         seed=job.seed,
         guidance_scale=job.guidance_scale,
         output_format="WEBM" if job.output_format == "WEBM" else "MP4",
+        media=_media(images or {}),
+        **dimensions,  # type: ignore[arg-type]
     )
 
 
@@ -120,7 +148,9 @@ class JobEngine:
         fetch: VideoFetcher,
         clock: Clock,
         config: EngineConfig,
+        catalog: Catalog | None = None,
     ) -> None:
+        self._catalog = catalog
         self._store = store
         self._api = api
         self._fetch = fetch
@@ -310,8 +340,10 @@ class JobEngine:
         if not await self._move(tracked, JobState.SUBMITTING):
             return
         job = tracked.job
+        model = self._catalog.get(job.model) if self._catalog else None
+        request = build_request(job, await self._store.media(job.id), model)
         try:
-            created = await self._api.create_video(build_request(job))
+            created = await self._api.create_video(request)
         except TogetherError as exc:
             await self._submit_failed(tracked, exc)
             return

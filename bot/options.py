@@ -7,10 +7,12 @@ value is checked here, and a refusal names the option and what it accepts.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from bot.catalog import Catalog, ModelSpec, parse_size
 from bot.errors import InvalidOptionError
+from bot.keyframes import check_declared_size
 
 STEPS_RANGE = (10, 50)
 GUIDANCE_RANGE = (1.0, 20.0)
@@ -18,6 +20,7 @@ FPS_RANGE = (1, 60)
 SEED_RANGE = (0, 2**32 - 1)
 NEGATIVE_PROMPT_MAX = 2000
 FORMATS = ("MP4", "WEBM")
+IMAGE_OPTIONS = ("first_frame", "last_frame", "reference")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,8 @@ class VideoOptions:
     guidance: float | None = None
     fps: int | None = None
     format: str | None = None
+    # Attached images: option name -> the size Discord declares for the file, in bytes.
+    images: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,28 @@ def _pick_seconds(model: ModelSpec, wanted: int | None) -> int:
     return wanted
 
 
+def _models_with(catalog: Catalog, takes: str) -> str:
+    names = [m.name for m in catalog if getattr(m, takes)]
+    return ", ".join(names) if names else "none of the installed models"
+
+
+def _check_images(model: ModelSpec, images: Mapping[str, int], catalog: Catalog) -> None:
+    """Each attached image must suit the model, and be small enough to be worth downloading."""
+    takes = {
+        "first_frame": ("first_frame", "a first frame"),
+        "last_frame": ("last_frame", "a last frame"),
+        "reference": ("reference_images", "reference images"),
+    }
+    for option, declared_size in images.items():
+        attribute, what = takes[option]
+        if not getattr(model, attribute):
+            raise InvalidOptionError(
+                f"`{option}`: {model.name} does not take {what}. "
+                f"Models that do: {_models_with(catalog, attribute)}."
+            )
+        check_declared_size(option, declared_size)
+
+
 def validate_options(options: VideoOptions, catalog: Catalog, default_model: str) -> VideoRequest:
     """Check every option; raise InvalidOptionError naming the first problem."""
     prompt = clean_text(options.prompt)
@@ -126,6 +153,7 @@ def validate_options(options: VideoOptions, catalog: Catalog, default_model: str
     if output_format not in FORMATS:
         raise InvalidOptionError(f"`format` must be MP4 or WEBM (got {options.format!r}).")
     width, height = _pick_size(model, options.size)
+    _check_images(model, options.images, catalog)
     return VideoRequest(
         model=model,
         prompt=prompt,

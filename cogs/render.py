@@ -52,6 +52,9 @@ def _base(job: Job, title: str, colour: discord.Colour, model_name: str) -> disc
     embed.add_field(name="Size", value=job.size)
     embed.add_field(name="Length", value=f"{job.seconds} s")
     embed.set_footer(text=f"Job #{job.id}")
+    if job.thumbnail:
+        # The first keyframe, uploaded with the first response and kept until the video replaces it.
+        embed.set_thumbnail(url=f"attachment://{job.thumbnail}")
     return embed
 
 
@@ -71,6 +74,8 @@ def result_embed(job: Job, model_name: str, *, link_only: bool) -> discord.Embed
         embed.add_field(name="Generated in", value=format_duration(job.finished_at - start))
     if job.cost_usd is not None:
         embed.add_field(name="Cost", value=f"${job.cost_usd:.2f}")
+    if not link_only:
+        embed.set_thumbnail(url=None)  # the upload replaces the keyframe attachment
     if link_only and job.video_url:
         embed.add_field(
             name="Download",

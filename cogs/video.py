@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -11,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError
+from bot.keyframes import prepare_keyframe
 from bot.options import VideoOptions, VideoRequest, validate_options
 from cogs.render import progress_embed
 from storage.models import Job, JobState, NewJob
@@ -22,6 +25,7 @@ log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+THUMBNAIL_NAME = "first_frame.jpg"
 
 
 class VideoCog(commands.Cog):
@@ -33,6 +37,10 @@ class VideoCog(commands.Cog):
     @app_commands.describe(
         prompt="What the video should show",
         model="Which video model to use (start typing to search)",
+        size="Width x height, e.g. 1366x768 (each model has its own sizes)",
+        first_frame="An image the video starts from",
+        last_frame="An image the video ends on (some models only)",
+        reference="An image that guides the look of the video (some models only)",
         seconds="Clip length in seconds (each model has its own choices)",
         seed="Seed for reproducible results (0 to 4294967295)",
         negative_prompt="What the video should avoid",
@@ -52,6 +60,10 @@ class VideoCog(commands.Cog):
         interaction: discord.Interaction[VideoBot],
         prompt: str,
         model: str | None = None,
+        size: str | None = None,
+        first_frame: discord.Attachment | None = None,
+        last_frame: discord.Attachment | None = None,
+        reference: discord.Attachment | None = None,
         seconds: int | None = None,
         seed: int | None = None,
         negative_prompt: str | None = None,
@@ -62,9 +74,13 @@ class VideoCog(commands.Cog):
     ) -> None:
         if not self.bot.engine.accepting:
             raise UserFacingError("The bot is restarting; please try again in a minute.")
+        attached = {"first_frame": first_frame, "last_frame": last_frame, "reference": reference}
+        images = {name: file for name, file in attached.items() if file is not None}
         options = VideoOptions(
             prompt=prompt,
             model=model,
+            size=size,
+            images={name: file.size for name, file in images.items()},
             seconds=seconds,
             seed=seed,
             negative_prompt=negative_prompt,
@@ -74,7 +90,17 @@ class VideoCog(commands.Cog):
             format=format,
         )
         request = validate_options(options, self.bot.catalog, self.bot.settings.default_model)
-        job = await self.bot.jobs.create(self._new_job(interaction, request))
+        media: dict[str, bytes] = {}
+        if images:
+            # Downloading and resizing can take longer than Discord's 3 seconds: answer first.
+            await interaction.response.defer(thinking=True)
+            try:
+                media = await self._prepare_images(images, request)
+            except UserFacingError as exc:
+                await self._refuse_after_defer(interaction, exc.message)
+                return
+        thumbnail = THUMBNAIL_NAME if "first_frame" in media else None
+        job = await self.bot.jobs.create(self._new_job(interaction, request, thumbnail), media)
         log.info(
             "Job %d accepted: %s %s %ds for member %d in server %d",
             job.id,
@@ -84,9 +110,37 @@ class VideoCog(commands.Cog):
             job.user_id,
             job.guild_id,
         )
-        await self._answer(interaction, job)
+        await self._answer(interaction, job, media.get("first_frame"))
 
-    def _new_job(self, interaction: discord.Interaction[VideoBot], request: VideoRequest) -> NewJob:
+    async def _prepare_images(
+        self, images: dict[str, discord.Attachment], request: VideoRequest
+    ) -> dict[str, bytes]:
+        prepared = {}
+        for option, attachment in images.items():
+            try:
+                data = await attachment.read()
+            except discord.HTTPException:
+                raise UserFacingError(
+                    f"`{option}` could not be downloaded from Discord; please try again."
+                ) from None
+            prepared[option] = await asyncio.to_thread(
+                prepare_keyframe, option, data, request.width, request.height
+            )
+        return prepared
+
+    async def _refuse_after_defer(
+        self, interaction: discord.Interaction[VideoBot], text: str
+    ) -> None:
+        """The deferred answer was public: remove it and tell the member privately."""
+        await interaction.delete_original_response()
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    def _new_job(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        request: VideoRequest,
+        thumbnail: str | None,
+    ) -> NewJob:
         now = time.time()
         assert interaction.guild_id is not None and interaction.channel_id is not None
         return NewJob(
@@ -109,17 +163,28 @@ class VideoCog(commands.Cog):
             guidance_scale=request.guidance,
             output_format=request.output_format,
             estimated_cost_usd=request.model.price_usd,
+            thumbnail=thumbnail,
             created_at=now,
             deadline_at=now + request.model.timeout_minutes * 60,
         )
 
-    async def _answer(self, interaction: discord.Interaction[VideoBot], job: Job) -> None:
+    async def _answer(
+        self, interaction: discord.Interaction[VideoBot], job: Job, keyframe: bytes | None
+    ) -> None:
         """The public first response becomes the progress message; then the engine takes over."""
         embed = progress_embed(job, time.time(), self.bot.model_name(job.model))
+        files = [discord.File(io.BytesIO(keyframe), THUMBNAIL_NAME)] if keyframe else []
         try:
-            callback = await interaction.response.send_message(
-                embed=embed, allowed_mentions=NO_MENTIONS
-            )
+            if interaction.response.is_done():  # deferred while the images were prepared
+                message = await interaction.edit_original_response(
+                    embed=embed, attachments=files, allowed_mentions=NO_MENTIONS
+                )
+                message_id: int | None = message.id
+            else:
+                callback = await interaction.response.send_message(
+                    embed=embed, allowed_mentions=NO_MENTIONS
+                )
+                message_id = callback.message_id
         except discord.HTTPException:
             # Nobody saw the job: cancel it so it is neither generated nor counted.
             await self.bot.jobs.transition(
@@ -131,7 +196,7 @@ class VideoCog(commands.Cog):
             )
             raise
         updated = await self.bot.jobs.update(
-            job.id, JobState.QUEUED, time.time(), message_id=callback.message_id
+            job.id, JobState.QUEUED, time.time(), message_id=message_id
         )
         self.bot.engine.enqueue(updated or job)
 
@@ -143,6 +208,21 @@ class VideoCog(commands.Cog):
             app_commands.Choice(name=f"{spec.name} ({spec.id})"[:100], value=spec.id)
             for spec in self.bot.catalog.search(current, limit=25)
         ]
+
+    @video.autocomplete("size")
+    async def _size_autocomplete(
+        self, interaction: discord.Interaction[VideoBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        chosen = getattr(interaction.namespace, "model", None)
+        spec = self.bot.catalog.get(chosen or self.bot.settings.default_model)
+        if spec is None:
+            return []
+        typed = current.strip().lower()
+        return [
+            app_commands.Choice(name=f"{size} ({spec.name})"[:100], value=size)
+            for size in spec.sizes
+            if typed in size
+        ][:25]
 
 
 async def setup(bot: VideoBot) -> None:

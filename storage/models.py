@@ -52,6 +52,7 @@ class NewJob:
     guidance_scale: float | None = None
     output_format: str = "MP4"
     estimated_cost_usd: float = 0.0
+    thumbnail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class Job:
     delivered_at: float | None
     deadline_at: float
     delivery: str | None
+    thumbnail: str | None
 
     @property
     def size(self) -> str:

@@ -193,9 +193,12 @@ class InteractionApi:
         interaction = self._interaction(request)
         payload, uploads = payload_of(request), body_of(request).uploads
         original = interaction.original_message
-        if original is not None and original.loading and original is not interaction.message:
+        filling = original is not None and original.loading and not original.deleted
+        if filling and original is not interaction.message:
             # After a defer, the first followup fills in the "thinking" message (keeping its
-            # ephemeral choice) instead of posting a new one.
+            # ephemeral choice) instead of posting a new one; once that message is deleted, a
+            # followup is a new message again.
+            assert original is not None
             message = self.store.edit(original, payload, uploads)
         else:
             message = self._new_message(interaction, payload, uploads, RESPONSE_FLAGS, 0)

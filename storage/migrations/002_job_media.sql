@@ -5,3 +5,6 @@ CREATE TABLE job_media (
     data    BLOB    NOT NULL,
     PRIMARY KEY (job_id, kind)
 );
+
+-- The keyframe shown as the progress message's thumbnail (an attachment's file name), if any.
+ALTER TABLE jobs ADD COLUMN thumbnail TEXT;

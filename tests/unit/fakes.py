@@ -49,6 +49,7 @@ def make_job(job_id: int, now: float, **overrides: object) -> Job:
         delivered_at=None,
         deadline_at=now + 1800,
         delivery=None,
+        thumbnail=None,
     )
     values.update(overrides)
     return Job(**values)  # type: ignore[arg-type]
@@ -59,6 +60,7 @@ class FakeStore:
 
     def __init__(self, jobs: Iterable[Job] = ()) -> None:
         self.jobs = {job.id: job for job in jobs}
+        self.images: dict[int, dict[str, bytes]] = {}
         self.history: list[tuple[int, JobState, JobState]] = []
 
     async def get(self, job_id: int) -> Job | None:
@@ -81,6 +83,9 @@ class FakeStore:
         self, job_id: int, expected: JobState, now: float, **changes: object
     ) -> Job | None:
         return await self.transition(job_id, expected, expected, now, **changes)
+
+    async def media(self, job_id: int) -> dict[str, bytes]:
+        return dict(self.images.get(job_id, {}))
 
     async def in_states(self, states: Iterable[JobState]) -> list[Job]:
         wanted = set(states)

@@ -291,3 +291,43 @@ async def test_recovery_follows_the_restart_rules(tmp_path: Path) -> None:
     assert h.state(4) is JobState.DELIVERED  # delivering is delivered
     assert [p.prompt for p in h.api.posts] == [h.store.jobs[1].prompt]  # only job 1 was POSTed
     assert not leftover.exists()
+
+
+def test_request_body_carries_images_and_the_models_dimensions() -> None:
+    from bot.catalog import ModelSpec
+    from bot.engine import build_request
+
+    job = make_job(1, 0.0, width=1280, height=720, seconds=5, seed=3)
+    body = build_request(job, {"first_frame": b"\x01\x02", "last_frame": b"\x03"}).to_body()
+    assert (body["width"], body["height"], body["seconds"], body["seed"]) == (1280, 720, "5", 3)
+    assert body["media"] == {
+        "frame_images": [
+            {"input_image": "AQI=", "frame": 0},
+            {"input_image": "Aw==", "frame": "last"},
+        ]
+    }
+    wan = ModelSpec(
+        id="acme/wan",
+        name="Wan",
+        sizes=("1280x720",),
+        default_size="1280x720",
+        durations=(5,),
+        default_seconds=5,
+        dimensions="resolution_ratio",
+        price_usd=0.1,
+    )
+    body = build_request(job, {"reference": b"\xff"}, wan).to_body()
+    assert (body["resolution"], body["ratio"]) == ("720p", "16:9")
+    assert "width" not in body and "height" not in body
+    assert body["media"] == {"reference_images": ["/w=="]}
+    assert "media" not in build_request(job).to_body()
+
+
+async def test_submission_sends_the_stored_images(h: Harness) -> None:
+    h.api.default_script = [status("in_progress")]
+    h.store.images[1] = {"first_frame": b"jpeg-bytes"}
+    h.add()
+    await h.step()
+    media = h.api.posts[0].media
+    assert media is not None and media.frame_images is not None
+    assert media.frame_images[0].frame == 0
