@@ -70,3 +70,22 @@ def test_start_without_token_prints_one_line(tmp_path: Path) -> None:
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "DISCORD_TOKEN is not set" in lines[0]
+
+
+def test_start_with_broken_models_file_prints_one_line(tmp_path: Path) -> None:
+    broken = tmp_path / "models.json"
+    broken.write_text('{"models": [{"id": "acme/x", "name": "X"}]}')
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "DISCORD_TOKEN": "d",
+        "TOGETHER_API_KEY": "t",
+        "MODELS_FILE": str(broken),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert f"model catalog {broken}: model acme/x: sizes: Field required" in lines[0]
