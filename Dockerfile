@@ -1,10 +1,15 @@
-FROM python:3.11-slim
+FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DATABASE_PATH=/data/bot.sqlite3
+
+# ffmpeg re-encodes videos that are over a server's upload limit (Debian 12's 5.1).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg=7:5.1.* \
+    && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --gid 10001 bot \
     && useradd --create-home --uid 10001 --gid 10001 bot \

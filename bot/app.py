@@ -17,6 +17,7 @@ from bot.client import VideoBot
 from bot.clock import Clock, SystemClock
 from bot.engine import EngineConfig, JobEngine
 from bot.media import DownloadedVideo, download_video
+from bot.reencode import FitResult, ffmpeg_available, fit_under_limit
 from bot.settings import Settings
 from bot.together import TogetherClient
 from storage.db import open_database
@@ -45,13 +46,29 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
             async def fetch(url: str, dest: Path, *, max_bytes: int) -> DownloadedVideo:
                 return await download_video(web, url, dest, max_bytes=max_bytes)
 
+            async def fit(source: Path, limit_bytes: int, workdir: Path) -> FitResult:
+                return await fit_under_limit(source, limit_bytes, workdir)
+
+            if not ffmpeg_available():
+                log.warning(
+                    "ffmpeg is not installed: videos over a server's upload limit will be "
+                    "posted as links instead of re-encoded"
+                )
             config = EngineConfig(
                 workdir=settings.database_path.parent / "downloads",
                 poll_interval=settings.poll_interval,
                 edit_interval=settings.progress_edit_interval,
                 max_active=settings.max_active_jobs,
             )
-            engine = JobEngine(jobs, together, fetch, clock or SystemClock(), config, catalog)
+            engine = JobEngine(
+                jobs,
+                together,
+                fetch,
+                clock or SystemClock(),
+                config,
+                catalog,
+                fit if ffmpeg_available() else None,
+            )
             bot = VideoBot(settings, jobs, engine, catalog)
             try:
                 yield bot

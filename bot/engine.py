@@ -23,6 +23,7 @@ from bot.catalog import Catalog, ModelSpec
 from bot.clock import Clock
 from bot.keyframes import to_base64
 from bot.media import DownloadedVideo, VideoTooLarge
+from bot.reencode import CannotFit, FitResult
 from bot.together import CreateVideoRequest, FrameImage, TogetherError, VideoJob, VideoMedia
 from storage.models import UNFINISHED_STATES, Job, JobState
 
@@ -60,6 +61,10 @@ class VideoFetcher(Protocol):
     async def __call__(self, url: str, dest: Path, *, max_bytes: int) -> DownloadedVideo: ...
 
 
+class VideoFitter(Protocol):
+    async def __call__(self, source: Path, limit_bytes: int, workdir: Path) -> FitResult: ...
+
+
 class Notifier(Protocol):
     async def show(self, job: Job) -> None:
         """Render the job's current state in its progress message."""
@@ -83,6 +88,8 @@ class EngineConfig:
     delivery_attempts: int = 5
     retry_delay: float = 5.0
     max_retry_delay: float = 120.0
+    # Videos over the upload limit are downloaded up to this size and re-encoded to fit.
+    max_download_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass
@@ -149,8 +156,10 @@ class JobEngine:
         clock: Clock,
         config: EngineConfig,
         catalog: Catalog | None = None,
+        fit: VideoFitter | None = None,
     ) -> None:
         self._catalog = catalog
+        self._fit = fit
         self._store = store
         self._api = api
         self._fetch = fetch
@@ -472,18 +481,13 @@ class JobEngine:
     async def _deliver(self, tracked: _Tracked) -> None:
         job = tracked.job
         assert job.video_url is not None
-        suffix = ".webm" if job.output_format == "WEBM" else ".mp4"
         self._config.workdir.mkdir(parents=True, exist_ok=True)
+        suffix = ".webm" if job.output_format == "WEBM" else ".mp4"
         dest = self._config.workdir / f"job-{job.id}{suffix}"
+        leftovers = [dest]
         tracked.attempts += 1
         try:
-            video: Path | None
-            try:
-                downloaded = await self._fetch(job.video_url, dest, max_bytes=job.upload_limit)
-                video = downloaded.path
-            except VideoTooLarge as exc:
-                log.info("Job %d: video over the upload limit (%s); posting the link", job.id, exc)
-                video = None
+            video = await self._video_for_upload(job, dest, leftovers)
             async with tracked.edit_lock:
                 await self._notifier_or_fail().deliver(job, video)
         except Exception as exc:
@@ -508,13 +512,43 @@ class JobEngine:
             tracked.due_at = self._clock.now() + wait
             return
         finally:
-            dest.unlink(missing_ok=True)
+            for path in leftovers:
+                path.unlink(missing_ok=True)
         await self._move(
             tracked,
             JobState.DELIVERED,
             delivered_at=self._clock.now(),
             delivery="attachment" if video is not None else "link",
         )
+
+    async def _video_for_upload(self, job: Job, dest: Path, leftovers: list[Path]) -> Path | None:
+        """The file to upload, re-encoded to fit the upload limit if needed; None: post the link."""
+        assert job.video_url is not None
+        cap = max(job.upload_limit, self._config.max_download_bytes)
+        try:
+            downloaded = await self._fetch(job.video_url, dest, max_bytes=cap)
+        except VideoTooLarge as exc:
+            log.info("Job %d: video too large to download (%s); posting the link", job.id, exc)
+            return None
+        if downloaded.size <= job.upload_limit:
+            return downloaded.path
+        if self._fit is None:
+            log.info("Job %d: video over the upload limit and no ffmpeg; posting the link", job.id)
+            return None
+        try:
+            fitted = await self._fit(downloaded.path, job.upload_limit, self._config.workdir)
+        except CannotFit as exc:
+            log.info("Job %d: could not fit the upload limit (%s); posting the link", job.id, exc)
+            return None
+        leftovers.append(fitted.path)
+        log.info(
+            "Job %d: re-encoded %d bytes to %d to fit the %d-byte limit",
+            job.id,
+            downloaded.size,
+            fitted.size,
+            job.upload_limit,
+        )
+        return fitted.path
 
     # -- progress edits ------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -230,3 +231,17 @@ async def test_model_autocomplete(stack: Stack) -> None:
         "video", {"prompt": "x", "model": ""}, "model", member=stack.member
     )
     assert 1 <= len(everything) <= 25
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+async def test_video_over_the_limit_is_reencoded_to_fit(make_stack: StackFactory) -> None:
+    stack = await make_stack(discord_options={"attachment_size_limit": 100_000})
+    stack.together.script_next(JobScript(queue_seconds=0.2, run_seconds=0.5, video_bytes=300_000))
+    message = await answered(stack, await stack.video(prompt="a detailed video"))
+    embed = await finished(stack, message)
+    assert embed["title"] == "Your video is ready"
+    assert [a.filename for a in message.attachments] == ["video-1.mp4"]
+    video = message.attachments[0]
+    assert video.size <= 100_000 and video.data[4:8] == b"ftyp"
+    job = await stored(stack, 1, JobState.DELIVERED)
+    assert job.delivery == "attachment"

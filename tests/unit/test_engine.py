@@ -8,6 +8,7 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.engine import EngineConfig, JobEngine
+from bot.reencode import CannotFit, FitResult
 from bot.together import (
     TogetherBadRequest,
     TogetherConnectionError,
@@ -221,7 +222,53 @@ async def test_video_over_the_limit_is_posted_as_link(h: Harness) -> None:
     job = h.store.jobs[1]
     assert job.state is JobState.DELIVERED and job.delivery == "link"
     assert h.notifier.delivered == [(h.notifier.delivered[0][0], None)]
-    assert h.fetch.calls[0][2] == 10 * 1024 * 1024
+    assert not list(h.engine._config.workdir.iterdir()), "the download is removed"
+
+
+async def test_video_over_the_limit_is_reencoded_to_fit(tmp_path: Path) -> None:
+    fits: list[tuple[Path, int]] = []
+
+    async def fit(source: Path, limit: int, workdir: Path) -> FitResult:
+        fits.append((source, limit))
+        out = workdir / f"{source.stem}-fit.mp4"
+        out.write_bytes(b"small")
+        return FitResult(out, 5, True)
+
+    h = Harness(tmp_path)
+    h.engine._fit = fit
+    h.fetch.size = 11 * 1024 * 1024
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(10)
+    job = h.store.jobs[1]
+    assert job.state is JobState.DELIVERED and job.delivery == "attachment"
+    assert h.notifier.delivered[0][1] == b"small"
+    assert fits[0][1] == 10 * 1024 * 1024
+    assert not list(h.engine._config.workdir.iterdir()), "both files are removed"
+
+
+async def test_video_that_cannot_fit_is_posted_as_link(tmp_path: Path) -> None:
+    async def fit(source: Path, limit: int, workdir: Path) -> FitResult:
+        raise CannotFit("even at the lowest quality the video is too big")
+
+    h = Harness(tmp_path)
+    h.engine._fit = fit
+    h.fetch.size = 11 * 1024 * 1024
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(10)
+    assert h.store.jobs[1].delivery == "link"
+    assert h.notifier.delivered[0][1] is None
+
+
+async def test_video_too_large_to_download_is_posted_as_link(tmp_path: Path) -> None:
+    h = Harness(tmp_path, max_download_bytes=20 * 1024 * 1024)
+    h.fetch.size = 30 * 1024 * 1024
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(10)
+    assert h.store.jobs[1].delivery == "link"
+    assert h.fetch.calls[0][2] == 20 * 1024 * 1024
 
 
 async def test_delivery_failures_are_retried(h: Harness) -> None:
