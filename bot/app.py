@@ -16,12 +16,15 @@ from bot.catalog import load_catalog
 from bot.client import VideoBot
 from bot.clock import Clock, SystemClock
 from bot.engine import EngineConfig, JobEngine
+from bot.gatekeeper import Gatekeeper
 from bot.media import DownloadedVideo, download_video
+from bot.quota import QuotaDefaults
 from bot.reencode import FitResult, ffmpeg_available, fit_under_limit
 from bot.settings import Settings
 from bot.together import TogetherClient
 from storage.db import open_database
 from storage.jobs import JobRepository
+from storage.quotas import GuildSettingsRepository
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,15 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 catalog,
                 fit if ffmpeg_available() else None,
             )
-            bot = VideoBot(settings, jobs, engine, catalog)
+            server_settings = GuildSettingsRepository(db)
+            defaults = QuotaDefaults(
+                user_daily=settings.default_user_daily,
+                guild_daily=settings.default_guild_daily,
+                user_concurrent=settings.default_user_concurrent,
+                monthly_budget_usd=settings.default_monthly_budget_usd,
+            )
+            gatekeeper = Gatekeeper(server_settings, jobs, catalog, defaults)
+            bot = VideoBot(settings, jobs, engine, catalog, server_settings, gatekeeper)
             try:
                 yield bot
             finally:

@@ -13,12 +13,14 @@ from discord.ext import commands
 from bot.catalog import Catalog
 from bot.engine import JobEngine
 from bot.errors import UserFacingError
+from bot.gatekeeper import Gatekeeper
 from bot.settings import Settings
 from storage.jobs import JobRepository
+from storage.quotas import GuildSettingsRepository
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.progress", "cogs.video")
+EXTENSIONS = ("cogs.progress", "cogs.video", "cogs.account", "cogs.admin")
 GENERIC_FAILURE = "Something went wrong on our side. Nothing was submitted; please try again."
 
 
@@ -68,7 +70,13 @@ async def send_ephemeral(interaction: discord.Interaction[Any], text: str) -> No
 
 class VideoBot(commands.AutoShardedBot):
     def __init__(
-        self, settings: Settings, jobs: JobRepository, engine: JobEngine, catalog: Catalog
+        self,
+        settings: Settings,
+        jobs: JobRepository,
+        engine: JobEngine,
+        catalog: Catalog,
+        server_settings: GuildSettingsRepository,
+        gatekeeper: Gatekeeper,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channel and role cache; no message content, no members
@@ -83,6 +91,8 @@ class VideoBot(commands.AutoShardedBot):
         self.jobs = jobs
         self.engine = engine
         self.catalog = catalog
+        self.server_settings = server_settings
+        self.gatekeeper = gatekeeper
         point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
 
     async def _gateway_from_settings(self) -> tuple[int, str, Any]:

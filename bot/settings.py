@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     discord_api_base: str = "https://discord.com/api/v10"
     discord_gateway_url: str = "wss://gateway.discord.gg/"
     default_model: str = "minimax/hailuo-02"
+    # Limits for servers whose moderators have not set their own (/videoadmin quota).
+    default_user_daily: int = Field(default=5, ge=0, le=100_000)
+    default_guild_daily: int = Field(default=50, ge=0, le=100_000)
+    default_user_concurrent: int = Field(default=2, ge=0, le=1000)
+    default_monthly_budget_usd: float = Field(default=20.0, ge=0, le=1_000_000)
     models_file: Path | None = None
     progress_edit_interval: float = Field(default=10.0, ge=1.0, le=600.0)
     poll_interval: float = Field(default=5.0, ge=0.05, le=300.0)

@@ -74,6 +74,9 @@ class VideoCog(commands.Cog):
     ) -> None:
         if not self.bot.engine.accepting:
             raise UserFacingError("The bot is restarting; please try again in a minute.")
+        assert interaction.guild_id is not None and interaction.channel_id is not None
+        gate = self.bot.gatekeeper
+        await gate.admit(interaction.guild_id, interaction.channel_id, interaction.user.id)
         attached = {"first_frame": first_frame, "last_frame": last_frame, "reference": reference}
         images = {name: file for name, file in attached.items() if file is not None}
         options = VideoOptions(
@@ -90,6 +93,16 @@ class VideoCog(commands.Cog):
             format=format,
         )
         request = validate_options(options, self.bot.catalog, self.bot.settings.default_model)
+        await gate.check_model(interaction.guild_id, request.model)
+        role_ids = [role.id for role in getattr(interaction.user, "roles", [])]
+        limits = await gate.limits_for(interaction.guild_id, role_ids)
+        await gate.precheck(
+            interaction.guild_id,
+            interaction.user.id,
+            limits,
+            cost=request.model.price_usd,
+            seconds=request.seconds,
+        )
         media: dict[str, bytes] = {}
         if images:
             # Downloading and resizing can take longer than Discord's 3 seconds: answer first.
@@ -100,7 +113,14 @@ class VideoCog(commands.Cog):
                 await self._refuse_after_defer(interaction, exc.message)
                 return
         thumbnail = THUMBNAIL_NAME if "first_frame" in media else None
-        job = await self.bot.jobs.create(self._new_job(interaction, request, thumbnail), media)
+        new_job = self._new_job(interaction, request, thumbnail)
+        try:
+            job = await gate.reserve(new_job, limits, media)
+        except UserFacingError as exc:
+            if not images:
+                raise
+            await self._refuse_after_defer(interaction, exc.message)
+            return
         log.info(
             "Job %d accepted: %s %s %ds for member %d in server %d",
             job.id,
@@ -204,9 +224,14 @@ class VideoCog(commands.Cog):
     async def _model_autocomplete(
         self, interaction: discord.Interaction[VideoBot], current: str
     ) -> list[app_commands.Choice[str]]:
+        """Display names of the models this server allows that match what was typed."""
+        if interaction.guild_id is None:
+            return []
+        allowed = {m.id for m in await self.bot.gatekeeper.allowed_models(interaction.guild_id)}
+        matches = [m for m in self.bot.catalog.search(current, limit=100) if m.id in allowed]
         return [
             app_commands.Choice(name=f"{spec.name} ({spec.id})"[:100], value=spec.id)
-            for spec in self.bot.catalog.search(current, limit=25)
+            for spec in matches[:25]
         ]
 
     @video.autocomplete("size")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
 from storage.db import Database
 from storage.models import Job, JobState, NewJob
+
+if TYPE_CHECKING:
+    from storage.quotas import MemberUsage
+
+_R = TypeVar("_R")
 
 _JOB_COLUMNS = tuple(field.name for field in dataclasses.fields(Job))
 _NEW_JOB_COLUMNS = tuple(field.name for field in dataclasses.fields(NewJob))
@@ -61,6 +66,20 @@ def _assignments(changes: Mapping[str, object]) -> str:
     return "".join(f", {column} = :{column}" for column in changes)
 
 
+async def _insert(
+    conn: aiosqlite.Connection, new_job: NewJob, media: Mapping[str, bytes] | None
+) -> Job:
+    """Insert a queued job and its images inside the caller's transaction."""
+    cursor = await conn.execute(INSERT_JOB, dataclasses.asdict(new_job))
+    job_id = cursor.lastrowid
+    for kind, data in (media or {}).items():
+        await conn.execute(INSERT_MEDIA, (job_id, kind, data))
+    async with conn.execute(SELECT_JOB, (job_id,)) as select:
+        row = await select.fetchone()
+    assert row is not None
+    return _to_job(row)
+
+
 class JobRepository:
     """Jobs in SQLite. Every state change is a compare-and-set on (id, state)."""
 
@@ -70,14 +89,31 @@ class JobRepository:
     async def create(self, new_job: NewJob, media: Mapping[str, bytes] | None = None) -> Job:
         """Store a new queued job and its images in one transaction."""
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(INSERT_JOB, dataclasses.asdict(new_job))
-            job_id = cursor.lastrowid
-            for kind, data in (media or {}).items():
-                await conn.execute(INSERT_MEDIA, (job_id, kind, data))
-            async with conn.execute(SELECT_JOB, (job_id,)) as select:
-                row = await select.fetchone()
-        assert row is not None
-        return _to_job(row)
+            return await _insert(conn, new_job, media)
+
+    async def create_within_quota(
+        self,
+        new_job: NewJob,
+        decide: Callable[[MemberUsage], _R | None],
+        media: Mapping[str, bytes] | None = None,
+    ) -> Job | _R:
+        """Store the job only if `decide` accepts the member's usage; else return its refusal.
+
+        The usage read, the decision and the insert share one BEGIN IMMEDIATE transaction, so
+        concurrent requests (from this connection or another) are serialized and can never
+        overshoot a limit together. `decide` is plain sync code: no awaiting under the lock.
+        """
+        # Imported here: storage.quotas imports this module's column list and _to_job.
+        from storage.quotas import read_member_usage
+
+        async with self._db.transaction() as conn:
+            usage = await read_member_usage(
+                conn, new_job.guild_id, new_job.user_id, new_job.created_at
+            )
+            refusal = decide(usage)
+            if refusal is not None:
+                return refusal
+            return await _insert(conn, new_job, media)
 
     async def get(self, job_id: int) -> Job | None:
         async with self._db.access() as conn, conn.execute(SELECT_JOB, (job_id,)) as cursor:

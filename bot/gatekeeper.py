@@ -1,0 +1,103 @@
+"""Who may start a video where, and the atomic quota reservation that accepts it.
+
+The checks that can refuse without touching Discord's data (blocked, channel, model, quota)
+run before the first response; the reservation re-checks the quota in the same SQLite
+transaction as the insert, so simultaneous commands cannot overshoot a limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+
+from bot.catalog import Catalog, ModelSpec
+from bot.errors import InvalidOptionError, NotAllowedError, UserFacingError
+from bot.quota import (
+    EffectiveLimits,
+    QuotaDefaults,
+    Refusal,
+    check,
+    effective_limits,
+    model_allowed,
+)
+from storage.jobs import JobRepository
+from storage.models import Job, NewJob
+from storage.quotas import GuildSettingsRepository, MemberUsage
+
+
+class QuotaExceeded(UserFacingError):
+    """A limit refuses the video; the message says which, the usage, and when a slot frees."""
+
+
+class Gatekeeper:
+    def __init__(
+        self,
+        server_settings: GuildSettingsRepository,
+        jobs: JobRepository,
+        catalog: Catalog,
+        defaults: QuotaDefaults,
+    ) -> None:
+        self._settings = server_settings
+        self._jobs = jobs
+        self._catalog = catalog
+        self.defaults = defaults
+
+    async def allowed_models(self, guild_id: int) -> list[ModelSpec]:
+        rules = await self._settings.model_rules(guild_id)
+        return [model for model in self._catalog if model_allowed(rules, model.id)]
+
+    async def admit(self, guild_id: int, channel_id: int, user_id: int) -> None:
+        """Refuse blocked members and channels the moderators have not opened to /video."""
+        if await self._settings.is_blocked(guild_id, user_id):
+            raise NotAllowedError(
+                "You cannot use /video in this server. Ask a moderator if this is a mistake."
+            )
+        channels = await self._settings.channels(guild_id)
+        if channels and channel_id not in channels:
+            listed = ", ".join(f"<#{c}>" for c in sorted(channels))
+            raise NotAllowedError(f"/video works only in {listed} on this server.")
+
+    async def check_model(self, guild_id: int, model: ModelSpec) -> None:
+        rules = await self._settings.model_rules(guild_id)
+        if model_allowed(rules, model.id):
+            return
+        allowed = [m.name for m in self._catalog if model_allowed(rules, m.id)]
+        offer = f" Models you can use here: {', '.join(allowed)}." if allowed else ""
+        raise InvalidOptionError(f"`model`: {model.name} is not available on this server.{offer}")
+
+    async def server_limits(self, guild_id: int) -> EffectiveLimits:
+        return effective_limits(self.defaults, await self._settings.limits(guild_id), {}, [])
+
+    async def limits_for(self, guild_id: int, role_ids: Iterable[int]) -> EffectiveLimits:
+        guild = await self._settings.limits(guild_id)
+        roles: Mapping[int, int] = await self._settings.role_quotas(guild_id)
+        return effective_limits(self.defaults, guild, roles, role_ids)
+
+    async def precheck(
+        self, guild_id: int, user_id: int, limits: EffectiveLimits, *, cost: float, seconds: int
+    ) -> None:
+        """A quick refusal before anything slow (the reservation checks again, atomically)."""
+        now = time.time()
+        usage = await self._settings.member_usage(guild_id, user_id, now)
+        refusal = check(limits, usage, now, estimated_cost_usd=cost, seconds=seconds)
+        if refusal is not None:
+            raise QuotaExceeded(refusal.message)
+
+    async def reserve(
+        self, new_job: NewJob, limits: EffectiveLimits, media: Mapping[str, bytes] | None = None
+    ) -> Job:
+        """Store the job if the quota allows it, in one transaction with the usage it read."""
+
+        def decide(usage: MemberUsage) -> Refusal | None:
+            return check(
+                limits,
+                usage,
+                new_job.created_at,
+                estimated_cost_usd=new_job.estimated_cost_usd,
+                seconds=new_job.seconds,
+            )
+
+        result = await self._jobs.create_within_quota(new_job, decide, media)
+        if isinstance(result, Refusal):
+            raise QuotaExceeded(result.message)
+        return result

@@ -1,0 +1,265 @@
+"""/videoadmin: quotas, models, channels, blocking, usage, jobs and the audit log.
+
+Visible by default to members with Manage Server, and checked again when run: server admins
+can re-map command permissions, so the check that counts is ours. Every reply is private.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import InvalidOptionError
+from cogs.text import job_line, limits_text, money
+from storage.quotas import ModelRule
+
+if TYPE_CHECKING:
+    from bot.client import VideoBot
+
+NO_MENTIONS = discord.AllowedMentions.none()
+MAX_LIMIT = 100_000
+
+
+def _check_count(name: str, value: int | None) -> None:
+    if value is not None and not 0 <= value <= MAX_LIMIT:
+        raise InvalidOptionError(f"`{name}` must be between 0 and {MAX_LIMIT} (got {value}).")
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class AdminCog(commands.GroupCog, group_name="videoadmin"):
+    """Moderator controls for the video bot."""
+
+    models = app_commands.Group(name="models", description="Which models this server may use")
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage()
+        if not interaction.permissions.manage_guild:
+            raise app_commands.CheckFailure(
+                "You need the Manage Server permission to use /videoadmin."
+            )
+        return True
+
+    async def _reply(self, interaction: discord.Interaction[VideoBot], text: str) -> None:
+        await interaction.response.send_message(
+            text[:2000], ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+
+    def _guild(self, interaction: discord.Interaction[VideoBot]) -> int:
+        assert interaction.guild_id is not None
+        return interaction.guild_id
+
+    async def _limits_report(self, guild_id: int) -> str:
+        limits = await self.bot.server_settings.limits(guild_id)
+        roles = await self.bot.server_settings.role_quotas(guild_id)
+        return limits_text(limits, self.bot.gatekeeper.defaults, roles)
+
+    @app_commands.command(
+        name="quota", description="Change this server's limits (only those given)"
+    )
+    @app_commands.describe(
+        user_daily="Videos per member per rolling 24 hours",
+        guild_daily="Videos in the whole server per rolling 24 hours",
+        user_concurrent="Unfinished videos a member may have at once",
+        monthly_budget_usd="Spend per rolling 30 days, in US dollars",
+        max_seconds="Longest clip a member may ask for, in seconds",
+    )
+    async def quota(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        user_daily: int | None = None,
+        guild_daily: int | None = None,
+        user_concurrent: int | None = None,
+        monthly_budget_usd: float | None = None,
+        max_seconds: int | None = None,
+    ) -> None:
+        counts = {
+            "user_daily": user_daily,
+            "guild_daily": guild_daily,
+            "user_concurrent": user_concurrent,
+            "max_seconds": max_seconds,
+        }
+        for name, value in counts.items():
+            _check_count(name, value)
+        if monthly_budget_usd is not None and not (
+            0 <= monthly_budget_usd <= 1_000_000 and monthly_budget_usd == monthly_budget_usd
+        ):
+            raise InvalidOptionError("`monthly_budget_usd` must be between 0 and 1000000.")
+        changes: dict[str, int | float] = {k: v for k, v in counts.items() if v is not None}
+        if monthly_budget_usd is not None:
+            changes["monthly_budget_usd"] = round(monthly_budget_usd, 2)
+        guild_id = self._guild(interaction)
+        if changes:
+            await self.bot.server_settings.set_limits(
+                guild_id, interaction.user.id, time.time(), **changes
+            )
+        heading = "Updated." if changes else "Nothing given to change; the limits are:"
+        await self._reply(interaction, f"{heading}\n{await self._limits_report(guild_id)}")
+
+    @app_commands.command(name="role_quota", description="Give a role its own daily limit")
+    @app_commands.describe(
+        role="The role",
+        user_daily="Videos per member of this role per 24 hours; leave out to remove the override",
+    )
+    async def role_quota(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        role: discord.Role,
+        user_daily: int | None = None,
+    ) -> None:
+        _check_count("user_daily", user_daily)
+        guild_id = self._guild(interaction)
+        await self.bot.server_settings.set_role_quota(
+            guild_id, role.id, user_daily, interaction.user.id, time.time()
+        )
+        done = (
+            f"Members with {role.mention} may now make {user_daily} videos per 24 hours."
+            if user_daily is not None
+            else f"{role.mention} no longer has its own limit."
+        )
+        await self._reply(interaction, f"{done}\n{await self._limits_report(guild_id)}")
+
+    async def _set_model(
+        self, interaction: discord.Interaction[VideoBot], model: str, rule: ModelRule
+    ) -> None:
+        spec = self.bot.catalog.get(model)
+        if spec is None:
+            raise InvalidOptionError(f"`model`: there is no model called `{model[:100]}`.")
+        guild_id = self._guild(interaction)
+        await self.bot.server_settings.set_model_rule(
+            guild_id, spec.id, rule, interaction.user.id, time.time()
+        )
+        allowed = await self.bot.gatekeeper.allowed_models(guild_id)
+        names = ", ".join(m.name for m in allowed) or "none"
+        verb = "allowed" if rule == "allow" else "denied"
+        await self._reply(
+            interaction, f"{spec.name} is now {verb} here.\nModels members can use: {names}"
+        )
+
+    @models.command(
+        name="allow",
+        description="Allow a model here (once any model is allowed, only allowed ones are)",
+    )
+    @app_commands.describe(model="The model")
+    async def models_allow(self, interaction: discord.Interaction[VideoBot], model: str) -> None:
+        await self._set_model(interaction, model, "allow")
+
+    @models.command(name="deny", description="Stop members here from using a model")
+    @app_commands.describe(model="The model")
+    async def models_deny(self, interaction: discord.Interaction[VideoBot], model: str) -> None:
+        await self._set_model(interaction, model, "deny")
+
+    @models_allow.autocomplete("model")
+    @models_deny.autocomplete("model")
+    async def _any_model(
+        self, interaction: discord.Interaction[VideoBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [
+            app_commands.Choice(name=f"{m.name} ({m.id})"[:100], value=m.id)
+            for m in self.bot.catalog.search(current, limit=25)
+        ]
+
+    @app_commands.command(
+        name="channels", description="Limit /video to chosen channels (none given: all)"
+    )
+    async def channels(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        channel: discord.TextChannel | None = None,
+        channel_2: discord.TextChannel | None = None,
+        channel_3: discord.TextChannel | None = None,
+        channel_4: discord.TextChannel | None = None,
+        channel_5: discord.TextChannel | None = None,
+    ) -> None:
+        chosen = [c for c in (channel, channel_2, channel_3, channel_4, channel_5) if c]
+        guild_id = self._guild(interaction)
+        await self.bot.server_settings.set_channels(
+            guild_id, [c.id for c in chosen], interaction.user.id, time.time()
+        )
+        if chosen:
+            text = "/video now works only in " + ", ".join(c.mention for c in chosen) + "."
+        else:
+            text = "/video now works in every channel the bot can see."
+        await self._reply(interaction, text)
+
+    @app_commands.command(name="block", description="Stop a member from using /video here")
+    async def block(self, interaction: discord.Interaction[VideoBot], user: discord.Member) -> None:
+        await self.bot.server_settings.set_blocked(
+            self._guild(interaction), user.id, True, interaction.user.id, time.time()
+        )
+        await self._reply(interaction, f"{user.mention} can no longer use /video here.")
+
+    @app_commands.command(name="unblock", description="Let a blocked member use /video again")
+    async def unblock(
+        self, interaction: discord.Interaction[VideoBot], user: discord.Member
+    ) -> None:
+        await self.bot.server_settings.set_blocked(
+            self._guild(interaction), user.id, False, interaction.user.id, time.time()
+        )
+        await self._reply(interaction, f"{user.mention} can use /video here again.")
+
+    @app_commands.command(
+        name="usage", description="Videos and spend in the last 24 hours and 30 days"
+    )
+    @app_commands.describe(user="Only this member")
+    async def usage(
+        self, interaction: discord.Interaction[VideoBot], user: discord.Member | None = None
+    ) -> None:
+        guild_id = self._guild(interaction)
+        report = await self.bot.server_settings.usage_report(
+            guild_id, time.time(), user_id=user.id if user else None
+        )
+        limits = await self.bot.gatekeeper.server_limits(guild_id)
+        who = f"{user.mention}" if user else "This server"
+        lines = [
+            f"**{who}**",
+            f"Last 24 hours: {report.day_jobs} videos, {money(report.day_usd)}",
+            f"Last 30 days: {report.month_jobs} videos, {money(report.month_usd)}"
+            + ("" if user else f" of the {money(limits.monthly_budget_usd)} budget"),
+        ]
+        if not user and report.top_members:
+            lines.append("Top members (30 days):")
+            lines += [
+                f"{rank}. <@{row.user_id}>: {row.jobs} videos, {money(row.spend_usd)}"
+                for rank, row in enumerate(report.top_members, start=1)
+            ]
+        await self._reply(interaction, "\n".join(lines))
+
+    @app_commands.command(name="jobs", description="The unfinished videos in this server")
+    async def jobs(self, interaction: discord.Interaction[VideoBot]) -> None:
+        jobs = await self.bot.server_settings.unfinished_jobs(self._guild(interaction))
+        if not jobs:
+            await self._reply(interaction, "No videos are in progress here.")
+            return
+        lines = [f"**{len(jobs)} unfinished video(s)**"]
+        lines += [
+            f"<@{job.user_id}> {job_line(job, self.bot.model_name(job.model))}" for job in jobs[:25]
+        ]
+        if len(jobs) > 25:
+            lines.append(f"…and {len(jobs) - 25} more.")
+        await self._reply(interaction, "\n".join(lines))
+
+    @app_commands.command(name="audit", description="The last changes made with /videoadmin")
+    async def audit(self, interaction: discord.Interaction[VideoBot]) -> None:
+        entries = await self.bot.server_settings.audit(self._guild(interaction), limit=15)
+        if not entries:
+            await self._reply(interaction, "No changes have been made with /videoadmin yet.")
+            return
+        lines = ["**Recent changes**"]
+        lines += [
+            f"<t:{int(e.created_at)}:f> <@{e.actor_id}> {e.action}: {e.detail}" for e in entries
+        ]
+        await self._reply(interaction, "\n".join(lines))
+
+
+async def setup(bot: VideoBot) -> None:
+    await bot.add_cog(AdminCog(bot))

@@ -1,0 +1,410 @@
+"""Per-server quota settings, moderation lists, the audit log, and usage read from `jobs`.
+
+What counts: a job holds quota from acceptance unless it was given back, that is unless it was
+cancelled, timed out, or failed before Together accepted it (no together_id). Its spend is
+Together's reported cost when known, else the catalog estimate. Usage is always computed from
+`jobs`, never kept in counters, so it cannot drift from the jobs themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields, replace
+from typing import Literal
+
+import aiosqlite
+
+from storage.db import Database
+from storage.jobs import _JOB_COLUMNS, _to_job
+from storage.models import Job
+
+DAY_SECONDS = 86_400
+MONTH_SECONDS = 30 * DAY_SECONDS
+
+# The rule above as SQL, shared by every usage query so they cannot disagree.
+_COUNTS = """state NOT IN ('cancelled', 'timed_out')
+    AND NOT (state = 'failed' AND together_id IS NULL)"""
+_SPEND = "COALESCE(cost_usd, estimated_cost_usd)"
+# Word for word the WHERE clause of the jobs_unfinished partial index, so SQLite uses it.
+_UNFINISHED = "state IN ('queued', 'submitting', 'running', 'delivering')"
+
+# One pass over the server's counting jobs of the last 30 days gives every windowed figure.
+SELECT_WINDOW_USAGE = f"""
+SELECT
+    COALESCE(SUM(user_id = :user_id AND created_at > :day_start), 0),
+    COALESCE(SUM(created_at > :day_start), 0),
+    COALESCE(SUM({_SPEND}), 0.0),
+    MIN(CASE WHEN user_id = :user_id AND created_at > :day_start THEN created_at END),
+    MIN(CASE WHEN created_at > :day_start THEN created_at END),
+    MIN(CASE WHEN {_SPEND} > 0 THEN created_at END)
+FROM jobs
+WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
+"""
+# Unfinished jobs count toward concurrency whatever their age.
+SELECT_USER_ACTIVE = f"""
+SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND {_UNFINISHED}
+"""
+SELECT_REPORT_TOTALS = f"""
+SELECT
+    COALESCE(SUM(created_at > :day_start), 0),
+    COALESCE(SUM(CASE WHEN created_at > :day_start THEN {_SPEND} END), 0.0),
+    COUNT(*),
+    COALESCE(SUM({_SPEND}), 0.0)
+FROM jobs
+WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
+    AND (:user_id IS NULL OR user_id = :user_id)
+"""
+SELECT_REPORT_MEMBERS = f"""
+SELECT user_id, COUNT(*), COALESCE(SUM({_SPEND}), 0.0) AS spend
+FROM jobs
+WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
+    AND (:user_id IS NULL OR user_id = :user_id)
+GROUP BY user_id
+ORDER BY spend DESC, COUNT(*) DESC, user_id
+LIMIT :top
+"""
+SELECT_UNFINISHED = f"""
+SELECT {", ".join(_JOB_COLUMNS)} FROM jobs
+WHERE guild_id = ? AND {_UNFINISHED}
+ORDER BY id
+"""
+
+SELECT_LIMITS = """
+SELECT user_daily, guild_daily, user_concurrent, monthly_budget_usd, max_seconds
+FROM guild_settings WHERE guild_id = ?
+"""
+UPSERT_LIMITS = """
+INSERT INTO guild_settings
+    (guild_id, user_daily, guild_daily, user_concurrent, monthly_budget_usd, max_seconds,
+     updated_at)
+VALUES
+    (:guild_id, :user_daily, :guild_daily, :user_concurrent, :monthly_budget_usd, :max_seconds,
+     :updated_at)
+ON CONFLICT (guild_id) DO UPDATE SET
+    user_daily = excluded.user_daily,
+    guild_daily = excluded.guild_daily,
+    user_concurrent = excluded.user_concurrent,
+    monthly_budget_usd = excluded.monthly_budget_usd,
+    max_seconds = excluded.max_seconds,
+    updated_at = excluded.updated_at
+"""
+SELECT_ROLE_QUOTAS = "SELECT role_id, user_daily FROM role_quotas WHERE guild_id = ?"
+UPSERT_ROLE_QUOTA = """
+INSERT INTO role_quotas (guild_id, role_id, user_daily) VALUES (?, ?, ?)
+ON CONFLICT (guild_id, role_id) DO UPDATE SET user_daily = excluded.user_daily
+"""
+DELETE_ROLE_QUOTA = "DELETE FROM role_quotas WHERE guild_id = ? AND role_id = ?"
+SELECT_MODEL_RULES = "SELECT model_id, rule FROM model_rules WHERE guild_id = ?"
+UPSERT_MODEL_RULE = """
+INSERT INTO model_rules (guild_id, model_id, rule) VALUES (?, ?, ?)
+ON CONFLICT (guild_id, model_id) DO UPDATE SET rule = excluded.rule
+"""
+DELETE_MODEL_RULE = "DELETE FROM model_rules WHERE guild_id = ? AND model_id = ?"
+SELECT_CHANNELS = "SELECT channel_id FROM allowed_channels WHERE guild_id = ?"
+DELETE_CHANNELS = "DELETE FROM allowed_channels WHERE guild_id = ?"
+INSERT_CHANNEL = "INSERT INTO allowed_channels (guild_id, channel_id) VALUES (?, ?)"
+SELECT_BLOCKED = "SELECT 1 FROM blocked_members WHERE guild_id = ? AND user_id = ?"
+INSERT_BLOCKED = """
+INSERT INTO blocked_members (guild_id, user_id, blocked_by, blocked_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (guild_id, user_id) DO NOTHING
+"""
+DELETE_BLOCKED = "DELETE FROM blocked_members WHERE guild_id = ? AND user_id = ?"
+INSERT_AUDIT = """
+INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) VALUES (?, ?, ?, ?, ?)
+"""
+SELECT_AUDIT = """
+SELECT id, guild_id, actor_id, action, detail, created_at FROM audit_log
+WHERE guild_id = ? ORDER BY id DESC LIMIT ?
+"""
+
+ModelRule = Literal["allow", "deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class GuildLimits:
+    """A server's own limits; None means "use the bot-wide default"."""
+
+    user_daily: int | None = None
+    guild_daily: int | None = None
+    user_concurrent: int | None = None
+    monthly_budget_usd: float | None = None
+    max_seconds: int | None = None
+
+
+LIMIT_NAMES = tuple(field.name for field in fields(GuildLimits))
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUsage:
+    """Everything the quota policy needs about one member, read in one transaction.
+
+    The *_oldest fields are the created_at of the oldest counting job in that window: when it
+    leaves the window, a slot frees up. For the month it is the oldest job that cost anything
+    (a free job frees no budget). None when the window holds no such job.
+    """
+
+    user_day: int
+    guild_day: int
+    user_active: int
+    guild_month_usd: float
+    user_day_oldest: float | None
+    guild_day_oldest: float | None
+    guild_month_oldest: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    guild_id: int
+    actor_id: int
+    action: str
+    detail: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One member's last 30 days."""
+
+    user_id: int
+    jobs: int
+    spend_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    day_jobs: int
+    day_usd: float
+    month_jobs: int
+    month_usd: float
+    top_members: list[UsageRow]
+
+
+async def read_member_usage(
+    conn: aiosqlite.Connection, guild_id: int, user_id: int, now: float
+) -> MemberUsage:
+    """The member's usage at `now`; run it inside the caller's transaction."""
+    params = {
+        "guild_id": guild_id,
+        "user_id": user_id,
+        "day_start": now - DAY_SECONDS,
+        "month_start": now - MONTH_SECONDS,
+    }
+    async with conn.execute(SELECT_WINDOW_USAGE, params) as cursor:
+        window = await cursor.fetchone()
+    async with conn.execute(SELECT_USER_ACTIVE, (guild_id, user_id)) as cursor:
+        active = await cursor.fetchone()
+    assert window is not None and active is not None  # aggregates always return a row
+    user_day, guild_day, month_usd, user_oldest, guild_oldest, month_oldest = window
+    return MemberUsage(
+        user_day=int(user_day),
+        guild_day=int(guild_day),
+        user_active=int(active[0]),
+        guild_month_usd=float(month_usd),
+        user_day_oldest=user_oldest,
+        guild_day_oldest=guild_oldest,
+        guild_month_oldest=month_oldest,
+    )
+
+
+def _check_limit(name: str, value: float | None) -> float | None:
+    if name not in LIMIT_NAMES:
+        raise ValueError(f"unknown limit {name!r}")
+    if value is None:
+        return None
+    if isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be 0 or more, or None for the default")
+    if name == "monthly_budget_usd":
+        return float(value)
+    if not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number")
+    return value
+
+
+def _describe(name: str, value: object) -> str:
+    return f"{name}={'default' if value is None else value}"
+
+
+class GuildSettingsRepository:
+    """Moderator settings per server. Every change is audited in its own transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- limits -------------------------------------------------------------------------
+
+    async def limits(self, guild_id: int) -> GuildLimits:
+        async with self._db.access() as conn:
+            return await self._read_limits(conn, guild_id)
+
+    async def set_limits(
+        self, guild_id: int, actor_id: int, now: float, **changes: float | None
+    ) -> GuildLimits:
+        """Change only the given limits (None = back to the default); returns all of them."""
+        checked = {name: _check_limit(name, value) for name, value in changes.items()}
+        async with self._db.transaction() as conn:
+            current = await self._read_limits(conn, guild_id)
+            if not checked:
+                return current
+            updated = replace(current, **checked)  # type: ignore[arg-type]
+            params = {name: getattr(updated, name) for name in LIMIT_NAMES}
+            await conn.execute(UPSERT_LIMITS, {**params, "guild_id": guild_id, "updated_at": now})
+            detail = ", ".join(_describe(name, value) for name, value in checked.items())
+            await self._audit(conn, guild_id, actor_id, "quota", detail, now)
+        return updated
+
+    @staticmethod
+    async def _read_limits(conn: aiosqlite.Connection, guild_id: int) -> GuildLimits:
+        async with conn.execute(SELECT_LIMITS, (guild_id,)) as cursor:
+            row = await cursor.fetchone()
+        return GuildLimits(*row) if row else GuildLimits()
+
+    # --- role quotas --------------------------------------------------------------------
+
+    async def role_quotas(self, guild_id: int) -> dict[int, int]:
+        """role_id -> that role's daily limit per member."""
+        async with self._db.access() as conn, conn.execute(SELECT_ROLE_QUOTAS, (guild_id,)) as cur:
+            rows = await cur.fetchall()
+        return {int(role_id): int(user_daily) for role_id, user_daily in rows}
+
+    async def set_role_quota(
+        self, guild_id: int, role_id: int, user_daily: int | None, actor_id: int, now: float
+    ) -> None:
+        """Give a role its own daily limit, or remove it with None."""
+        _check_limit("user_daily", user_daily)
+        async with self._db.transaction() as conn:
+            if user_daily is None:
+                await conn.execute(DELETE_ROLE_QUOTA, (guild_id, role_id))
+            else:
+                await conn.execute(UPSERT_ROLE_QUOTA, (guild_id, role_id, user_daily))
+            detail = f"<@&{role_id}> {_describe('user_daily', user_daily)}"
+            await self._audit(conn, guild_id, actor_id, "role_quota", detail, now)
+
+    # --- models -------------------------------------------------------------------------
+
+    async def model_rules(self, guild_id: int) -> dict[str, str]:
+        """model_id -> 'allow' or 'deny'."""
+        async with self._db.access() as conn, conn.execute(SELECT_MODEL_RULES, (guild_id,)) as cur:
+            rows = await cur.fetchall()
+        return {str(model_id): str(rule) for model_id, rule in rows}
+
+    async def set_model_rule(
+        self, guild_id: int, model_id: str, rule: ModelRule | None, actor_id: int, now: float
+    ) -> None:
+        """Allow or deny a model on the server; None removes the rule."""
+        if rule not in ("allow", "deny", None):
+            raise ValueError(f"unknown model rule {rule!r}")
+        async with self._db.transaction() as conn:
+            if rule is None:
+                await conn.execute(DELETE_MODEL_RULE, (guild_id, model_id))
+            else:
+                await conn.execute(UPSERT_MODEL_RULE, (guild_id, model_id, rule))
+            detail = f"{model_id} {rule or 'default'}"
+            await self._audit(conn, guild_id, actor_id, "model_rule", detail, now)
+
+    # --- channels -----------------------------------------------------------------------
+
+    async def channels(self, guild_id: int) -> set[int]:
+        """Channels where /video may be used; empty means every channel."""
+        async with self._db.access() as conn, conn.execute(SELECT_CHANNELS, (guild_id,)) as cur:
+            rows = await cur.fetchall()
+        return {int(channel_id) for (channel_id,) in rows}
+
+    async def set_channels(
+        self, guild_id: int, channel_ids: Iterable[int], actor_id: int, now: float
+    ) -> None:
+        """Replace the allowed channels; an empty set allows every channel."""
+        wanted = sorted(set(channel_ids))
+        async with self._db.transaction() as conn:
+            await conn.execute(DELETE_CHANNELS, (guild_id,))
+            await conn.executemany(INSERT_CHANNEL, [(guild_id, c) for c in wanted])
+            detail = ", ".join(f"<#{c}>" for c in wanted) or "all"
+            await self._audit(conn, guild_id, actor_id, "channels", detail, now)
+
+    # --- blocked members ----------------------------------------------------------------
+
+    async def is_blocked(self, guild_id: int, user_id: int) -> bool:
+        async with (
+            self._db.access() as conn,
+            conn.execute(SELECT_BLOCKED, (guild_id, user_id)) as cursor,
+        ):
+            return await cursor.fetchone() is not None
+
+    async def set_blocked(
+        self, guild_id: int, user_id: int, blocked: bool, actor_id: int, now: float
+    ) -> bool:
+        """Block or unblock a member. Returns False (and audits nothing) if nothing changed."""
+        async with self._db.transaction() as conn:
+            if blocked:
+                cursor = await conn.execute(INSERT_BLOCKED, (guild_id, user_id, actor_id, now))
+            else:
+                cursor = await conn.execute(DELETE_BLOCKED, (guild_id, user_id))
+            if cursor.rowcount != 1:
+                return False
+            action = "block" if blocked else "unblock"
+            await self._audit(conn, guild_id, actor_id, action, f"<@{user_id}>", now)
+        return True
+
+    # --- audit --------------------------------------------------------------------------
+
+    async def audit(self, guild_id: int, limit: int = 20) -> list[AuditEntry]:
+        """The server's latest moderator changes, newest first."""
+        async with (
+            self._db.access() as conn,
+            conn.execute(SELECT_AUDIT, (guild_id, limit)) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [AuditEntry(*row) for row in rows]
+
+    @staticmethod
+    async def _audit(
+        conn: aiosqlite.Connection,
+        guild_id: int,
+        actor_id: int,
+        action: str,
+        detail: str,
+        now: float,
+    ) -> None:
+        await conn.execute(INSERT_AUDIT, (guild_id, actor_id, action, detail, now))
+
+    # --- usage --------------------------------------------------------------------------
+
+    async def member_usage(self, guild_id: int, user_id: int, now: float) -> MemberUsage:
+        """A member's usage at `now` (for their /videos summary)."""
+        async with self._db.transaction() as conn:
+            return await read_member_usage(conn, guild_id, user_id, now)
+
+    async def usage_report(
+        self, guild_id: int, now: float, *, user_id: int | None = None, top: int = 5
+    ) -> UsageReport:
+        """Counting jobs and spend over 24 hours and 30 days; top members by 30-day spend.
+
+        With user_id, every figure is that member's, and top_members is just them.
+        """
+        params = {
+            "guild_id": guild_id,
+            "user_id": user_id,
+            "day_start": now - DAY_SECONDS,
+            "month_start": now - MONTH_SECONDS,
+            "top": 1 if user_id is not None else top,
+        }
+        async with self._db.transaction() as conn:
+            async with conn.execute(SELECT_REPORT_TOTALS, params) as cursor:
+                totals = await cursor.fetchone()
+            async with conn.execute(SELECT_REPORT_MEMBERS, params) as cursor:
+                members = await cursor.fetchall()
+        assert totals is not None  # aggregates always return a row
+        rows = [UsageRow(int(uid), int(jobs), float(spend)) for uid, jobs, spend in members]
+        if user_id is not None and not rows:
+            rows = [UsageRow(user_id, 0, 0.0)]
+        day_jobs, day_usd, month_jobs, month_usd = totals
+        return UsageReport(int(day_jobs), float(day_usd), int(month_jobs), float(month_usd), rows)
+
+    async def unfinished_jobs(self, guild_id: int) -> list[Job]:
+        """The server's jobs still in progress, oldest first."""
+        async with (
+            self._db.access() as conn,
+            conn.execute(SELECT_UNFINISHED, (guild_id,)) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [_to_job(row) for row in rows]

@@ -1,0 +1,424 @@
+"""Quota storage on a real SQLite file: what counts, windows, settings, audit, and the race."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from storage.db import Database, open_database
+from storage.jobs import JobRepository
+from storage.models import Job, JobState
+from storage.quotas import (
+    GuildLimits,
+    GuildSettingsRepository,
+    MemberUsage,
+    UsageRow,
+    read_member_usage,
+)
+from tests.unit.fakes import new_job
+
+NOW = 1_700_000_000.0
+DAY = 86_400
+GUILD = 10
+MEMBER = 30
+MOD = 99
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await open_database(tmp_path / "bot.sqlite3")
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def jobs(db: Database) -> JobRepository:
+    return JobRepository(db)
+
+
+@pytest.fixture
+def settings(db: Database) -> GuildSettingsRepository:
+    return GuildSettingsRepository(db)
+
+
+_together_ids = iter(range(1, 10_000))
+
+
+async def add(
+    jobs: JobRepository,
+    state: JobState = JobState.QUEUED,
+    *,
+    age: float = 60,
+    user_id: int = MEMBER,
+    guild_id: int = GUILD,
+    estimate: float = 0.5,
+    cost: float | None = None,
+    accepted: bool = False,
+) -> Job:
+    """A job created `age` s before NOW, moved to `state`; `accepted` gives it a together_id."""
+    job = await jobs.create(
+        new_job(NOW - age, user_id=user_id, guild_id=guild_id, estimated_cost_usd=estimate)
+    )
+    changes: dict[str, object] = {"cost_usd": cost}
+    if accepted:
+        changes["together_id"] = f"vid_{next(_together_ids)}"
+    moved = await jobs.transition(job.id, JobState.QUEUED, state, NOW - age, **changes)
+    assert moved is not None
+    return moved
+
+
+async def usage_of(db: Database, user_id: int = MEMBER, now: float = NOW) -> MemberUsage:
+    async with db.transaction() as conn:
+        return await read_member_usage(conn, GUILD, user_id, now)
+
+
+# --- schema ---------------------------------------------------------------------------------
+
+
+async def test_migrations_apply_from_empty(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.sqlite3"
+    database = await open_database(path)
+    await database.close()
+    with sqlite3.connect(path) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert {
+        "guild_settings",
+        "role_quotas",
+        "model_rules",
+        "allowed_channels",
+        "blocked_members",
+        "audit_log",
+        "jobs_by_guild",
+        "jobs_unfinished",
+        "audit_log_by_guild",
+    } <= names
+
+
+async def test_usage_queries_use_the_indexes(db: Database) -> None:
+    from storage import quotas
+
+    async def plan(sql: str, params: object) -> str:
+        async with db.access() as conn, conn.execute(f"EXPLAIN QUERY PLAN {sql}", params) as cur:
+            return " ".join(str(row[-1]) for row in await cur.fetchall())
+
+    window = {"guild_id": 1, "user_id": 2, "day_start": 0, "month_start": 0}
+    assert "jobs_by_guild" in await plan(quotas.SELECT_WINDOW_USAGE, window)
+    assert "jobs_unfinished" in await plan(quotas.SELECT_USER_ACTIVE, (1, 2))
+    assert "jobs_unfinished" in await plan(quotas.SELECT_UNFINISHED, (1,))
+
+
+# --- what counts ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "accepted", "counts"),
+    [
+        (JobState.QUEUED, False, True),
+        (JobState.SUBMITTING, False, True),
+        (JobState.RUNNING, True, True),
+        (JobState.DELIVERING, True, True),
+        (JobState.DELIVERED, True, True),
+        (JobState.FAILED, True, True),  # Together took it (and may bill it)
+        (JobState.FAILED, False, False),  # failed before Together accepted it
+        (JobState.CANCELLED, False, False),
+        (JobState.TIMED_OUT, True, False),
+    ],
+)
+async def test_what_counts(
+    db: Database, jobs: JobRepository, state: JobState, accepted: bool, counts: bool
+) -> None:
+    await add(jobs, state, accepted=accepted, estimate=0.5)
+    usage = await usage_of(db)
+    assert (usage.user_day, usage.guild_day) == ((1, 1) if counts else (0, 0))
+    assert usage.guild_month_usd == (0.5 if counts else 0.0)
+    assert usage.user_active == (1 if not state.is_final else 0)
+
+
+async def test_rolling_windows(db: Database, jobs: JobRepository) -> None:
+    old = await add(jobs, JobState.DELIVERED, age=DAY + 1, estimate=1.0)
+    await add(jobs, JobState.DELIVERED, age=30 * DAY + 1, estimate=100.0)  # out of both
+    recent = await add(jobs, JobState.DELIVERED, age=600, estimate=2.0)
+    await add(jobs, JobState.DELIVERED, age=300, user_id=77, estimate=4.0)
+    usage = await usage_of(db)
+    assert (usage.user_day, usage.guild_day, usage.user_active) == (1, 2, 0)
+    assert usage.guild_month_usd == pytest.approx(7.0), "the 24h+1s job still counts this month"
+    assert usage.user_day_oldest == recent.created_at
+    assert usage.guild_day_oldest == recent.created_at
+    assert usage.guild_month_oldest == old.created_at
+
+
+async def test_a_job_exactly_a_day_old_has_left_the_window(
+    db: Database, jobs: JobRepository
+) -> None:
+    await add(jobs, JobState.DELIVERED, age=DAY)
+    usage = await usage_of(db)
+    assert (usage.user_day, usage.user_day_oldest) == (0, None)
+
+
+async def test_spend_prefers_the_reported_cost(db: Database, jobs: JobRepository) -> None:
+    await add(jobs, JobState.DELIVERED, accepted=True, estimate=0.49, cost=0.31)
+    await add(jobs, JobState.RUNNING, accepted=True, estimate=0.49)
+    free = await add(jobs, JobState.DELIVERED, age=DAY * 2, estimate=0.0)
+    usage = await usage_of(db)
+    assert usage.guild_month_usd == pytest.approx(0.80)
+    assert usage.guild_month_oldest != free.created_at, "a free job frees no budget"
+
+
+async def test_unfinished_jobs_count_as_active_whatever_their_age(
+    db: Database, jobs: JobRepository
+) -> None:
+    await add(jobs, JobState.RUNNING, age=40 * DAY, accepted=True)
+    await add(jobs, JobState.QUEUED, user_id=77)
+    usage = await usage_of(db)
+    assert (usage.user_active, usage.user_day) == (1, 0)
+
+
+async def test_other_servers_do_not_count(db: Database, jobs: JobRepository) -> None:
+    await add(jobs, guild_id=GUILD + 1)
+    assert await usage_of(db) == MemberUsage(0, 0, 0, 0.0, None, None, None)
+
+
+# --- settings and audit ---------------------------------------------------------------------
+
+
+async def test_limits_default_to_none(settings: GuildSettingsRepository) -> None:
+    assert await settings.limits(GUILD) == GuildLimits()
+
+
+async def test_set_limits_changes_only_the_given_fields(
+    settings: GuildSettingsRepository,
+) -> None:
+    first = await settings.set_limits(GUILD, MOD, NOW, user_daily=5, monthly_budget_usd=20)
+    assert first == GuildLimits(user_daily=5, monthly_budget_usd=20.0)
+    second = await settings.set_limits(GUILD, MOD, NOW + 1, guild_daily=0, user_daily=None)
+    assert second == GuildLimits(guild_daily=0, monthly_budget_usd=20.0)
+    assert await settings.limits(GUILD) == second
+    assert await settings.limits(GUILD + 1) == GuildLimits(), "other servers untouched"
+    entries = await settings.audit(GUILD)
+    assert [(e.action, e.detail, e.actor_id, e.created_at) for e in entries] == [
+        ("quota", "guild_daily=0, user_daily=default", MOD, NOW + 1),
+        ("quota", "user_daily=5, monthly_budget_usd=20.0", MOD, NOW),
+    ]
+
+
+async def test_set_limits_with_nothing_writes_nothing(settings: GuildSettingsRepository) -> None:
+    assert await settings.set_limits(GUILD, MOD, NOW) == GuildLimits()
+    assert await settings.audit(GUILD) == []
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"nonsense": 1}, {"user_daily": -1}, {"max_seconds": 2.5}, {"guild_daily": True}],
+)
+async def test_set_limits_validates(
+    settings: GuildSettingsRepository, changes: dict[str, float]
+) -> None:
+    with pytest.raises(ValueError):
+        await settings.set_limits(GUILD, MOD, NOW, **changes)
+    assert await settings.limits(GUILD) == GuildLimits()
+    assert await settings.audit(GUILD) == []
+
+
+async def test_change_and_audit_share_one_transaction(db: Database) -> None:
+    # If the audit insert fails, the change must not stay behind.
+    settings = GuildSettingsRepository(db)
+    async with db.access() as conn:
+        await conn.execute(
+            "CREATE TRIGGER no_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'x'); END"
+        )
+    with pytest.raises(sqlite3.IntegrityError):
+        await settings.set_limits(GUILD, MOD, NOW, user_daily=5)
+    assert await settings.limits(GUILD) == GuildLimits()
+
+
+async def test_role_quotas_round_trip(settings: GuildSettingsRepository) -> None:
+    await settings.set_role_quota(GUILD, 500, 20, MOD, NOW)
+    await settings.set_role_quota(GUILD, 501, 0, MOD, NOW + 1)
+    await settings.set_role_quota(GUILD, 500, 25, MOD, NOW + 2)
+    assert await settings.role_quotas(GUILD) == {500: 25, 501: 0}
+    await settings.set_role_quota(GUILD, 501, None, MOD, NOW + 3)
+    assert await settings.role_quotas(GUILD) == {500: 25}
+    with pytest.raises(ValueError):
+        await settings.set_role_quota(GUILD, 502, -3, MOD, NOW)
+    details = [(e.action, e.detail) for e in await settings.audit(GUILD)]
+    assert details == [
+        ("role_quota", "<@&501> user_daily=default"),
+        ("role_quota", "<@&500> user_daily=25"),
+        ("role_quota", "<@&501> user_daily=0"),
+        ("role_quota", "<@&500> user_daily=20"),
+    ]
+
+
+async def test_model_rules_round_trip(settings: GuildSettingsRepository) -> None:
+    await settings.set_model_rule(GUILD, "a/model", "deny", MOD, NOW)
+    await settings.set_model_rule(GUILD, "b/model", "allow", MOD, NOW)
+    await settings.set_model_rule(GUILD, "a/model", "allow", MOD, NOW)
+    assert await settings.model_rules(GUILD) == {"a/model": "allow", "b/model": "allow"}
+    await settings.set_model_rule(GUILD, "b/model", None, MOD, NOW)
+    assert await settings.model_rules(GUILD) == {"a/model": "allow"}
+    with pytest.raises(ValueError):
+        await settings.set_model_rule(GUILD, "a/model", "maybe", MOD, NOW)  # type: ignore[arg-type]
+    assert [e.detail for e in await settings.audit(GUILD)] == [
+        "b/model default",
+        "a/model allow",
+        "b/model allow",
+        "a/model deny",
+    ]
+
+
+async def test_channels_replace_the_set(settings: GuildSettingsRepository) -> None:
+    assert await settings.channels(GUILD) == set()
+    await settings.set_channels(GUILD, [3, 1, 3], MOD, NOW)
+    assert await settings.channels(GUILD) == {1, 3}
+    await settings.set_channels(GUILD, [2], MOD, NOW)
+    assert await settings.channels(GUILD) == {2}
+    await settings.set_channels(GUILD, [], MOD, NOW)
+    assert await settings.channels(GUILD) == set()
+    assert [e.detail for e in await settings.audit(GUILD)] == ["all", "<#2>", "<#1>, <#3>"]
+
+
+async def test_blocking_round_trip(settings: GuildSettingsRepository) -> None:
+    assert not await settings.is_blocked(GUILD, MEMBER)
+    assert await settings.set_blocked(GUILD, MEMBER, True, MOD, NOW)
+    assert await settings.is_blocked(GUILD, MEMBER)
+    assert not await settings.is_blocked(GUILD + 1, MEMBER), "blocks are per server"
+    assert not await settings.set_blocked(GUILD, MEMBER, True, MOD, NOW), "already blocked"
+    assert await settings.set_blocked(GUILD, MEMBER, False, MOD, NOW + 1)
+    assert not await settings.is_blocked(GUILD, MEMBER)
+    assert not await settings.set_blocked(GUILD, MEMBER, False, MOD, NOW + 1)
+    assert [(e.action, e.detail) for e in await settings.audit(GUILD)] == [
+        ("unblock", f"<@{MEMBER}>"),
+        ("block", f"<@{MEMBER}>"),
+    ]
+
+
+async def test_audit_is_newest_first_and_limited(settings: GuildSettingsRepository) -> None:
+    for n in range(5):
+        await settings.set_limits(GUILD, MOD, NOW + n, user_daily=n)
+    await settings.set_limits(GUILD + 1, MOD, NOW, user_daily=1)
+    entries = await settings.audit(GUILD, limit=3)
+    assert [e.detail for e in entries] == ["user_daily=4", "user_daily=3", "user_daily=2"]
+    assert all(e.guild_id == GUILD for e in entries)
+
+
+# --- reports --------------------------------------------------------------------------------
+
+
+async def test_usage_report(settings: GuildSettingsRepository, jobs: JobRepository) -> None:
+    await add(jobs, JobState.DELIVERED, user_id=1, accepted=True, estimate=0.5, cost=0.4)
+    await add(jobs, JobState.QUEUED, user_id=1, estimate=0.5)
+    await add(jobs, JobState.DELIVERED, user_id=2, age=2 * DAY, estimate=3.0)
+    await add(jobs, JobState.DELIVERED, user_id=3, age=3 * DAY, estimate=0.45)
+    await add(jobs, JobState.DELIVERED, user_id=3, age=4 * DAY, estimate=0.45)
+    await add(jobs, JobState.CANCELLED, user_id=4, estimate=9.0)  # gave it back
+    await add(jobs, JobState.DELIVERED, user_id=5, age=31 * DAY, estimate=9.0)  # too old
+    await add(jobs, JobState.DELIVERED, user_id=6, guild_id=GUILD + 1, estimate=9.0)
+
+    report = await settings.usage_report(GUILD, NOW, top=3)
+    assert (report.day_jobs, report.month_jobs) == (2, 5)
+    assert report.day_usd == pytest.approx(0.9)
+    assert report.month_usd == pytest.approx(4.8)
+    assert report.top_members == [
+        UsageRow(2, 1, 3.0),
+        UsageRow(1, 2, pytest.approx(0.9)),  # type: ignore[arg-type]
+        UsageRow(3, 2, 0.9),
+    ]
+    assert [r.user_id for r in (await settings.usage_report(GUILD, NOW, top=1)).top_members] == [2]
+
+    mine = await settings.usage_report(GUILD, NOW, user_id=3)
+    assert (mine.day_jobs, mine.day_usd, mine.month_jobs) == (0, 0.0, 2)
+    assert mine.month_usd == pytest.approx(0.9)
+    assert mine.top_members == [UsageRow(3, 2, pytest.approx(0.9))]  # type: ignore[arg-type]
+    nobody = await settings.usage_report(GUILD, NOW, user_id=404)
+    assert nobody.top_members == [UsageRow(404, 0, 0.0)]
+    assert (nobody.day_jobs, nobody.month_jobs, nobody.month_usd) == (0, 0, 0.0)
+
+
+async def test_member_usage(settings: GuildSettingsRepository, jobs: JobRepository) -> None:
+    await add(jobs, JobState.RUNNING, accepted=True, estimate=1.5)
+    usage = await settings.member_usage(GUILD, MEMBER, NOW)
+    assert (usage.user_day, usage.user_active, usage.guild_month_usd) == (1, 1, 1.5)
+
+
+async def test_unfinished_jobs(settings: GuildSettingsRepository, jobs: JobRepository) -> None:
+    first = await add(jobs, JobState.RUNNING, age=500, accepted=True)
+    await add(jobs, JobState.DELIVERED, age=400, accepted=True)
+    second = await add(jobs, JobState.QUEUED, age=300, user_id=77)
+    await add(jobs, JobState.QUEUED, guild_id=GUILD + 1)
+    third = await add(jobs, JobState.DELIVERING, age=100, accepted=True)
+    unfinished = await settings.unfinished_jobs(GUILD)
+    assert [j.id for j in unfinished] == [first.id, second.id, third.id]
+    assert unfinished[0] == first
+
+
+# --- the quota reservation and its race -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Full:
+    seen: int
+
+
+async def test_create_within_quota_accepts_and_refuses(db: Database, jobs: JobRepository) -> None:
+    seen: list[MemberUsage] = []
+
+    def decide(usage: MemberUsage) -> Full | None:
+        seen.append(usage)
+        return Full(usage.user_day) if usage.user_day >= 1 else None
+
+    media = {"first_frame": b"png"}
+    job = await jobs.create_within_quota(new_job(NOW), decide, media)
+    assert isinstance(job, Job) and job.state is JobState.QUEUED
+    assert await jobs.media(job.id) == media
+    refused = await jobs.create_within_quota(new_job(NOW + 1), decide, media)
+    assert refused == Full(1)
+    assert seen[1].user_active == 1 and seen[1].user_day_oldest == NOW
+    async with db.access() as conn, conn.execute("SELECT COUNT(*) FROM job_media") as cur:
+        assert await cur.fetchone() == (1,), "a refusal stores nothing"
+
+
+async def test_a_failing_decision_stores_nothing(jobs: JobRepository) -> None:
+    def decide(usage: MemberUsage) -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await jobs.create_within_quota(new_job(NOW), decide)
+    assert await jobs.recent_for_member(GUILD, MEMBER) == []
+
+
+async def _race(repos: list[JobRepository], calls_each: int) -> list[Job | Full]:
+    def decide(usage: MemberUsage) -> Full | None:
+        return Full(usage.user_day) if usage.user_day >= 5 else None
+
+    return await asyncio.gather(
+        *(
+            repo.create_within_quota(new_job(NOW + n / 1000, interaction_id=n), decide)
+            for n in range(calls_each)
+            for repo in repos
+        )
+    )
+
+
+async def test_fifty_concurrent_requests_get_exactly_five(jobs: JobRepository) -> None:
+    results = await _race([jobs], 50)
+    accepted = [r for r in results if isinstance(r, Job)]
+    assert len(accepted) == 5
+    assert len([r for r in results if isinstance(r, Full)]) == 45
+    assert len(await jobs.recent_for_member(GUILD, MEMBER, limit=100)) == 5
+
+
+async def test_the_race_across_two_connections(db: Database) -> None:
+    other = await open_database(db.path)
+    try:
+        results = await _race([JobRepository(db), JobRepository(other)], 25)
+    finally:
+        await other.close()
+    assert len([r for r in results if isinstance(r, Job)]) == 5
+    assert len([r for r in results if isinstance(r, Full)]) == 45
+    with sqlite3.connect(db.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone() == (5,)
