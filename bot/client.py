@@ -20,7 +20,7 @@ from storage.quotas import GuildSettingsRepository
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.progress", "cogs.video", "cogs.account", "cogs.admin")
+EXTENSIONS = ("cogs.buttons", "cogs.progress", "cogs.video", "cogs.account", "cogs.admin")
 GENERIC_FAILURE = "Something went wrong on our side. Nothing was submitted; please try again."
 
 

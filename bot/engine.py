@@ -86,6 +86,7 @@ class EngineConfig:
     max_active: int = 20
     submit_attempts: int = 3
     delivery_attempts: int = 5
+    final_edit_attempts: int = 5
     retry_delay: float = 5.0
     max_retry_delay: float = 120.0
     # Videos over the upload limit are downloaded up to this size and re-encoded to fit.
@@ -104,6 +105,7 @@ class _Tracked:
     poll_failures: int = 0
     edit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     edit_pending: bool = False
+    edit_failures: int = 0
 
 
 def _media(images: dict[str, bytes]) -> VideoMedia | None:
@@ -225,6 +227,34 @@ class JobEngine:
         self._jobs.setdefault(job.id, _Tracked(job))
         self._wake.set()
 
+    async def cancel(self, job_id: int, reason: str) -> Job | None:
+        """Cancel a job still waiting in the bot's queue; None when it is too late.
+
+        Goes through the engine so its working copy, its edits and the store agree: after
+        submission Together cannot cancel, and the compare-and-set settles any race with it.
+        """
+        now = self._clock.now()
+        tracked = self._jobs.get(job_id)
+        if tracked is None:
+            return await self._store.transition(
+                job_id,
+                JobState.QUEUED,
+                JobState.CANCELLED,
+                now,
+                failure_reason=reason,
+                finished_at=now,
+            )
+        if tracked.job.state is not JobState.QUEUED or tracked.busy:
+            return None
+        tracked.busy = True  # keep the scheduler off it while the cancel is written
+        try:
+            moved = await self._move(
+                tracked, JobState.CANCELLED, failure_reason=reason, finished_at=now
+            )
+        finally:
+            tracked.busy = False
+        return tracked.job if moved else None
+
     def tracked(self, job_id: int) -> Job | None:
         tracked = self._jobs.get(job_id)
         return tracked.job if tracked else None
@@ -260,7 +290,12 @@ class JobEngine:
     async def tick(self) -> None:
         """One pass: start whatever is due. Work runs in tasks; this never waits for Together."""
         now = self._clock.now()
-        active = sum(1 for t in self._jobs.values() if t.job.state in ACTIVE_STATES)
+        # A queued job whose submission is under way holds a slot before its state says so.
+        active = sum(
+            1
+            for t in self._jobs.values()
+            if t.job.state in ACTIVE_STATES or (t.busy and t.job.state is JobState.QUEUED)
+        )
         for tracked in sorted(self._jobs.values(), key=lambda t: t.job.id):
             state = tracked.job.state
             if tracked.busy:
@@ -572,4 +607,16 @@ class JobEngine:
             try:
                 await self._notifier_or_fail().show(job)
             except Exception:
+                tracked.edit_failures += 1
                 log.warning("Job %d: progress edit failed", job.id, exc_info=True)
+                # A job's last word (failed, timed out, cancelled) gets no later edit to fix a
+                # lost one, so it is retried; a progress edit is simply superseded by the next.
+                if job.state.is_final and tracked.edit_failures < self._config.final_edit_attempts:
+                    delay = self._backoff(tracked.edit_failures)
+                    self._spawn(self._edit_later(tracked, delay), f"edit-{job.id}-retry")
+            else:
+                tracked.edit_failures = 0
+
+    async def _edit_later(self, tracked: _Tracked, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._request_edit(tracked)

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from cogs.buttons import view_for
 from cogs.render import job_embed, result_embed
-from storage.models import Job
+from storage.models import Job, JobState
 
 if TYPE_CHECKING:
     from bot.client import VideoBot
@@ -49,14 +50,14 @@ class DiscordNotifier:
 
     async def show(self, job: Job) -> None:
         embed = job_embed(job, time.time(), self._model_name(job))
-        await self._edit(job, embed=embed)
+        await self._edit(job, embed=embed, view=view_for(job))
 
     async def deliver(self, job: Job, video: Path | None) -> None:
         if await self._already_delivered(job):
             log.info("Job %d: the video is already in its message; not uploading again", job.id)
             return
         embed = result_embed(job, self._model_name(job), link_only=video is None)
-        await self._edit(job, embed=embed, video=video)
+        await self._edit(job, embed=embed, video=video, view=view_for(job, JobState.DELIVERED))
         if video is not None:
             log.info("Job %d: uploaded %s", job.id, video.name)
 
@@ -92,7 +93,14 @@ class DiscordNotifier:
             return True
         return False
 
-    async def _edit(self, job: Job, *, embed: discord.Embed, video: Path | None = None) -> None:
+    async def _edit(
+        self,
+        job: Job,
+        *,
+        embed: discord.Embed,
+        view: discord.ui.View,
+        video: Path | None = None,
+    ) -> None:
         """Edit the job's message; with `video`, replace its attachments with that file."""
 
         def files() -> list[discord.File]:
@@ -102,7 +110,7 @@ class DiscordNotifier:
         if job.message_id is None:
             # The bot stopped between answering and recording the message: post a fresh one.
             channel = self._bot.get_partial_messageable(job.channel_id)
-            await channel.send(embed=embed, files=files(), allowed_mentions=NO_MENTIONS)
+            await channel.send(embed=embed, files=files(), view=view, allowed_mentions=NO_MENTIONS)
             return
         if self._token_usable(job):
             webhook = discord.Webhook.partial(
@@ -111,13 +119,14 @@ class DiscordNotifier:
             try:
                 if video is None:
                     await webhook.edit_message(
-                        job.message_id, embed=embed, allowed_mentions=NO_MENTIONS
+                        job.message_id, embed=embed, view=view, allowed_mentions=NO_MENTIONS
                     )
                 else:
                     await webhook.edit_message(
                         job.message_id,
                         embed=embed,
                         attachments=files(),
+                        view=view,
                         allowed_mentions=NO_MENTIONS,
                     )
                 return
@@ -128,9 +137,11 @@ class DiscordNotifier:
             job.message_id
         )
         if video is None:
-            await message.edit(embed=embed, allowed_mentions=NO_MENTIONS)
+            await message.edit(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
         else:
-            await message.edit(embed=embed, attachments=files(), allowed_mentions=NO_MENTIONS)
+            await message.edit(
+                embed=embed, attachments=files(), view=view, allowed_mentions=NO_MENTIONS
+            )
 
 
 async def setup(bot: VideoBot) -> None:

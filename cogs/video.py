@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import random
 import time
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from discord.ext import commands
 from bot.errors import UserFacingError
 from bot.keyframes import prepare_keyframe
 from bot.options import VideoOptions, VideoRequest, validate_options
+from cogs.buttons import view_for
 from cogs.render import progress_embed
 from storage.models import Job, JobState, NewJob
 
@@ -194,15 +196,21 @@ class VideoCog(commands.Cog):
         """The public first response becomes the progress message; then the engine takes over."""
         embed = progress_embed(job, time.time(), self.bot.model_name(job.model))
         files = [discord.File(io.BytesIO(keyframe), THUMBNAIL_NAME)] if keyframe else []
+        view = view_for(job)
         try:
             if interaction.response.is_done():  # deferred while the images were prepared
                 message = await interaction.edit_original_response(
-                    embed=embed, attachments=files, allowed_mentions=NO_MENTIONS
+                    embed=embed, attachments=files, view=view, allowed_mentions=NO_MENTIONS
                 )
                 message_id: int | None = message.id
+            elif files:
+                callback = await interaction.response.send_message(
+                    embed=embed, files=files, view=view, allowed_mentions=NO_MENTIONS
+                )
+                message_id = callback.message_id
             else:
                 callback = await interaction.response.send_message(
-                    embed=embed, allowed_mentions=NO_MENTIONS
+                    embed=embed, view=view, allowed_mentions=NO_MENTIONS
                 )
                 message_id = callback.message_id
         except discord.HTTPException:
@@ -219,6 +227,49 @@ class VideoCog(commands.Cog):
             job.id, JobState.QUEUED, time.time(), message_id=message_id
         )
         self.bot.engine.enqueue(updated or job)
+
+    async def retry(self, interaction: discord.Interaction[VideoBot], job: Job) -> None:
+        """The Retry button: the same options with a new seed, counted like a new /video."""
+        if not self.bot.engine.accepting:
+            raise UserFacingError("The bot is restarting; please try again in a minute.")
+        assert interaction.guild_id is not None and interaction.channel_id is not None
+        gate = self.bot.gatekeeper
+        await gate.admit(interaction.guild_id, interaction.channel_id, interaction.user.id)
+        spec = self.bot.catalog.get(job.model)
+        if spec is None:
+            raise UserFacingError(f"The model {job.model} is no longer available.")
+        await gate.check_model(interaction.guild_id, spec)
+        role_ids = [role.id for role in getattr(interaction.user, "roles", [])]
+        limits = await gate.limits_for(interaction.guild_id, role_ids)
+        media = await self.bot.jobs.media(job.id)
+        now = time.time()
+        again = NewJob(
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            user_id=interaction.user.id,
+            application_id=interaction.application_id,
+            interaction_id=interaction.id,
+            interaction_token=interaction.token,
+            upload_limit=interaction.filesize_limit or DEFAULT_UPLOAD_LIMIT,
+            model=spec.id,
+            prompt=job.prompt,
+            negative_prompt=job.negative_prompt,
+            width=job.width,
+            height=job.height,
+            seconds=job.seconds,
+            fps=job.fps,
+            steps=job.steps,
+            seed=random.randrange(2**32),
+            guidance_scale=job.guidance_scale,
+            output_format=job.output_format,
+            estimated_cost_usd=spec.price_usd,
+            thumbnail=job.thumbnail if "first_frame" in media else None,
+            created_at=now,
+            deadline_at=now + spec.timeout_minutes * 60,
+        )
+        new_job = await gate.reserve(again, limits, media)
+        log.info("Job %d accepted: a retry of job %d", new_job.id, job.id)
+        await self._answer(interaction, new_job, media.get("first_frame"))
 
     @video.autocomplete("model")
     async def _model_autocomplete(

@@ -13,6 +13,7 @@ import pytest
 from sandbox.discord_api import Interaction, Message, RecordedRequest
 from sandbox.harness import Stack
 from sandbox.together import JobScript
+from storage.jobs import JobRepository
 from storage.models import Job, JobState
 from tests.e2e.conftest import StackFactory
 
@@ -41,10 +42,11 @@ async def finished(stack: Stack, message: Message) -> dict[str, Any]:
     return message.embeds[0]
 
 
-async def stored(stack: Stack, job_id: int, state: JobState) -> Job:
+async def stored(jobs: JobRepository, job_id: int, state: JobState) -> Job:
     """The job once SQLite has it in `state` (the upload is written after it happens)."""
+    job = None
     for _ in range(int(DELIVERY_TIMEOUT / 0.05)):
-        job = await stack.bot.jobs.get(job_id)
+        job = await jobs.get(job_id)
         if job is not None and job.state is state:
             return job
         await asyncio.sleep(0.05)
@@ -84,7 +86,7 @@ async def test_member_flow_from_command_to_video(stack: Stack) -> None:
     assert upload.files[0].filename == "video-1.mp4"
     assert upload.files[0].size <= 10 * 1024 * 1024
 
-    job = await stored(stack, 1, JobState.DELIVERED)
+    job = await stored(stack.bot.jobs, 1, JobState.DELIVERED)
     assert job.delivery == "attachment"
     posts = stack.together.posts()
     assert len(posts) == 1
@@ -137,7 +139,7 @@ async def test_provider_failure_shows_its_reason(stack: Stack) -> None:
     why = {f["name"]: f["value"] for f in embed["fields"]}["Why"]
     assert why == "The prompt was flagged by the safety system."
     assert not message.attachments
-    await stored(stack, 1, JobState.FAILED)
+    await stored(stack.bot.jobs, 1, JobState.FAILED)
 
 
 async def test_rate_limited_edit_is_waited_out_and_retried(stack: Stack) -> None:
@@ -176,7 +178,7 @@ async def test_video_over_the_upload_limit_is_posted_as_a_link(make_stack: Stack
     download = {f["name"]: f["value"] for f in embed["fields"]}["Download"]
     assert stack.together.base_url in download and "expires" in download
     assert not any(r.files for r in stack.discord.requests)
-    job = await stored(stack, 1, JobState.DELIVERED)
+    job = await stored(stack.bot.jobs, 1, JobState.DELIVERED)
     assert job.delivery == "link"
 
 
@@ -243,5 +245,5 @@ async def test_video_over_the_limit_is_reencoded_to_fit(make_stack: StackFactory
     assert [a.filename for a in message.attachments] == ["video-1.mp4"]
     video = message.attachments[0]
     assert video.size <= 100_000 and video.data[4:8] == b"ftyp"
-    job = await stored(stack, 1, JobState.DELIVERED)
+    job = await stored(stack.bot.jobs, 1, JobState.DELIVERED)
     assert job.delivery == "attachment"

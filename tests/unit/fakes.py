@@ -143,8 +143,12 @@ class RecordingNotifier:
         self.shown: list[Job] = []
         self.delivered: list[tuple[Job, bytes | None]] = []
         self.fail_deliveries = 0
+        self.fail_shows = 0
 
     async def show(self, job: Job) -> None:
+        if self.fail_shows:
+            self.fail_shows -= 1
+            raise RuntimeError("Discord said 502")
         self.shown.append(job)
 
     async def deliver(self, job: Job, video: Path | None) -> None:

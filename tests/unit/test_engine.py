@@ -180,6 +180,26 @@ async def test_connection_refused_gives_up_after_attempts(h: Harness) -> None:
     assert (h.store.jobs[1].failure_reason or "").startswith("Together refused the request")
 
 
+async def test_a_lost_final_edit_is_retried(tmp_path: Path) -> None:
+    h = Harness(tmp_path, retry_delay=0.01)
+    h.api.default_script = [status("failed", error_message="nope")]
+    h.add()
+    await h.step()
+    h.notifier.fail_shows = 2  # the failure's edit is lost twice
+    await h.step(POLL)
+    assert h.state() is JobState.FAILED
+    assert h.notifier.shown[-1].state is JobState.FAILED, "the third try got through"
+
+
+async def test_a_lost_progress_edit_is_not_retried(h: Harness) -> None:
+    h.api.default_script = [status("in_progress")]
+    h.add()
+    h.notifier.fail_shows = 1
+    await h.step()
+    await h.engine.drain()
+    assert all(j.state is not JobState.RUNNING for j in h.notifier.shown)
+
+
 async def test_job_that_never_finishes_times_out(h: Harness) -> None:
     h.api.default_script = [status("in_progress")]
     h.add()
@@ -311,6 +331,35 @@ async def test_max_active_jobs_holds_the_rest_in_queue(tmp_path: Path) -> None:
         h.add(job_id)
     await h.step()
     assert [h.state(i) for i in (1, 2, 3)] == [JobState.RUNNING, JobState.RUNNING, JobState.QUEUED]
+
+
+async def test_a_submission_in_flight_holds_its_slot(tmp_path: Path) -> None:
+    """A job arriving while another's submission has not yet been written must wait."""
+    h = Harness(tmp_path, max_active=1)
+    h.api.default_script = [status("in_progress")]
+    h.add(1)
+    await h.engine.tick()  # job 1's submission is spawned; its state write has not run yet
+    h.add(2)
+    await h.engine.tick()
+    await h.engine.drain()
+    assert len(h.api.posts) == 1
+    await h.step()
+    assert [h.state(1), h.state(2)] == [JobState.RUNNING, JobState.QUEUED]
+
+
+async def test_cancel_only_while_queued(tmp_path: Path) -> None:
+    h = Harness(tmp_path, max_active=1)
+    h.api.default_script = [status("in_progress")]
+    h.add(1)
+    h.add(2)
+    await h.step()
+    assert await h.engine.cancel(1, "too late") is None
+    cancelled = await h.engine.cancel(2, "changed my mind")
+    assert cancelled is not None and cancelled.state is JobState.CANCELLED
+    await h.engine.drain()
+    assert h.notifier.shown[-1].state is JobState.CANCELLED
+    await h.run_for(20)
+    assert h.state(2) is JobState.CANCELLED and len(h.api.posts) == 1
 
 
 async def test_recovery_follows_the_restart_rules(tmp_path: Path) -> None:

@@ -1,0 +1,136 @@
+"""The buttons on a job's message: Cancel, Retry and Delete.
+
+They are DynamicItems whose custom id carries the job id (`video:<action>:<job_id>`), so they
+keep working after a restart; everything else they need is read from SQLite. Each checks who
+pressed it and answers anyone else privately.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+import discord
+
+from bot.errors import UserFacingError
+from storage.models import FINAL_STATES, Job, JobState
+
+if TYPE_CHECKING:
+    from bot.client import VideoBot
+
+log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+async def _tell(interaction: discord.Interaction[Any], text: str) -> None:
+    await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:x:(?P<id>\d+)"):
+    """Shared behaviour: load the job, check the presser, turn UserFacingError into a reply."""
+
+    action = ""
+    label = ""
+    style = discord.ButtonStyle.secondary
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(
+            discord.ui.Button(
+                label=self.label, style=self.style, custom_id=f"video:{self.action}:{job_id}"
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> JobButton:
+        return cls(int(match["id"]))
+
+    def may_press(self, interaction: discord.Interaction[Any], job: Job) -> bool:
+        return interaction.user.id == job.user_id
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        bot = cast("VideoBot", interaction.client)
+        job = await bot.jobs.get(self.job_id)
+        if job is None or job.guild_id != interaction.guild_id:
+            await _tell(interaction, "This video is no longer known to the bot.")
+            return
+        if not self.may_press(interaction, job):
+            await _tell(interaction, f"Only <@{job.user_id}> can {self.action} this video.")
+            return
+        try:
+            await self.act(interaction, bot, job)
+        except UserFacingError as exc:
+            await _tell(interaction, exc.message)
+
+    async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
+        raise NotImplementedError
+
+
+class CancelButton(JobButton, template=r"video:cancel:(?P<id>\d+)"):
+    action, label = "cancel", "Cancel"
+
+    async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
+        cancelled = await bot.engine.cancel(job.id, "Cancelled before it was sent to Together.")
+        if cancelled is None:
+            await _tell(
+                interaction,
+                "Too late to cancel: the video is already being made at Together, which "
+                "cannot stop it.",
+            )
+            return
+        log.info("Job %d: cancelled by its member", job.id)
+        await interaction.response.defer()  # the engine's edit shows the cancellation
+
+
+class RetryButton(JobButton, template=r"video:retry:(?P<id>\d+)"):
+    action, label, style = "retry", "Retry", discord.ButtonStyle.primary
+
+    async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
+        cog = bot.get_cog("VideoCog")
+        if cog is None:
+            raise UserFacingError("The bot is restarting; please try again in a minute.")
+        await cog.retry(interaction, job)  # type: ignore[attr-defined]
+
+
+class DeleteButton(JobButton, template=r"video:delete:(?P<id>\d+)"):
+    action, label, style = "delete", "Delete", discord.ButtonStyle.danger
+
+    def may_press(self, interaction: discord.Interaction[Any], job: Job) -> bool:
+        moderator = interaction.permissions.manage_messages or interaction.permissions.manage_guild
+        return interaction.user.id == job.user_id or moderator
+
+    async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
+        if job.state not in FINAL_STATES:
+            raise UserFacingError("The video is still being made; it can be deleted once done.")
+        await interaction.response.defer()
+        # For a button, the "original response" is the message the button sits on.
+        await interaction.delete_original_response()
+        log.info("Job %d: message deleted by %d at %.0f", job.id, interaction.user.id, time.time())
+
+
+BUTTONS = (CancelButton, RetryButton, DeleteButton)
+
+
+def view_for(job: Job, state: JobState | None = None) -> discord.ui.View:
+    """The buttons a job's message shows in `state` (default: the job's own)."""
+    state = state or job.state
+    view = discord.ui.View(timeout=None)
+    if state is JobState.QUEUED:
+        view.add_item(CancelButton(job.id))
+    elif state in FINAL_STATES:
+        view.add_item(RetryButton(job.id))
+        view.add_item(DeleteButton(job.id))
+    return view
+
+
+async def setup(bot: VideoBot) -> None:
+    bot.add_dynamic_items(*BUTTONS)
