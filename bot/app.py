@@ -20,6 +20,7 @@ from bot.gatekeeper import Gatekeeper
 from bot.media import DownloadedVideo, download_video
 from bot.quota import QuotaDefaults
 from bot.reencode import FitResult, ffmpeg_available, fit_under_limit
+from bot.scheduling import AdaptivePlanner, DurationModel, FixedPlanner, PollPlanner
 from bot.settings import Settings
 from bot.together import TogetherClient
 from storage.db import open_database
@@ -37,8 +38,11 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
     jobs = JobRepository(db)
     try:
         async with (
+            # get_retries=0: the engine retries polls itself, inside its request budget.
             TogetherClient(
-                settings.together_api_key.get_secret_value(), settings.together_base_url
+                settings.together_api_key.get_secret_value(),
+                settings.together_base_url,
+                get_retries=0,
             ) as together,
             # Downloads use their own client: the Together key must never reach the video host.
             httpx.AsyncClient(
@@ -62,7 +66,16 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 poll_interval=settings.poll_interval,
                 edit_interval=settings.progress_edit_interval,
                 max_active=settings.max_active_jobs,
+                max_active_per_guild=settings.max_active_jobs_per_server,
+                requests_per_second=settings.together_requests_per_second,
             )
+            planner: PollPlanner = FixedPlanner(settings.poll_interval)
+            if settings.poll_strategy == "adaptive":
+                expected = {model.id: model.expected_seconds for model in catalog}
+                history = await jobs.recent_durations()
+                planner = AdaptivePlanner(
+                    DurationModel(expected, history), min_interval=settings.poll_interval
+                )
             engine = JobEngine(
                 jobs,
                 together,
@@ -71,6 +84,7 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 config,
                 catalog,
                 fit if ffmpeg_available() else None,
+                planner,
             )
             server_settings = GuildSettingsRepository(db)
             defaults = QuotaDefaults(

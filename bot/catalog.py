@@ -47,6 +47,8 @@ class ModelSpec(BaseModel):
     # Most models take width and height; newer ones (Wan 2.7) take resolution and ratio.
     dimensions: Literal["width_height", "resolution_ratio"] = "width_height"
     price_usd: float = Field(ge=0)
+    # A guess at generation time until real jobs have been timed (polling and the ETA use it).
+    expected_seconds: float = Field(default=120.0, gt=0)
     timeout_minutes: float = Field(default=DEFAULT_TIMEOUT_MINUTES, gt=0)
 
     @model_validator(mode="after")

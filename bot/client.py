@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import discord
@@ -21,6 +24,9 @@ from storage.quotas import GuildSettingsRepository
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.buttons", "cogs.progress", "cogs.video", "cogs.account", "cogs.admin")
+RESTARTING = "The bot is restarting; please try again in a minute."
+# How long a shutdown waits for commands already running to store their job and answer.
+COMMAND_GRACE = 5.0
 GENERIC_FAILURE = "Something went wrong on our side. Nothing was submitted; please try again."
 
 
@@ -93,6 +99,10 @@ class VideoBot(commands.AutoShardedBot):
         self.catalog = catalog
         self.server_settings = server_settings
         self.gatekeeper = gatekeeper
+        self._closing = False
+        self._commands_running = 0
+        self._commands_idle = asyncio.Event()
+        self._commands_idle.set()
         point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
 
     async def _gateway_from_settings(self) -> tuple[int, str, Any]:
@@ -116,8 +126,26 @@ class VideoBot(commands.AutoShardedBot):
             "Logged in as %s (id %d) in %d server(s)", self.user, self.user.id, len(self.guilds)
         )
 
+    @contextlib.asynccontextmanager
+    async def command_slot(self) -> AsyncIterator[None]:
+        """Held by a command that may create a job, so a shutdown lets it finish first."""
+        if self._closing or not self.engine.accepting:
+            raise UserFacingError(RESTARTING)
+        self._commands_running += 1
+        self._commands_idle.clear()
+        try:
+            yield
+        finally:
+            self._commands_running -= 1
+            if self._commands_running == 0:
+                self._commands_idle.set()
+
     async def close(self) -> None:
-        await self.engine.stop()
+        if not self._closing:
+            self._closing = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._commands_idle.wait(), COMMAND_GRACE)
+            await self.engine.stop()
         await super().close()
 
     def model_name(self, model_id: str) -> str:

@@ -24,6 +24,7 @@ from bot.clock import Clock
 from bot.keyframes import to_base64
 from bot.media import DownloadedVideo, VideoTooLarge
 from bot.reencode import CannotFit, FitResult
+from bot.scheduling import EditPacer, FairQueue, FixedPlanner, PollPlanner, RateBudget, spread
 from bot.together import CreateVideoRequest, FrameImage, TogetherError, VideoJob, VideoMedia
 from storage.models import UNFINISHED_STATES, Job, JobState
 
@@ -65,8 +66,16 @@ class VideoFitter(Protocol):
     async def __call__(self, source: Path, limit_bytes: int, workdir: Path) -> FitResult: ...
 
 
+@dataclass(frozen=True)
+class Progress:
+    """What the engine knows beyond the job itself: its place in line, the time it may take."""
+
+    place: int | None = None  # 1 = next to get a slot
+    eta_seconds: float | None = None
+
+
 class Notifier(Protocol):
-    async def show(self, job: Job) -> None:
+    async def show(self, job: Job, progress: Progress) -> None:
         """Render the job's current state in its progress message."""
         ...
 
@@ -84,6 +93,11 @@ class EngineConfig:
     poll_interval: float = 5.0
     edit_interval: float = 10.0
     max_active: int = 20
+    max_active_per_guild: int = 10
+    # Requests to Together (submissions and polls) in any one-second window; 0: unlimited.
+    requests_per_second: float = 5.0
+    # Periodic edits per channel in any 5 seconds (state changes always go out).
+    edits_per_channel: int = 4
     submit_attempts: int = 3
     delivery_attempts: int = 5
     final_edit_attempts: int = 5
@@ -159,9 +173,15 @@ class JobEngine:
         config: EngineConfig,
         catalog: Catalog | None = None,
         fit: VideoFitter | None = None,
+        planner: PollPlanner | None = None,
     ) -> None:
         self._catalog = catalog
         self._fit = fit
+        self._planner = planner or FixedPlanner(config.poll_interval)
+        self._budget = RateBudget(config.requests_per_second)
+        self._queue = FairQueue()
+        self._pacer = EditPacer(config.edits_per_channel)
+        self._places: dict[int, int] = {}
         self._store = store
         self._api = api
         self._fetch = fetch
@@ -285,36 +305,71 @@ class JobEngine:
             for t in self._jobs.values()
             if t.job.state in TICKING_STATES
         ]
-        return min(dues, default=now + 1.0)
+        return max(min(dues, default=now + 1.0), self._budget.next_free(now))
 
     async def tick(self) -> None:
         """One pass: start whatever is due. Work runs in tasks; this never waits for Together."""
         now = self._clock.now()
-        # A queued job whose submission is under way holds a slot before its state says so.
-        active = sum(
-            1
-            for t in self._jobs.values()
-            if t.job.state in ACTIVE_STATES or (t.busy and t.job.state is JobState.QUEUED)
-        )
-        for tracked in sorted(self._jobs.values(), key=lambda t: t.job.id):
-            state = tracked.job.state
-            if tracked.busy:
-                continue
-            if state is JobState.QUEUED:
-                if self._accepting and active < self._config.max_active and tracked.due_at <= now:
-                    active += 1
-                    self._spawn_work(tracked, self._submit(tracked))
-            elif state is JobState.RUNNING:
-                if now >= tracked.job.deadline_at:
-                    self._spawn_work(tracked, self._time_out(tracked))
-                elif tracked.due_at <= now:
-                    self._spawn_work(tracked, self._poll(tracked))
-            elif state is JobState.DELIVERING and tracked.due_at <= now:
-                self._spawn_work(tracked, self._deliver(tracked))
+        self._start_submissions(now)
+        self._start_polls(now)
         for tracked in list(self._jobs.values()):
-            due = tracked.last_edit_at + self._config.edit_interval
-            if tracked.job.state in TICKING_STATES and due <= now:
+            delivering = tracked.job.state is JobState.DELIVERING
+            if delivering and not tracked.busy and tracked.due_at <= now:
+                self._spawn_work(tracked, self._deliver(tracked))
+        self._start_periodic_edits(now)
+
+    def _active_counts(self) -> tuple[int, dict[int, int]]:
+        total, by_guild = 0, dict[int, int]()
+        for tracked in self._jobs.values():
+            # A queued job whose submission is under way holds a slot before its state says so.
+            state = tracked.job.state
+            if state in ACTIVE_STATES or (tracked.busy and state is JobState.QUEUED):
+                total += 1
+                by_guild[tracked.job.guild_id] = by_guild.get(tracked.job.guild_id, 0) + 1
+        return total, by_guild
+
+    def _start_submissions(self, now: float) -> None:
+        queued = [
+            t.job
+            for t in self._jobs.values()
+            if t.job.state is JobState.QUEUED and not t.busy and t.due_at <= now
+        ]
+        self._places = {job.id: place for place, job in enumerate(self._queue.order(queued), 1)}
+        if not self._accepting:
+            return
+        active, by_guild = self._active_counts()
+        while queued and active < self._config.max_active:
+            job = self._queue.pick(queued, by_guild, self._config.max_active_per_guild)
+            if job is None or not self._budget.try_take(now):
+                return
+            queued.remove(job)
+            self._queue.served(job)
+            active += 1
+            by_guild[job.guild_id] = by_guild.get(job.guild_id, 0) + 1
+            tracked = self._jobs[job.id]
+            self._spawn_work(tracked, self._submit(tracked))
+
+    def _start_polls(self, now: float) -> None:
+        running = [t for t in self._jobs.values() if t.job.state is JobState.RUNNING and not t.busy]
+        # Most overdue first: under a tight budget the longest-waiting poll goes next.
+        for tracked in sorted(running, key=lambda t: t.due_at):
+            if now >= tracked.job.deadline_at:
+                self._spawn_work(tracked, self._time_out(tracked))
+            elif tracked.due_at <= now:
+                if not self._budget.try_take(now):
+                    continue
+                self._spawn_work(tracked, self._poll(tracked))
+
+    def _start_periodic_edits(self, now: float) -> None:
+        interval = self._config.edit_interval
+        for tracked in list(self._jobs.values()):
+            job = tracked.job
+            if job.state not in TICKING_STATES or tracked.edit_pending:
+                continue
+            due = tracked.last_edit_at + interval * (1 + 0.25 * spread(job.id))
+            if due <= now and self._pacer.allows(job.channel_id, now):
                 self._request_edit(tracked)
+        self._pacer.forget_idle(now)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -409,7 +464,7 @@ class JobEngine:
             if created.status is not None and created.is_finished:
                 await self._apply_status(tracked, created)
             else:
-                tracked.due_at = now + self._config.poll_interval
+                tracked.due_at = self._planner.next_poll(tracked.job, now)
 
     async def _submit_failed(self, tracked: _Tracked, exc: TogetherError) -> None:
         tracked.attempts += 1
@@ -471,6 +526,9 @@ class JobEngine:
                     finished_at=now,
                 )
                 return
+            started = tracked.job.submitted_at
+            if started is not None:
+                self._planner.observe(tracked.job.model, (status.completed_at or now) - started)
             if await self._move(
                 tracked,
                 JobState.DELIVERING,
@@ -500,7 +558,7 @@ class JobEngine:
                 if updated is not None:
                     tracked.job = updated
                     self._request_edit(tracked)
-            tracked.due_at = now + self._config.poll_interval
+            tracked.due_at = self._planner.next_poll(tracked.job, now)
 
     async def _time_out(self, tracked: _Tracked) -> None:
         job = tracked.job
@@ -595,6 +653,7 @@ class JobEngine:
     def _request_edit(self, tracked: _Tracked) -> None:
         """Ask for the message to show the job's latest state; edits coalesce, never reorder."""
         tracked.last_edit_at = self._clock.now()
+        self._pacer.record(tracked.job.channel_id, tracked.last_edit_at)
         if tracked.edit_pending:
             return
         tracked.edit_pending = True
@@ -604,8 +663,14 @@ class JobEngine:
         async with tracked.edit_lock:
             tracked.edit_pending = False
             job = tracked.job  # the latest snapshot, taken once the previous edit is done
+            progress = Progress(
+                place=self._places.get(job.id) if job.state is JobState.QUEUED else None,
+                eta_seconds=self._planner.eta(job, self._clock.now())
+                if job.state is JobState.RUNNING
+                else None,
+            )
             try:
-                await self._notifier_or_fail().show(job)
+                await self._notifier_or_fail().show(job, progress)
             except Exception:
                 tracked.edit_failures += 1
                 log.warning("Job %d: progress edit failed", job.id, exc_info=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,7 +40,10 @@ class Settings(BaseSettings):
     models_file: Path | None = None
     progress_edit_interval: float = Field(default=10.0, ge=1.0, le=600.0)
     poll_interval: float = Field(default=5.0, ge=0.05, le=300.0)
+    poll_strategy: Literal["adaptive", "fixed"] = "adaptive"
+    together_requests_per_second: float = Field(default=5.0, ge=0, le=1000)
     max_active_jobs: int = Field(default=20, ge=1, le=1000)
+    max_active_jobs_per_server: int = Field(default=10, ge=1, le=1000)
     log_level: str = "INFO"
 
     @field_validator("discord_token", "together_api_key")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.engine import Progress
 from cogs.buttons import view_for
 from cogs.render import job_embed, result_embed
 from storage.models import Job, JobState
@@ -48,8 +49,8 @@ class DiscordNotifier:
         created = discord.utils.snowflake_time(job.interaction_id).timestamp()
         return time.time() < created + TOKEN_LIFETIME - TOKEN_MARGIN
 
-    async def show(self, job: Job) -> None:
-        embed = job_embed(job, time.time(), self._model_name(job))
+    async def show(self, job: Job, progress: Progress) -> None:
+        embed = job_embed(job, time.time(), self._model_name(job), progress)
         await self._edit(job, embed=embed, view=view_for(job))
 
     async def deliver(self, job: Job, video: Path | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import discord
 
+from bot.engine import Progress
 from storage.models import Job, JobState
 
 PROMPT_SHOWN = 600
@@ -58,10 +59,24 @@ def _base(job: Job, title: str, colour: discord.Colour, model_name: str) -> disc
     return embed
 
 
-def progress_embed(job: Job, now: float, model_name: str) -> discord.Embed:
+def ordinal(number: int) -> str:
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"{number}{suffix}"
+
+
+def progress_embed(
+    job: Job, now: float, model_name: str, progress: Progress | None = None
+) -> discord.Embed:
     embed = _base(job, "Making your video", COLOR_PROGRESS, model_name)
-    embed.add_field(name="Status", value=status_text(job))
+    status = status_text(job)
+    if progress is not None and progress.place is not None and job.state is JobState.QUEUED:
+        status = f"⏳ Waiting: {ordinal(progress.place)} in line"
+    embed.add_field(name="Status", value=status)
     embed.add_field(name="Elapsed", value=format_duration(now - job.created_at))
+    if progress is not None and progress.eta_seconds is not None:
+        embed.add_field(name="Ready in", value=f"about {format_duration(progress.eta_seconds)}")
     return embed
 
 
@@ -99,10 +114,12 @@ def failure_embed(job: Job, model_name: str) -> discord.Embed:
     return embed
 
 
-def job_embed(job: Job, now: float, model_name: str) -> discord.Embed:
+def job_embed(
+    job: Job, now: float, model_name: str, progress: Progress | None = None
+) -> discord.Embed:
     """The embed for any state but a successful delivery (which carries the video)."""
     if job.state in (JobState.FAILED, JobState.TIMED_OUT, JobState.CANCELLED):
         return failure_embed(job, model_name)
     if job.state is JobState.DELIVERED:
         return result_embed(job, model_name, link_only=job.delivery == "link")
-    return progress_embed(job, now, model_name)
+    return progress_embed(job, now, model_name, progress)

@@ -30,6 +30,15 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 THUMBNAIL_NAME = "first_frame.jpg"
 
 
+def _attached(
+    first_frame: discord.Attachment | None,
+    last_frame: discord.Attachment | None,
+    reference: discord.Attachment | None,
+) -> list[tuple[str, discord.Attachment]]:
+    given = {"first_frame": first_frame, "last_frame": last_frame, "reference": reference}
+    return [(name, file) for name, file in given.items() if file is not None]
+
+
 class VideoCog(commands.Cog):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
@@ -74,26 +83,34 @@ class VideoCog(commands.Cog):
         fps: int | None = None,
         format: str | None = None,
     ) -> None:
-        if not self.bot.engine.accepting:
-            raise UserFacingError("The bot is restarting; please try again in a minute.")
+        async with self.bot.command_slot():
+            await self._video(
+                interaction,
+                VideoOptions(
+                    prompt=prompt,
+                    model=model,
+                    size=size,
+                    images={n: f.size for n, f in _attached(first_frame, last_frame, reference)},
+                    seconds=seconds,
+                    seed=seed,
+                    negative_prompt=negative_prompt,
+                    steps=steps,
+                    guidance=guidance,
+                    fps=fps,
+                    format=format,
+                ),
+                dict(_attached(first_frame, last_frame, reference)),
+            )
+
+    async def _video(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        options: VideoOptions,
+        images: dict[str, discord.Attachment],
+    ) -> None:
         assert interaction.guild_id is not None and interaction.channel_id is not None
         gate = self.bot.gatekeeper
         await gate.admit(interaction.guild_id, interaction.channel_id, interaction.user.id)
-        attached = {"first_frame": first_frame, "last_frame": last_frame, "reference": reference}
-        images = {name: file for name, file in attached.items() if file is not None}
-        options = VideoOptions(
-            prompt=prompt,
-            model=model,
-            size=size,
-            images={name: file.size for name, file in images.items()},
-            seconds=seconds,
-            seed=seed,
-            negative_prompt=negative_prompt,
-            steps=steps,
-            guidance=guidance,
-            fps=fps,
-            format=format,
-        )
         request = validate_options(options, self.bot.catalog, self.bot.settings.default_model)
         await gate.check_model(interaction.guild_id, request.model)
         role_ids = [role.id for role in getattr(interaction.user, "roles", [])]
@@ -230,8 +247,10 @@ class VideoCog(commands.Cog):
 
     async def retry(self, interaction: discord.Interaction[VideoBot], job: Job) -> None:
         """The Retry button: the same options with a new seed, counted like a new /video."""
-        if not self.bot.engine.accepting:
-            raise UserFacingError("The bot is restarting; please try again in a minute.")
+        async with self.bot.command_slot():
+            await self._retry(interaction, job)
+
+    async def _retry(self, interaction: discord.Interaction[VideoBot], job: Job) -> None:
         assert interaction.guild_id is not None and interaction.channel_id is not None
         gate = self.bot.gatekeeper
         await gate.admit(interaction.guild_id, interaction.channel_id, interaction.user.id)

@@ -54,6 +54,9 @@ def sandbox_settings(
         "discord_gateway_url": discord_sb.gateway_url,
         "progress_edit_interval": 1.0,
         "poll_interval": 0.2,
+        # Sandbox jobs take seconds, not the catalog's minutes: poll at a fixed pace.
+        "poll_strategy": "fixed",
+        "together_requests_per_second": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

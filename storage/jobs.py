@@ -46,6 +46,12 @@ SELECT {columns} FROM jobs WHERE state IN ({marks}) ORDER BY id
 """
 INSERT_MEDIA = "INSERT INTO job_media (job_id, kind, data) VALUES (?, ?, ?)"
 SELECT_MEDIA = "SELECT kind, data FROM job_media WHERE job_id = ? ORDER BY kind"
+SELECT_DURATIONS = """
+SELECT model, finished_at - submitted_at FROM jobs
+WHERE state IN ('delivering', 'delivered') AND submitted_at IS NOT NULL
+  AND finished_at > submitted_at
+ORDER BY id DESC LIMIT ?
+"""
 SELECT_BY_MEMBER = f"""
 SELECT {", ".join(_JOB_COLUMNS)} FROM jobs
 WHERE guild_id = ? AND user_id = ?
@@ -166,6 +172,15 @@ class JobRepository:
         async with self._db.access() as conn, conn.execute(sql, wanted) as cursor:
             rows = await cursor.fetchall()
         return [_to_job(row) for row in rows]
+
+    async def recent_durations(self, limit: int = 2000) -> dict[str, list[float]]:
+        """Seconds from submission to completion of recent finished jobs, by model, oldest first."""
+        async with self._db.access() as conn, conn.execute(SELECT_DURATIONS, (limit,)) as cursor:
+            rows = await cursor.fetchall()
+        durations: dict[str, list[float]] = {}
+        for model, seconds in reversed(list(rows)):
+            durations.setdefault(str(model), []).append(float(seconds))
+        return durations
 
     async def recent_for_member(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
         async with (

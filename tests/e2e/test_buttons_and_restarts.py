@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -173,10 +174,16 @@ async def test_job_interrupted_while_submitting_is_failed_refunded_and_told(
     ):
         member = discord_sb.add_member(discord_sb.guild, "member")
         database = tmp_path / "bot.sqlite3"
-        async with run_bot(discord_sb, together_sb, tmp_path, max_active_jobs=1):
+        async with run_bot(discord_sb, together_sb, tmp_path, max_active_jobs=1) as (bot, _):
             await discord_sb.slash_command("video", {"prompt": "first"}, member=member)
             second = await discord_sb.slash_command("video", {"prompt": "cut off"}, member=member)
             await discord_sb.wait_for(lambda: second.original_message is not None)
+            for _ in range(200):  # the answer is recorded just after it is sent
+                job = await bot.jobs.get(2)
+                if job is not None and job.message_id is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert job is not None and job.message_id is not None
         # The bot died while job 2's POST was in flight: it may or may not have reached Together.
         set_state(database, 2, "submitting")
         async with run_bot(discord_sb, together_sb, tmp_path) as (bot, _):

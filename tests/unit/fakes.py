@@ -7,6 +7,8 @@ import itertools
 from collections.abc import Iterable
 from pathlib import Path
 
+from bot.clock import ManualClock
+from bot.engine import Progress
 from bot.media import DownloadedVideo, VideoTooLarge
 from bot.together import CreateVideoRequest, TogetherError, VideoJob
 from storage.jobs import MUTABLE_COLUMNS
@@ -95,7 +97,9 @@ class FakeStore:
 class FakeAPI:
     """Scripted Together: each created job answers its GETs from a list of statuses."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: ManualClock | None = None) -> None:
+        self._clock = clock
+        self.request_times: list[float] = []
         self._ids = itertools.count(1)
         self.posts: list[CreateVideoRequest] = []
         self.gets: list[str] = []
@@ -104,7 +108,12 @@ class FakeAPI:
         self.scripts: dict[str, list[VideoJob | TogetherError]] = {}
         self.default_script: list[VideoJob | TogetherError] = []
 
+    def _record(self) -> None:
+        if self._clock is not None:
+            self.request_times.append(self._clock.now())
+
     async def create_video(self, request: CreateVideoRequest) -> VideoJob:
+        self._record()
         self.posts.append(request)
         if self.post_errors:
             raise self.post_errors.pop(0)
@@ -113,6 +122,7 @@ class FakeAPI:
         return VideoJob(**{"id": job_id, "status": "queued", **self.post_result})  # type: ignore[arg-type]
 
     async def get_video(self, job_id: str) -> VideoJob:
+        self._record()
         self.gets.append(job_id)
         script = self.scripts[job_id]
         answer = script.pop(0) if len(script) > 1 else script[0]
@@ -144,8 +154,10 @@ class RecordingNotifier:
         self.delivered: list[tuple[Job, bytes | None]] = []
         self.fail_deliveries = 0
         self.fail_shows = 0
+        self.progress: list[Progress] = []
 
-    async def show(self, job: Job) -> None:
+    async def show(self, job: Job, progress: Progress) -> None:
+        self.progress.append(progress)
         if self.fail_shows:
             self.fail_shows -= 1
             raise RuntimeError("Discord said 502")

@@ -33,7 +33,7 @@ class Harness:
     def __init__(self, tmp_path: Path, **config: object) -> None:
         self.clock = ManualClock()
         self.store = FakeStore()
-        self.api = FakeAPI()
+        self.api = FakeAPI(self.clock)
         self.fetch = FakeFetcher()
         self.notifier = RecordingNotifier()
         options: dict[str, object] = dict(
@@ -41,6 +41,7 @@ class Harness:
             poll_interval=POLL,
             edit_interval=EDIT,
             retry_delay=2.0,
+            requests_per_second=0,
         )
         options.update(config)
         self.engine = JobEngine(
@@ -360,6 +361,42 @@ async def test_cancel_only_while_queued(tmp_path: Path) -> None:
     assert h.notifier.shown[-1].state is JobState.CANCELLED
     await h.run_for(20)
     assert h.state(2) is JobState.CANCELLED and len(h.api.posts) == 1
+
+
+async def test_one_members_many_jobs_do_not_starve_others(tmp_path: Path) -> None:
+    h = Harness(tmp_path, max_active=2)
+    h.api.default_script = [status("in_progress")]
+    for job_id in range(1, 11):
+        h.add(job_id, user_id=1)
+    h.add(11, user_id=2)
+    await h.step()
+    await h.step()  # places in line are computed for the jobs still waiting
+    assert {j for j in h.store.jobs if h.state(j) is JobState.RUNNING} == {1, 11}
+    waiting = [p for p in h.notifier.progress if p.place is not None]
+    assert waiting, "queued jobs were told their place in line"
+
+
+async def test_per_server_limit(tmp_path: Path) -> None:
+    h = Harness(tmp_path, max_active=10, max_active_per_guild=2)
+    h.api.default_script = [status("in_progress")]
+    for job_id in range(1, 5):
+        h.add(job_id, guild_id=1, user_id=job_id)
+    h.add(5, guild_id=2, user_id=9)
+    await h.step()
+    running = {j for j in h.store.jobs if h.state(j) is JobState.RUNNING}
+    assert running == {1, 2, 5}
+
+
+async def test_request_budget_holds_under_overload(tmp_path: Path) -> None:
+    h = Harness(tmp_path, max_active=500, max_active_per_guild=500, requests_per_second=5)
+    h.api.default_script = [status("in_progress")]
+    for job_id in range(1, 201):
+        h.add(job_id, user_id=job_id)
+    await h.run_for(120, step=0.1)
+    times = sorted(h.api.request_times)
+    assert len(times) >= 5 * 100
+    for i, start in enumerate(times):
+        assert sum(1 for t in times[i : i + 6] if t < start + 1.0 - 1e-9) <= 5
 
 
 async def test_recovery_follows_the_restart_rules(tmp_path: Path) -> None:
