@@ -39,7 +39,12 @@ async def run(settings: Settings) -> int:
 def main() -> int:
     try:
         settings = load_settings()
-        load_catalog(settings.models_file)  # fail fast, in one line, on a broken catalog
+        catalog = load_catalog(settings.models_file)  # fail fast, in one line, if broken
+        if catalog.get(settings.default_model) is None:
+            raise SettingsError(
+                f"DEFAULT_MODEL is invalid: {settings.default_model} is not in the model "
+                "catalog (see bot/catalog.json and MODELS_FILE)"
+            )
     except (SettingsError, CatalogError) as exc:
         print(f"video-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG

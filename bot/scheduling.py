@@ -209,15 +209,17 @@ class FairQueue:
 
 
 class EditPacer:
-    """At most `per_channel` periodic edits per channel in any `window` seconds.
+    """At most `per_channel` periodic edits per channel in any `window` seconds, and at most
+    `per_second` in all (Discord's global limit is 50 requests a second for the whole bot).
 
     State-change edits are never held back, but they count, so periodic ones make way for them.
     """
 
-    def __init__(self, per_channel: int = 4, window: float = 5.0) -> None:
+    def __init__(self, per_channel: int = 4, window: float = 5.0, per_second: int = 20) -> None:
         self.per_channel = per_channel
         self.window = window
         self._recent: dict[int, deque[float]] = defaultdict(deque)
+        self._overall = RateBudget(per_second)
 
     def _expire(self, channel_id: int, now: float) -> deque[float]:
         recent = self._recent[channel_id]
@@ -227,9 +229,11 @@ class EditPacer:
 
     def record(self, channel_id: int, now: float) -> None:
         self._expire(channel_id, now).append(now)
+        self._overall.try_take(now)
 
     def allows(self, channel_id: int, now: float) -> bool:
-        return len(self._expire(channel_id, now)) < self.per_channel
+        room_overall = self._overall.next_free(now) <= now
+        return room_overall and len(self._expire(channel_id, now)) < self.per_channel
 
     def forget_idle(self, now: float) -> None:
         for channel_id in [c for c in self._recent if not self._expire(c, now)]:

@@ -101,3 +101,12 @@ def test_edit_pacer_per_channel_window() -> None:
     assert not pacer.allows(7, 4.9)
     assert pacer.allows(8, 4.9)
     assert pacer.allows(7, 5.05)
+
+
+def test_edit_pacer_overall_limit() -> None:
+    pacer = EditPacer(per_channel=4, window=5.0, per_second=3)
+    for channel in (1, 2, 3):
+        assert pacer.allows(channel, 0.0)
+        pacer.record(channel, 0.0)
+    assert not pacer.allows(4, 0.5), "three edits in this second already"
+    assert pacer.allows(4, 1.01)

@@ -89,3 +89,19 @@ def test_start_with_broken_models_file_prints_one_line(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert f"model catalog {broken}: model acme/x: sizes: Field required" in lines[0]
+
+
+def test_unknown_default_model_stops_start_up_in_one_line(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "DISCORD_TOKEN": "d",
+        "TOGETHER_API_KEY": "t",
+        "DEFAULT_MODEL": "acme/nothing",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "DEFAULT_MODEL is invalid: acme/nothing" in lines[0]
