@@ -34,9 +34,9 @@ def _attached(
     first_frame: discord.Attachment | None,
     last_frame: discord.Attachment | None,
     reference: discord.Attachment | None,
-) -> list[tuple[str, discord.Attachment]]:
+) -> dict[str, discord.Attachment]:
     given = {"first_frame": first_frame, "last_frame": last_frame, "reference": reference}
-    return [(name, file) for name, file in given.items() if file is not None]
+    return {name: file for name, file in given.items() if file is not None}
 
 
 class VideoCog(commands.Cog):
@@ -83,6 +83,7 @@ class VideoCog(commands.Cog):
         fps: int | None = None,
         format: str | None = None,
     ) -> None:
+        attached = _attached(first_frame, last_frame, reference)
         async with self.bot.command_slot():
             await self._video(
                 interaction,
@@ -90,7 +91,7 @@ class VideoCog(commands.Cog):
                     prompt=prompt,
                     model=model,
                     size=size,
-                    images={n: f.size for n, f in _attached(first_frame, last_frame, reference)},
+                    images={name: file.size for name, file in attached.items()},
                     seconds=seconds,
                     seed=seed,
                     negative_prompt=negative_prompt,
@@ -99,7 +100,7 @@ class VideoCog(commands.Cog):
                     fps=fps,
                     format=format,
                 ),
-                dict(_attached(first_frame, last_frame, reference)),
+                attached,
             )
 
     async def _video(
@@ -261,31 +262,21 @@ class VideoCog(commands.Cog):
         role_ids = [role.id for role in getattr(interaction.user, "roles", [])]
         limits = await gate.limits_for(interaction.guild_id, role_ids)
         media = await self.bot.jobs.media(job.id)
-        now = time.time()
-        again = NewJob(
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            user_id=interaction.user.id,
-            application_id=interaction.application_id,
-            interaction_id=interaction.id,
-            interaction_token=interaction.token,
-            upload_limit=interaction.filesize_limit or DEFAULT_UPLOAD_LIMIT,
-            model=spec.id,
+        request = VideoRequest(
+            model=spec,
             prompt=job.prompt,
-            negative_prompt=job.negative_prompt,
             width=job.width,
             height=job.height,
             seconds=job.seconds,
-            fps=job.fps,
-            steps=job.steps,
             seed=random.randrange(2**32),
-            guidance_scale=job.guidance_scale,
+            negative_prompt=job.negative_prompt,
+            steps=job.steps,
+            guidance=job.guidance_scale,
+            fps=job.fps,
             output_format=job.output_format,
-            estimated_cost_usd=spec.price_usd,
-            thumbnail=job.thumbnail if "first_frame" in media else None,
-            created_at=now,
-            deadline_at=now + spec.timeout_minutes * 60,
         )
+        thumbnail = job.thumbnail if "first_frame" in media else None
+        again = self._new_job(interaction, request, thumbnail)
         new_job = await gate.reserve(again, limits, media)
         log.info("Job %d accepted: a retry of job %d", new_job.id, job.id)
         await self._answer(interaction, new_job, media.get("first_frame"))
