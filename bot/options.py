@@ -64,13 +64,22 @@ def clean_text(text: str) -> str:
     return "".join(kept).strip()
 
 
+def _number(value: float) -> str:
+    """Whole numbers in full (4294967295, not 4.29497e+09); others briefly."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e21 else f"{value:g}"
+
+
 def _check_range(name: str, value: float | None, bounds: tuple[float, float]) -> None:
     low, high = bounds
     if value is not None and not low <= value <= high:
-        raise InvalidOptionError(f"`{name}` must be between {low:g} and {high:g} (got {value:g}).")
+        raise InvalidOptionError(
+            f"`{name}` must be between {_number(low)} and {_number(high)} (got {_number(value)})."
+        )
 
 
 def _pick_model(catalog: Catalog, wanted: str | None, default_model: str) -> ModelSpec:
+    # A model typed as blanks or invisible characters counts as not given.
+    wanted = clean_text(wanted or "") or None
     model = catalog.get(wanted or default_model)
     if model is None:
         shown = clean_text(wanted or default_model)[:100]

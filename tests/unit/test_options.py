@@ -26,6 +26,10 @@ def test_default_model_when_none_given() -> None:
     assert check(prompt="x").model.id == DEFAULT  # type: ignore[attr-defined]
 
 
+def test_blank_model_means_the_default() -> None:
+    assert check(prompt="x", model=" \u200b ").model.id == DEFAULT  # type: ignore[attr-defined]
+
+
 def test_model_lookup_ignores_case() -> None:
     assert check(prompt="x", model="MINIMAX/Hailuo-02").model.id == DEFAULT  # type: ignore[attr-defined]
 
@@ -41,7 +45,11 @@ def test_model_lookup_ignores_case() -> None:
         ({"prompt": "x", "guidance": -1.0}, "`guidance`"),
         ({"prompt": "x", "fps": 0}, "`fps`"),
         ({"prompt": "x", "seed": -5}, "`seed`"),
-        ({"prompt": "x", "seed": 2**40}, "`seed`"),
+        (
+            {"prompt": "x", "seed": 2**40},
+            "`seed` must be between 0 and 4294967295 (got 1099511627776)",
+        ),
+        ({"prompt": "x", "guidance": 20.5}, "`guidance` must be between 1 and 20 (got 20.5)"),
         ({"prompt": "x", "seconds": 7}, "makes clips of 6, 10 seconds"),
         ({"prompt": "x", "format": "GIF"}, "`format` must be MP4 or WEBM"),
         ({"prompt": "x", "size": "1x1"}, "`size`: MiniMax Hailuo 02 makes videos of"),
