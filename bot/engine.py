@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 from collections.abc import Coroutine, Iterable
@@ -49,6 +50,10 @@ class JobStore(Protocol):
 
     async def in_states(self, states: Iterable[JobState]) -> list[Job]: ...
 
+    async def unannounced(self) -> list[Job]: ...
+
+    async def set_message_id(self, job_id: int, message_id: int) -> bool: ...
+
     async def media(self, job_id: int) -> dict[str, bytes]: ...
 
 
@@ -75,11 +80,13 @@ class Progress:
 
 
 class Notifier(Protocol):
-    async def show(self, job: Job, progress: Progress) -> None:
+    """Both methods return the id of a message they had to post because the job had none."""
+
+    async def show(self, job: Job, progress: Progress) -> int | None:
         """Render the job's current state in its progress message."""
         ...
 
-    async def deliver(self, job: Job, video: Path | None) -> None:
+    async def deliver(self, job: Job, video: Path | None) -> int | None:
         """Put the result in the job's message: the file, or Together's link when video is None.
 
         Must be safe to call again after a crash: if the video is already there, do nothing.
@@ -120,6 +127,8 @@ class _Tracked:
     edit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     edit_pending: bool = False
     edit_failures: int = 0
+    # A message posted because the job had none; kept across transitions that race its write.
+    posted_message_id: int | None = None
 
 
 def _media(images: dict[str, bytes]) -> VideoMedia | None:
@@ -218,6 +227,9 @@ class JobEngine:
                 self._jobs[job.id] = _Tracked(job)
         if self._jobs:
             log.info("Resumed %d unfinished job(s) from the database", len(self._jobs))
+        for job in await self._store.unannounced():
+            # Finished, but a crash kept its final state from its message: show it now.
+            self._request_edit(_Tracked(job))
 
     async def start(self) -> None:
         if self._notifier is None:
@@ -263,6 +275,7 @@ class JobEngine:
                 now,
                 failure_reason=reason,
                 finished_at=now,
+                announced=False,
             )
         if tracked.job.state is not JobState.QUEUED or tracked.busy:
             return None
@@ -400,6 +413,8 @@ class JobEngine:
     async def _move(self, tracked: _Tracked, new_state: JobState, **changes: object) -> bool:
         """Compare-and-set the job's state; on success show it, on a lost race adopt the winner."""
         job = tracked.job
+        if new_state.is_final and new_state is not JobState.DELIVERED:
+            changes["announced"] = False  # until the edit that shows it has landed
         updated = await self._store.transition(
             job.id, job.state, new_state, self._clock.now(), **changes
         )
@@ -416,6 +431,8 @@ class JobEngine:
             else:
                 tracked.job = fresh
             return False
+        if updated.message_id is None and tracked.posted_message_id is not None:
+            updated = dataclasses.replace(updated, message_id=tracked.posted_message_id)
         tracked.job = updated
         if updated.state is not JobState.DELIVERED:
             self._request_edit(tracked)
@@ -582,7 +599,9 @@ class JobEngine:
         try:
             video = await self._video_for_upload(job, dest, leftovers)
             async with tracked.edit_lock:
-                await self._notifier_or_fail().deliver(job, video)
+                posted = await self._notifier_or_fail().deliver(job, video)
+            if posted is not None:
+                await self._remember_message(tracked, posted)
         except Exception as exc:
             if tracked.attempts >= self._config.delivery_attempts:
                 log.exception("Job %d: delivery failed %d times", job.id, tracked.attempts)
@@ -670,7 +689,7 @@ class JobEngine:
                 else None,
             )
             try:
-                await self._notifier_or_fail().show(job, progress)
+                posted = await self._notifier_or_fail().show(job, progress)
             except Exception:
                 tracked.edit_failures += 1
                 log.warning("Job %d: progress edit failed", job.id, exc_info=True)
@@ -681,6 +700,22 @@ class JobEngine:
                     self._spawn(self._edit_later(tracked, delay), f"edit-{job.id}-retry")
             else:
                 tracked.edit_failures = 0
+                await self._after_shown(tracked, job, posted)
+
+    async def _after_shown(self, tracked: _Tracked, shown: Job, posted: int | None) -> None:
+        """Record what the edit established: a newly posted message, a final state announced."""
+        if posted is not None:
+            await self._remember_message(tracked, posted)
+        if shown.state.is_final and not shown.announced:
+            # A final state never changes again, so this compare-and-set cannot lose a race.
+            await self._store.update(shown.id, shown.state, self._clock.now(), announced=True)
+
+    async def _remember_message(self, tracked: _Tracked, message_id: int) -> None:
+        """Without this, every later edit of a job that had no message would post another."""
+        tracked.posted_message_id = message_id
+        if tracked.job.message_id is None:
+            tracked.job = dataclasses.replace(tracked.job, message_id=message_id)
+        await self._store.set_message_id(tracked.job.id, message_id)
 
     async def _edit_later(self, tracked: _Tracked, delay: float) -> None:
         await asyncio.sleep(delay)

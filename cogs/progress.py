@@ -27,6 +27,8 @@ TOKEN_LIFETIME = 15 * 60.0
 # Stop using the token a little early: an edit that starts just before expiry can still fail.
 TOKEN_MARGIN = 60.0
 INVALID_WEBHOOK_TOKEN = 50027
+UNKNOWN_WEBHOOK = 10015  # the interaction was never acknowledged
+UNKNOWN_MESSAGE = 10008  # not the interaction's message (the bot posted it itself)
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
@@ -49,18 +51,20 @@ class DiscordNotifier:
         created = discord.utils.snowflake_time(job.interaction_id).timestamp()
         return time.time() < created + TOKEN_LIFETIME - TOKEN_MARGIN
 
-    async def show(self, job: Job, progress: Progress) -> None:
+    async def show(self, job: Job, progress: Progress) -> int | None:
         embed = job_embed(job, time.time(), self._model_name(job), progress)
-        await self._edit(job, embed=embed, view=view_for(job))
+        return await self._edit(job, embed=embed, view=view_for(job))
 
-    async def deliver(self, job: Job, video: Path | None) -> None:
+    async def deliver(self, job: Job, video: Path | None) -> int | None:
         if await self._already_delivered(job):
             log.info("Job %d: the video is already in its message; not uploading again", job.id)
-            return
+            return None
         embed = result_embed(job, self._model_name(job), link_only=video is None)
-        await self._edit(job, embed=embed, video=video, view=view_for(job, JobState.DELIVERED))
+        view = view_for(job, JobState.DELIVERED)
+        posted = await self._edit(job, embed=embed, video=video, view=view)
         if video is not None:
             log.info("Job %d: uploaded %s", job.id, video.name)
+        return posted
 
     async def _already_delivered(self, job: Job) -> bool:
         """A crash between upload and the database write must not post the video twice."""
@@ -88,11 +92,18 @@ class DiscordNotifier:
         return await channel.fetch_message(job.message_id)
 
     def _token_died(self, job: Job, exc: discord.HTTPException) -> bool:
-        if exc.status == 401 and exc.code == INVALID_WEBHOOK_TOKEN:
-            log.info("Job %d: interaction token expired; editing through the channel", job.id)
-            self._dead_tokens.add(job.interaction_id)
-            return True
-        return False
+        """Whether the interaction webhook cannot reach this message: use the channel instead.
+
+        Remembered, so a dead token is not tried again (invalid requests earn IP bans).
+        """
+        expired = exc.status == 401 and exc.code == INVALID_WEBHOOK_TOKEN
+        elsewhere = exc.status == 404 and exc.code in (UNKNOWN_WEBHOOK, UNKNOWN_MESSAGE)
+        if not (expired or elsewhere):
+            return False
+        why = "expired" if expired else "cannot reach its message"
+        log.info("Job %d: interaction token %s; editing through the channel", job.id, why)
+        self._dead_tokens.add(job.interaction_id)
+        return True
 
     async def _edit(
         self,
@@ -101,8 +112,11 @@ class DiscordNotifier:
         embed: discord.Embed,
         view: discord.ui.View,
         video: Path | None = None,
-    ) -> None:
-        """Edit the job's message; with `video`, replace its attachments with that file."""
+    ) -> int | None:
+        """Edit the job's message; with `video`, replace its attachments with that file.
+
+        Returns the id of a new message when the job had none to edit.
+        """
 
         def files() -> list[discord.File]:
             # A fresh File per attempt: discord.py closes a file once a request has used it.
@@ -111,8 +125,11 @@ class DiscordNotifier:
         if job.message_id is None:
             # The bot stopped between answering and recording the message: post a fresh one.
             channel = self._bot.get_partial_messageable(job.channel_id)
-            await channel.send(embed=embed, files=files(), view=view, allowed_mentions=NO_MENTIONS)
-            return
+            message = await channel.send(
+                embed=embed, files=files(), view=view, allowed_mentions=NO_MENTIONS
+            )
+            log.info("Job %d: its message was unknown; posted message %d", job.id, message.id)
+            return message.id
         if self._token_usable(job):
             webhook = discord.Webhook.partial(
                 job.application_id, job.interaction_token, client=self._bot
@@ -130,19 +147,18 @@ class DiscordNotifier:
                         view=view,
                         allowed_mentions=NO_MENTIONS,
                     )
-                return
+                return None
             except discord.HTTPException as exc:
                 if not self._token_died(job, exc):
                     raise
-        message = self._bot.get_partial_messageable(job.channel_id).get_partial_message(
-            job.message_id
-        )
+        own = self._bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
         if video is None:
-            await message.edit(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
+            await own.edit(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
         else:
-            await message.edit(
+            await own.edit(
                 embed=embed, attachments=files(), view=view, allowed_mentions=NO_MENTIONS
             )
+        return None
 
 
 async def setup(bot: VideoBot) -> None:

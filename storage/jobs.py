@@ -33,6 +33,7 @@ MUTABLE_COLUMNS = frozenset(
         "delivery",
         "seed",
         "deadline_at",
+        "announced",
     }
 )
 
@@ -52,6 +53,8 @@ WHERE state IN ('delivering', 'delivered') AND submitted_at IS NOT NULL
   AND finished_at > submitted_at
 ORDER BY id DESC LIMIT ?
 """
+SET_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id IS NULL"
+SELECT_UNANNOUNCED = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE announced = 0 ORDER BY id"
 SELECT_BY_MEMBER = f"""
 SELECT {", ".join(_JOB_COLUMNS)} FROM jobs
 WHERE guild_id = ? AND user_id = ?
@@ -62,6 +65,7 @@ ORDER BY id DESC LIMIT ?
 def _to_job(row: aiosqlite.Row | tuple[Any, ...]) -> Job:
     values = dict(zip(_JOB_COLUMNS, row, strict=True))
     values["state"] = JobState(values["state"])
+    values["announced"] = bool(values["announced"])
     return Job(**values)
 
 
@@ -170,6 +174,18 @@ class JobRepository:
             columns=", ".join(_JOB_COLUMNS), marks=", ".join("?" for _ in wanted)
         )
         async with self._db.access() as conn, conn.execute(sql, wanted) as cursor:
+            rows = await cursor.fetchall()
+        return [_to_job(row) for row in rows]
+
+    async def set_message_id(self, job_id: int, message_id: int) -> bool:
+        """Record the job's message if none is recorded yet, whatever state the job is in."""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(SET_MESSAGE_ID, (message_id, job_id))
+            return cursor.rowcount == 1
+
+    async def unannounced(self) -> list[Job]:
+        """Finished jobs whose final state has not reached their message yet."""
+        async with self._db.access() as conn, conn.execute(SELECT_UNANNOUNCED) as cursor:
             rows = await cursor.fetchall()
         return [_to_job(row) for row in rows]
 

@@ -94,6 +94,7 @@ class Job:
     deadline_at: float
     delivery: str | None
     thumbnail: str | None
+    announced: bool
 
     @property
     def size(self) -> str:

@@ -15,12 +15,17 @@ from typing import Any
 from aiohttp import web
 
 from .errors import DiscordError, not_found
-from .faults import FaultPlan
+from .faults import FaultPlan, RandomFaults
 from .models import RecordedFile, RecordedRequest
 from .multipart import RequestBody, read_body
 from .ratelimits import RateLimiter
 from .request_utils import BODY_KEY, Handler
-from .responses import error_response, rate_limited_response, status_error
+from .responses import (
+    error_response,
+    rate_limited_response,
+    server_error_response,
+    status_error,
+)
 from .state import SandboxState
 
 _log = logging.getLogger("sandbox.discord_api")
@@ -36,11 +41,13 @@ class Pipeline:
         faults: FaultPlan,
         limiter: RateLimiter,
         record: Callable[[RecordedRequest], None],
+        random_faults: RandomFaults | None = None,
     ) -> None:
         self.state = state
         self.faults = faults
         self.limiter = limiter
         self.record = record
+        self.random_faults = random_faults or RandomFaults()
 
     def middleware(self) -> Any:
         @web.middleware
@@ -85,6 +92,10 @@ class Pipeline:
             raise status_error(fault.status, fault.code)
         if is_api and not verdict.allowed:
             return rate_limited_response(verdict.retry_after, verdict.bucket)
+        random_status = self.random_faults.roll(request.method, template)
+        if random_status is not None:
+            # Before the handler: the request has no effect, as when Discord's edge fails.
+            return server_error_response(random_status)
         response = await handler(request)
         if is_api:
             response.headers.update(verdict.headers)

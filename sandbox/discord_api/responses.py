@@ -48,6 +48,11 @@ def error_response(error: DiscordError) -> web.Response:
     return json_response(error.body(), error.status)
 
 
+def server_error_response(status: int) -> web.Response:
+    """A 5xx as Discord's edge sends it: JSON body and a ``Via`` header (discord.py retries)."""
+    return json_response(status_error(status).body(), status, {"Via": "1.1 google"})
+
+
 def status_error(status: int, code: int | None = None) -> DiscordError:
     """A generic Discord error for an injected status."""
     return DiscordError(status, code or 0, _STATUS_MESSAGES.get(status, f"{status}: Error"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -11,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .cdn import Cdn
-from .faults import FaultPlan
+from .faults import FaultPlan, RandomFaults
 from .gateway import Gateway
 from .interaction_events import FileSpec, InteractionFactory
 from .messages import MessageStore
@@ -40,6 +41,8 @@ class DiscordSandbox:
         token_ttl: float = 900.0,
         first_response_deadline: float = 3.0,
         attachment_size_limit: int = 10 * 1024 * 1024,
+        fault_rate: float = 0.0,
+        rng: random.Random | None = None,
     ) -> None:
         self._bot_token = bot_token
         self.state = SandboxState(
@@ -49,6 +52,8 @@ class DiscordSandbox:
         )
         self.requests: list[RecordedRequest] = []
         self.faults = FaultPlan()
+        # Opt-in: a fraction of message creates and edits answer 500/502 (see fault_rate).
+        self.random_faults = RandomFaults(fault_rate, rng)
         self.rate_limits = RateLimiter()
         self.gateway = Gateway(self.state, bot_token)
         self._store = MessageStore(self.state)
@@ -76,7 +81,9 @@ class DiscordSandbox:
         self.gateway_url = self.gateway.url = f"ws://{host}:{bound}/gateway"
 
     def _build_app(self) -> web.Application:
-        pipeline = Pipeline(self.state, self.faults, self.rate_limits, self.requests.append)
+        pipeline = Pipeline(
+            self.state, self.faults, self.rate_limits, self.requests.append, self.random_faults
+        )
         # Room for several uploads at the limit plus JSON; larger bodies are refused by aiohttp.
         max_body = max(self.state.attachment_size_limit * 12, 64 * 1024 * 1024)
         app = web.Application(client_max_size=max_body, middlewares=[pipeline.middleware()])
@@ -302,6 +309,16 @@ class DiscordSandbox:
         return [f"{r.route} -> {r.status}" for r in self.requests[-count:]]
 
     # -- faults --------------------------------------------------------------------------------
+
+    @property
+    def fault_rate(self) -> float:
+        """The fraction (0..1) of message creates and edits, by bot token or interaction
+        webhook, that answer 500 or 502 without effect (never the interaction callback)."""
+        return self.random_faults.rate
+
+    @fault_rate.setter
+    def fault_rate(self, rate: float) -> None:
+        self.random_faults.rate = rate
 
     def fail_next(
         self,

@@ -28,9 +28,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--fail-rate", type=float, default=0.0, help="fraction of jobs that end failed (0..1)"
     )
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="fraction of requests answered 503/429 without effect (0..1)",
+    )
     args = parser.parse_args(argv)
     if not 0.0 <= args.fail_rate <= 1.0:
         parser.error("--fail-rate must be between 0 and 1")
+    if not 0.0 <= args.fault_rate <= 1.0:
+        parser.error("--fault-rate must be between 0 and 1")
     if args.duration < 0:
         parser.error("--duration must not be negative")
     return args
@@ -46,6 +54,7 @@ async def serve(args: argparse.Namespace) -> None:
         api_key=None,
         default_script=JobScript(run_seconds=args.duration),
         fail_rate=args.fail_rate,
+        fault_rate=args.fault_rate,
         on_request=log_request,
     )
     stop = asyncio.Event()

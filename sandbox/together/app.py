@@ -31,6 +31,9 @@ FIXTURE_MP4 = Path(__file__).resolve().parent.parent / "fixtures" / "sample.mp4"
 VIDEOS_PATH = "/v2/videos"
 CHUNK_BYTES = 64 * 1024
 _ZEROS = bytes(CHUNK_BYTES)
+# Random faults (`fault_rate`): what a faulted GET answers, and the retry-after they carry.
+FAULT_GET_STATUSES = (503, 429)
+FAULT_RETRY_AFTER = 1
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,6 +43,8 @@ class TogetherSandbox:
 
     Each created job takes the next script queued with `script_next`, else `default_script`.
     Job timelines follow the injected `clock`, so tests and benchmarks can move time by hand.
+    `fail_rate` makes jobs end failed; `fault_rate` makes requests fail transiently (opt-in,
+    off by default); both draw from `rng`, so a seeded rng replays the same choices.
     """
 
     def __init__(
@@ -49,13 +54,21 @@ class TogetherSandbox:
         clock: Callable[[], float] = time.monotonic,
         default_script: JobScript | None = None,
         fail_rate: float = 0.0,
+        fault_rate: float = 0.0,
         rng: random.Random | None = None,
         on_request: Callable[[RecordedRequest], None] | None = None,
     ) -> None:
+        if not 0.0 <= fault_rate <= 1.0:
+            raise ValueError("fault_rate must be between 0 and 1")
         self.api_key = api_key
         self.clock = clock
         self.default_script = default_script or JobScript()
         self.fail_rate = fail_rate
+        # Transient API faults, unlike fail_rate (jobs that end failed): this fraction of valid,
+        # authenticated POSTs answer 503 and create no job, and this fraction of authenticated
+        # GETs of a job answer 503 or 429, each with a retry-after header.
+        self.fault_rate = fault_rate
+        self.faults_injected = 0
         self.jobs: dict[str, SandboxJob] = {}
         self.requests: list[RecordedRequest] = []
         self.base_url = ""
@@ -158,6 +171,9 @@ class TogetherSandbox:
         problem = validate_create(body)
         if problem is not None:
             return error_response(400, problem.message, param=problem.param)
+        if self._roll_fault():
+            # Unclear to the client: a 5xx may hide a created job, so it must not retry.
+            return _with_retry_after(error_response(503), FAULT_RETRY_AFTER)
         script = self._take_script(body)
         if script.post_status is not None:
             return error_response(script.post_status, retry_after=script.retry_after)
@@ -171,6 +187,11 @@ class TogetherSandbox:
     async def _retrieve(self, request: web.Request) -> web.StreamResponse:
         if not self._auth_ok(request):
             return error_response(401, code="invalid_api_key")
+        if self._roll_fault():
+            status = self._rng.choice(FAULT_GET_STATUSES)
+            return _with_retry_after(
+                error_response(status, retry_after=FAULT_RETRY_AFTER), FAULT_RETRY_AFTER
+            )
         job = self.jobs.get(request.match_info["id"])
         if job is None:
             return error_response(404, "Video job not found.")
@@ -205,6 +226,12 @@ class TogetherSandbox:
         return response
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _roll_fault(self) -> bool:
+        if self.fault_rate <= 0 or self._rng.random() >= self.fault_rate:
+            return False
+        self.faults_injected += 1
+        return True
 
     def _take_script(self, body: dict[str, Any]) -> JobScript:
         if self._scripts:
@@ -253,6 +280,11 @@ async def _run_handler(request: web.Request, handler: Handler) -> web.StreamResp
     except Exception:
         log.exception("sandbox handler failed for %s %s", request.method, request.path)
         return error_response(500)
+
+
+def _with_retry_after(response: web.Response, seconds: int) -> web.Response:
+    response.headers["retry-after"] = str(seconds)
+    return response
 
 
 def _parse_json(raw: bytes) -> Any | None:

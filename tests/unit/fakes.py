@@ -52,6 +52,7 @@ def make_job(job_id: int, now: float, **overrides: object) -> Job:
         deadline_at=now + 1800,
         delivery=None,
         thumbnail=None,
+        announced=True,
     )
     values.update(overrides)
     return Job(**values)  # type: ignore[arg-type]
@@ -88,6 +89,16 @@ class FakeStore:
 
     async def media(self, job_id: int) -> dict[str, bytes]:
         return dict(self.images.get(job_id, {}))
+
+    async def set_message_id(self, job_id: int, message_id: int) -> bool:
+        job = self.jobs[job_id]
+        if job.message_id is not None:
+            return False
+        self.jobs[job_id] = dataclasses.replace(job, message_id=message_id)
+        return True
+
+    async def unannounced(self) -> list[Job]:
+        return [job for job in self.jobs.values() if not job.announced]
 
     async def in_states(self, states: Iterable[JobState]) -> list[Job]:
         wanted = set(states)
@@ -155,19 +166,22 @@ class RecordingNotifier:
         self.fail_deliveries = 0
         self.fail_shows = 0
         self.progress: list[Progress] = []
+        self.posted_id = 9999  # the message "posted" for a job that had none
 
-    async def show(self, job: Job, progress: Progress) -> None:
+    async def show(self, job: Job, progress: Progress) -> int | None:
         self.progress.append(progress)
         if self.fail_shows:
             self.fail_shows -= 1
             raise RuntimeError("Discord said 502")
         self.shown.append(job)
+        return self.posted_id if job.message_id is None else None
 
-    async def deliver(self, job: Job, video: Path | None) -> None:
+    async def deliver(self, job: Job, video: Path | None) -> int | None:
         if self.fail_deliveries:
             self.fail_deliveries -= 1
             raise RuntimeError("Discord said 503")
         self.delivered.append((job, video.read_bytes() if video else None))
+        return self.posted_id if job.message_id is None else None
 
 
 def new_job(now: float, **overrides: object) -> NewJob:

@@ -399,6 +399,37 @@ async def test_request_budget_holds_under_overload(tmp_path: Path) -> None:
         assert sum(1 for t in times[i : i + 6] if t < start + 1.0 - 1e-9) <= 5
 
 
+async def test_final_state_is_announced_once_shown_and_reshown_after_restart(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, retry_delay=0.001)
+    h.api.default_script = [status("failed", error_message="nope")]
+    h.add()
+    h.notifier.fail_shows = 100  # Discord loses every edit, then the bot "crashes"
+    await h.run_for(10)
+    assert h.state() is JobState.FAILED and not h.store.jobs[1].announced
+
+    restarted = Harness(tmp_path)
+    restarted.store = h.store
+    restarted.engine._store = h.store
+    await restarted.engine.recover()
+    await restarted.engine.drain()
+    assert [j.state for j in restarted.notifier.shown] == [JobState.FAILED]
+    assert h.store.jobs[1].announced
+    assert await h.store.unannounced() == []
+
+
+async def test_a_job_without_a_message_gets_one_and_keeps_it(h: Harness) -> None:
+    h.api.default_script = [status("in_progress"), status("completed", video_url="u")]
+    h.add(message_id=None)
+    await h.run_for(30)
+    assert h.state() is JobState.DELIVERED
+    assert h.store.jobs[1].message_id == h.notifier.posted_id
+    without = [j for j in h.notifier.shown if j.message_id is None]
+    assert len(without) == 1, "only the first edit had to post a message"
+    assert h.notifier.delivered[0][0].message_id == h.notifier.posted_id
+
+
 async def test_recovery_follows_the_restart_rules(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     now = h.clock.now()
