@@ -25,7 +25,14 @@ MemberKey = tuple[int, int]  # (guild_id, user_id)
 
 
 class RateBudget:
-    """A sliding-window limit: never more than `capacity` takes in any `window` seconds."""
+    """A sliding-window limit: never more than `capacity` takes in any `window` seconds.
+
+    Takes are also paced within the window (a tenth of the capacity per tenth of the window):
+    a full window's worth granted at once would reach Together in one burst, and the event
+    loop's jitter could then put two such bursts into one second at the other end.
+    """
+
+    SLICES = 10
 
     def __init__(self, per_second: float | None) -> None:
         self.unlimited = not per_second or per_second <= 0
@@ -33,29 +40,42 @@ class RateBudget:
         self.capacity = max(1, math.floor(rate)) if not self.unlimited else 0
         # A fractional rate (0.5/s) becomes 1 request per 2 s; a whole one keeps a 1 s window.
         self.window = self.capacity / rate if not self.unlimited else 0.0
+        self.slice = self.window / self.SLICES
+        self.per_slice = max(1, math.ceil(self.capacity / self.SLICES))
         self._taken: deque[float] = deque()
 
     def _expire(self, now: float) -> None:
         while self._taken and self._taken[0] <= now - self.window:
             self._taken.popleft()
 
+    def _slice_full_until(self, now: float) -> float:
+        """When the pacing rule next allows a take (now if it already does)."""
+        if len(self._taken) < self.per_slice:
+            return now
+        oldest_in_slice = self._taken[-self.per_slice]
+        return max(now, oldest_in_slice + self.slice) if oldest_in_slice > now - self.slice else now
+
     def try_take(self, now: float) -> bool:
         if self.unlimited:
             return True
-        self._expire(now)
-        if len(self._taken) >= self.capacity:
+        if self.next_free(now) > now:
             return False
         self._taken.append(now)
         return True
+
+    def record(self, now: float) -> None:
+        """Count something that went out regardless (it still uses up room)."""
+        if not self.unlimited:
+            self._expire(now)
+            self._taken.append(now)
 
     def next_free(self, now: float) -> float:
         """When the next take can succeed."""
         if self.unlimited:
             return now
         self._expire(now)
-        if len(self._taken) < self.capacity:
-            return now
-        return self._taken[0] + self.window
+        window_free = self._taken[0] + self.window if len(self._taken) >= self.capacity else now
+        return max(window_free, self._slice_full_until(now))
 
 
 @dataclass(frozen=True)
@@ -229,7 +249,7 @@ class EditPacer:
 
     def record(self, channel_id: int, now: float) -> None:
         self._expire(channel_id, now).append(now)
-        self._overall.try_take(now)
+        self._overall.record(now)
 
     def allows(self, channel_id: int, now: float) -> bool:
         room_overall = self._overall.next_free(now) <= now

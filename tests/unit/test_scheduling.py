@@ -25,6 +25,16 @@ def test_budget_holds_in_every_one_second_window() -> None:
         assert sum(1 for t in taken if start <= t < start + 1.0) <= 5
 
 
+def test_budget_is_paced_within_the_window() -> None:
+    budget = RateBudget(50)
+    granted = [t / 1000 for t in range(1000) if budget.try_take(t / 1000)]
+    assert len(granted) == 50
+    # Never more than 5 in any tenth of a second: no burst of 50 at the window's start.
+    for start in granted:
+        assert sum(1 for t in granted if start <= t < start + 0.1) <= 5
+    assert budget.next_free(1.0) >= 1.0
+
+
 def test_fractional_budget_and_unlimited() -> None:
     half = RateBudget(0.5)
     assert half.try_take(0.0) and not half.try_take(1.9) and half.try_take(2.0)
@@ -105,8 +115,10 @@ def test_edit_pacer_per_channel_window() -> None:
 
 def test_edit_pacer_overall_limit() -> None:
     pacer = EditPacer(per_channel=4, window=5.0, per_second=3)
-    for channel in (1, 2, 3):
-        assert pacer.allows(channel, 0.0)
-        pacer.record(channel, 0.0)
+    for channel, at in ((1, 0.0), (2, 0.1), (3, 0.2)):
+        assert pacer.allows(channel, at)
+        pacer.record(channel, at)
     assert not pacer.allows(4, 0.5), "three edits in this second already"
     assert pacer.allows(4, 1.01)
+    pacer.record(5, 1.01)  # a state change goes out whatever the pacer says, and counts
+    assert not pacer.allows(6, 1.02), "and periodic edits are spread, not sent in a burst"
