@@ -25,6 +25,7 @@ class Metrics:
     budget_window: float  # the bot's window, in real seconds
     peak_in_budget_window: int  # most Together requests in any such window
     peak_window_at: float  # when that window began, virtual s after the first request
+    steady_peak: int  # the same, leaving out the first two windows (the submission rush)
     peak_rate: float  # that, per virtual second
     peak_in_virtual_second: int  # most Together requests in any one virtual second
     delivery_p50: float | None  # completion at Together -> video in Discord, virtual s
@@ -115,6 +116,9 @@ def compute(record: RunRecord) -> Metrics:
         budget_window=window,
         peak_in_budget_window=in_window,
         peak_window_at=(peak_at - first) * scale,
+        steady_peak=peak_in_window(
+            [t for t in record.together_times if t >= first + 2 * window], window
+        )[0],
         peak_rate=in_window / (window * scale),
         peak_in_virtual_second=peak_in_window(record.together_times, 1.0 / scale)[0],
         delivery_p50=percentile(deliveries, 0.50),

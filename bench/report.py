@@ -144,7 +144,8 @@ def _overload(m: Metrics) -> list[Target]:
             f"overload: budget {m.budget:g} req/s held in every window: at most "
             f"{m.peak_in_budget_window} Together requests in one {m.budget_window:g} s (real) "
             f"window, capacity {capacity}: {m.peak_rate:.2f} per virtual s, in the window "
-            f"starting {m.peak_window_at:.0f} s after the first request",
+            f"starting {m.peak_window_at:.0f} s after the first request; at most "
+            f"{m.steady_peak} in any window from the third on",
         ),
         Target(
             "INFO",

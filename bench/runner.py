@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -145,7 +146,9 @@ async def run_case(
     workdir: Path,
     members: int,
 ) -> RunRecord:
-    workdir.mkdir(parents=True, exist_ok=True)
+    # A database left from an earlier run would be resumed by the bot: start from nothing.
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
     models_file = write_models_file(workdir / "models.json", scale)
     settings = bot_settings(strategy, scale, len(planned), models_file)
     scripts = {job.index: job_script(job, scale) for job in planned}
