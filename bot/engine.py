@@ -18,7 +18,7 @@ import math
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.catalog import Catalog, ModelSpec
 from bot.clock import Clock
@@ -129,6 +129,12 @@ class _Tracked:
     edit_failures: int = 0
     # A message posted because the job had none; kept across transitions that race its write.
     posted_message_id: int | None = None
+    # Where this process's submission of the job stands: being stored and built, built and
+    # waiting for room in the request budget, or the POST under way. None: not submitting here
+    # (a job found in "submitting" after a restart may have reached Together already).
+    submission: Literal["preparing", "ready", "sending"] | None = None
+    request: CreateVideoRequest | None = None
+    accepted: VideoJob | None = None  # Together's answer, until it is stored
 
 
 def _media(images: dict[str, bytes]) -> VideoMedia | None:
@@ -251,6 +257,24 @@ class JobEngine:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        await self._unprepare()
+
+    async def _unprepare(self) -> None:
+        """Put back in line the jobs stored as "submitting" whose POST never left.
+
+        Certain they never reached Together, so the next start submits them instead of
+        failing them as interrupted.
+        """
+        for tracked in list(self._jobs.values()):
+            job = tracked.job
+            if tracked.submission != "ready" or job.state is not JobState.SUBMITTING:
+                continue
+            back = await self._store.transition(
+                job.id, JobState.SUBMITTING, JobState.QUEUED, self._clock.now()
+            )
+            if back is not None:
+                tracked.job, tracked.submission, tracked.request = back, None, None
+                log.info("Job %d: not sent before shutdown; back in the queue", job.id)
 
     def enqueue(self, job: Job) -> None:
         """Track a job the command has just stored and answered; the loop picks it up at once."""
@@ -323,6 +347,7 @@ class JobEngine:
     async def tick(self) -> None:
         """One pass: start whatever is due. Work runs in tasks; this never waits for Together."""
         now = self._clock.now()
+        self._start_sends(now)
         self._start_submissions(now)
         self._start_polls(now)
         for tracked in list(self._jobs.values()):
@@ -335,8 +360,7 @@ class JobEngine:
         total, by_guild = 0, dict[int, int]()
         for tracked in self._jobs.values():
             # A queued job whose submission is under way holds a slot before its state says so.
-            state = tracked.job.state
-            if state in ACTIVE_STATES or (tracked.busy and state is JobState.QUEUED):
+            if tracked.job.state in ACTIVE_STATES or tracked.submission is not None:
                 total += 1
                 by_guild[tracked.job.guild_id] = by_guild.get(tracked.job.guild_id, 0) + 1
         return total, by_guild
@@ -351,16 +375,47 @@ class JobEngine:
         if not self._accepting:
             return
         active, by_guild = self._active_counts()
-        while queued and active < self._config.max_active:
+        # Submissions are prepared (stored as "submitting", body built) only a budget's worth
+        # ahead of the POSTs: a job prepared long before its POST would be failed, not sent,
+        # if the bot died meanwhile.
+        pending = sum(1 for t in self._jobs.values() if t.submission in ("preparing", "ready"))
+        ahead = self._budget.capacity if not self._budget.unlimited else math.inf
+        while queued and active < self._config.max_active and pending < ahead:
+            if self._budget.next_free(now) > now:
+                return
             job = self._queue.pick(queued, by_guild, self._config.max_active_per_guild)
-            if job is None or not self._budget.try_take(now):
+            if job is None:
                 return
             queued.remove(job)
             self._queue.served(job)
             active += 1
+            pending += 1
             by_guild[job.guild_id] = by_guild.get(job.guild_id, 0) + 1
             tracked = self._jobs[job.id]
+            tracked.submission = "preparing"
             self._spawn_work(tracked, self._submit(tracked))
+
+    def _start_sends(self, now: float) -> None:
+        """POST the submissions that are ready, and settle any whose task ended half-way."""
+        for tracked in sorted(self._jobs.values(), key=lambda t: (t.due_at, t.job.id)):
+            job = tracked.job
+            if tracked.busy or tracked.due_at > now:
+                continue
+            if job.state is JobState.QUEUED and tracked.submission == "preparing":
+                tracked.submission = None  # failed before it was stored: back in line
+            if job.state is not JobState.SUBMITTING:
+                continue
+            if tracked.submission == "ready":
+                if self._budget.try_take(now):
+                    self._spawn_work(tracked, self._send(tracked))
+            elif tracked.submission == "preparing":
+                self._spawn_work(tracked, self._submit(tracked))
+            elif tracked.accepted is not None:
+                self._spawn_work(tracked, self._record_accepted(tracked, tracked.accepted))
+            else:
+                # Not submitted by this process, or its POST may have gone out: never resend.
+                restarted = tracked.submission is None
+                self._spawn_work(tracked, self._fail_interrupted(tracked, restarted))
 
     def _start_polls(self, now: float) -> None:
         running = [t for t in self._jobs.values() if t.job.state is JobState.RUNNING and not t.busy]
@@ -441,28 +496,51 @@ class JobEngine:
         log.info("Job %d: %s -> %s", job.id, job.state, new_state)
         return True
 
-    async def _fail_interrupted(self, tracked: _Tracked) -> None:
+    async def _fail_interrupted(self, tracked: _Tracked, restarted: bool = True) -> None:
+        when = "The bot restarted" if restarted else "Something went wrong in the bot"
         await self._move(
             tracked,
             JobState.FAILED,
             failure_reason=(
-                "The bot restarted while this job was being sent to Together. It was stopped "
+                f"{when} while this job was being sent to Together. It was stopped "
                 "rather than sent again, so you are not charged twice. Please try again."
             ),
             finished_at=self._clock.now(),
         )
 
     async def _submit(self, tracked: _Tracked) -> None:
-        if not await self._move(tracked, JobState.SUBMITTING):
+        """Store the job as "submitting" and build its body; POST it if the budget has room."""
+        queued = tracked.job.state is JobState.QUEUED
+        if queued and not await self._move(tracked, JobState.SUBMITTING):
+            tracked.submission = None
             return
         job = tracked.job
         model = self._catalog.get(job.model) if self._catalog else None
-        request = build_request(job, await self._store.media(job.id), model)
+        tracked.request = build_request(job, await self._store.media(job.id), model)
+        tracked.submission = "ready"
+        # The budget token is taken right before the request goes out, never before a write:
+        # a token taken early would be spent late, bunched with the next window's requests.
+        now = self._clock.now()
+        if self._budget.try_take(now):
+            await self._send(tracked)
+        else:
+            tracked.due_at = self._budget.next_free(now)
+
+    async def _send(self, tracked: _Tracked) -> None:
+        job, request = tracked.job, tracked.request
+        assert request is not None and job.state is JobState.SUBMITTING
+        tracked.submission, tracked.request = "sending", None
         try:
             created = await self._api.create_video(request)
         except TogetherError as exc:
             await self._submit_failed(tracked, exc)
             return
+        tracked.accepted = created
+        await self._record_accepted(tracked, created)
+
+    async def _record_accepted(self, tracked: _Tracked, created: VideoJob) -> None:
+        """Store Together's id; retried by the scheduler if the write fails, never re-POSTed."""
+        job = tracked.job
         now = self._clock.now()
         # The job's time limit (the model's, from the catalog) counts from submission:
         # time spent waiting in the bot's own queue is not Together's.
@@ -475,6 +553,7 @@ class JobEngine:
             submitted_at=now,
             deadline_at=now + time_limit,
         )
+        tracked.submission, tracked.accepted = None, None
         if moved:
             log.info("Job %d: accepted by Together as %s", job.id, created.id)
             tracked.attempts = 0
@@ -484,6 +563,7 @@ class JobEngine:
                 tracked.due_at = self._planner.next_poll(tracked.job, now)
 
     async def _submit_failed(self, tracked: _Tracked, exc: TogetherError) -> None:
+        tracked.submission = None
         tracked.attempts += 1
         retryable = exc.request_not_created and exc.status in (None, 429)
         if retryable and tracked.attempts < self._config.submit_attempts:

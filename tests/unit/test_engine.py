@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,14 @@ from bot.clock import ManualClock
 from bot.engine import EngineConfig, JobEngine
 from bot.reencode import CannotFit, FitResult
 from bot.together import (
+    CreateVideoRequest,
     TogetherBadRequest,
     TogetherConnectionError,
     TogetherRateLimited,
     TogetherServerError,
+    VideoJob,
 )
-from storage.models import JobState
+from storage.models import Job, JobState
 from tests.unit.fakes import (
     FakeAPI,
     FakeFetcher,
@@ -495,3 +498,117 @@ async def test_submission_sends_the_stored_images(h: Harness) -> None:
     media = h.api.posts[0].media
     assert media is not None and media.frame_images is not None
     assert media.frame_images[0].frame == 0
+
+
+class LaggingStore(FakeStore):
+    """Writes to "submitting" wait, like SQLite writes queued behind a burst of commands."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = asyncio.Event()
+
+    async def transition(
+        self, job_id: int, expected: JobState, new_state: JobState, now: float, **changes: object
+    ) -> Job | None:
+        if new_state is JobState.SUBMITTING:
+            await self.released.wait()
+        return await super().transition(job_id, expected, new_state, now, **changes)
+
+
+async def test_request_budget_holds_when_writes_lag_behind(tmp_path: Path) -> None:
+    """A budget token is spent when the POST leaves, not when its job's write was started."""
+    h = Harness(tmp_path, max_active=100, max_active_per_guild=100, requests_per_second=5)
+    store = LaggingStore()
+    h.store = store
+    h.engine._store = store
+    h.api.default_script = [status("in_progress")]
+    for job_id in range(1, 41):
+        h.add(job_id, user_id=job_id)
+    start = h.clock.now()
+    for _ in range(100):  # 5 virtual seconds, the first of them with every write held up
+        h.clock.advance(0.05)
+        if h.clock.now() - start >= 1.0:
+            store.released.set()
+        await h.engine.tick()
+        for _ in range(20):
+            await asyncio.sleep(0)
+    times = sorted(h.api.request_times)
+    assert len(times) >= 15
+    for i, first in enumerate(times):
+        in_window = [t for t in times[i:] if t < first + 1.0 - 1e-9]
+        assert len(in_window) <= 5, f"{len(in_window)} requests in the second from {first}"
+    h.store.released.set()
+    await h.engine.drain()
+
+
+async def test_a_job_built_but_not_sent_at_shutdown_is_queued_again(tmp_path: Path) -> None:
+    h = Harness(tmp_path, requests_per_second=1)
+    h.api.default_script = [status("in_progress")]
+    h.add(1, user_id=1)
+    h.add(2, user_id=2)
+    await h.step()  # job 1 takes the only token of this second
+    tracked = h.engine._jobs[2]
+    tracked.submission = "preparing"  # job 2's submission starts, and finds no token
+    await h.engine._submit(tracked)
+    assert h.state(2) is JobState.SUBMITTING and len(h.api.posts) == 1
+    await h.engine.stop()
+    assert h.state(2) is JobState.QUEUED, "never sent, so safe to submit after the restart"
+
+    restarted = Harness(tmp_path, requests_per_second=1)
+    restarted.store = h.store
+    restarted.engine._store = h.store
+    restarted.api.default_script = [status("in_progress")]
+    restarted.api.scripts["vid_1"] = [status("in_progress")]
+    await restarted.engine.recover()
+    await restarted.run_for(3)
+    assert h.state(2) is JobState.RUNNING
+    assert len(restarted.api.posts) == 1
+
+
+class ExplodingAPI(FakeAPI):
+    async def create_video(self, request: CreateVideoRequest) -> VideoJob:
+        await super().create_video(request)
+        raise RuntimeError("bug after the request left")
+
+
+async def test_an_unexpected_error_during_the_post_fails_the_job_without_resending(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path)
+    api = ExplodingAPI(h.clock)
+    h.api = api
+    h.engine._api = api
+    h.add()
+    await h.run_for(30)
+    assert h.state() is JobState.FAILED
+    assert "not charged twice" in (h.store.jobs[1].failure_reason or "")
+    assert len(api.posts) == 1
+
+
+class ForgetfulStore(FakeStore):
+    """Fails the first write that would record Together's id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def transition(
+        self, job_id: int, expected: JobState, new_state: JobState, now: float, **changes: object
+    ) -> Job | None:
+        if new_state is JobState.RUNNING and self.failures:
+            self.failures -= 1
+            raise OSError("disk I/O error")
+        return await super().transition(job_id, expected, new_state, now, **changes)
+
+
+async def test_a_failed_write_after_the_post_is_retried_not_resent(tmp_path: Path) -> None:
+    h = Harness(tmp_path, retry_delay=1.0)
+    store = ForgetfulStore()
+    h.store = store
+    h.engine._store = store
+    h.api.default_script = [status("in_progress")]
+    h.add()
+    await h.run_for(5)
+    assert h.state() is JobState.RUNNING
+    assert h.store.jobs[1].together_id == "vid_1"
+    assert len(h.api.posts) == 1
