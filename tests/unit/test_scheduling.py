@@ -69,10 +69,10 @@ def test_adaptive_polls_sparse_early_dense_near_the_finish() -> None:
     assert times[0] == pytest.approx(9.0)  # an early check for quick failures
     assert max(gaps[:3]) > 30  # sparse while the job is unlikely to be done
     dense = [g for a, g in zip(times, gaps, strict=False) if 144 <= a < 234]
-    assert dense and max(dense) <= 11.25 + 1e-9
-    # Far fewer requests than polling every 5 s, and never more than 11 s late at the finish.
+    assert dense and max(dense) <= 7.5 + 1e-9  # (234 - 144) / 12
+    # Far fewer requests than polling every 5 s, and never more than 7.5 s late at the finish.
     assert len(times) <= 0.4 * 200 / 5
-    assert min(t for t in times if t >= 200.0) - 200.0 <= 11.25
+    assert min(t for t in times if t >= 200.0) - 200.0 <= 7.5
 
 
 def test_adaptive_backs_off_when_late_and_respects_bounds() -> None:
