@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from bot.catalog import Catalog, ModelSpec
 from bot.errors import InvalidOptionError, NotAllowedError, UserFacingError
 from bot.quota import (
-    EffectiveLimits,
     QuotaDefaults,
     Refusal,
     check,
@@ -22,7 +21,7 @@ from bot.quota import (
 )
 from storage.jobs import JobRepository
 from storage.models import Job, NewJob
-from storage.quotas import GuildSettingsRepository, MemberUsage
+from storage.quotas import EffectiveLimits, GuildSettingsRepository, MemberUsage
 
 
 class QuotaExceeded(UserFacingError):
@@ -97,7 +96,7 @@ class Gatekeeper:
                 seconds=new_job.seconds,
             )
 
-        result = await self._jobs.create_within_quota(new_job, decide, media)
+        result = await self._jobs.create_within_quota(new_job, decide, media, limits)
         if isinstance(result, Refusal):
             raise QuotaExceeded(result.message)
         return result

@@ -1,7 +1,9 @@
 """The quota policy: given the limits and a member's usage, allow a video or say why not.
 
 Pure functions, no I/O: the storage layer reads the usage and calls `check` inside the same
-transaction that stores the job (JobRepository.create_within_quota).
+transaction that stores the job (JobRepository.create_within_quota). Its one-statement fast path
+applies the same comparisons in SQL (storage.quotas.INSERT_WITHIN_LIMITS); a property test
+holds the two to the same answer.
 """
 
 from __future__ import annotations
@@ -11,13 +13,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from storage.quotas import DAY_SECONDS, MONTH_SECONDS, GuildLimits, MemberUsage
+from storage.quotas import (
+    DAY_SECONDS,
+    MONEY_EPSILON,
+    MONTH_SECONDS,
+    EffectiveLimits,
+    GuildLimits,
+    MemberUsage,
+)
 
 LimitName = Literal[
     "user_daily", "guild_daily", "user_concurrent", "monthly_budget_usd", "max_seconds"
 ]
-# Float dollars summed in SQL drift by ~1e-15; a video that lands exactly on the budget is fine.
-_MONEY_EPSILON = 1e-9
 _T = TypeVar("_T")
 
 
@@ -29,17 +36,6 @@ class QuotaDefaults:
     guild_daily: int
     user_concurrent: int
     monthly_budget_usd: float
-
-
-@dataclass(frozen=True, slots=True)
-class EffectiveLimits:
-    """The limits that apply to one member on one server."""
-
-    user_daily: int
-    guild_daily: int
-    user_concurrent: int
-    monthly_budget_usd: float
-    max_seconds: int | None  # None: only the model's own limit applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +168,11 @@ def _check_budget(
     limits: EffectiveLimits, usage: MemberUsage, now: float, estimated_cost_usd: float
 ) -> Refusal | None:
     budget, spent = limits.monthly_budget_usd, usage.guild_month_usd
-    if spent + estimated_cost_usd <= budget + _MONEY_EPSILON:
+    if spent + estimated_cost_usd <= budget + MONEY_EPSILON:
         return None
     if budget == 0:
         return Refusal("monthly_budget_usd", "This server has no video budget.")
-    if estimated_cost_usd > budget + _MONEY_EPSILON:
+    if estimated_cost_usd > budget + MONEY_EPSILON:
         # Waiting would not help: the video alone is over the whole budget.
         return Refusal(
             "monthly_budget_usd",

@@ -116,15 +116,16 @@ class VideoCog(commands.Cog):
         await gate.check_model(interaction.guild_id, request.model)
         role_ids = [role.id for role in getattr(interaction.user, "roles", [])]
         limits = await gate.limits_for(interaction.guild_id, role_ids)
-        await gate.precheck(
-            interaction.guild_id,
-            interaction.user.id,
-            limits,
-            cost=request.model.price_usd,
-            seconds=request.seconds,
-        )
         media: dict[str, bytes] = {}
         if images:
+            # Refuse before the slow part; without images the reservation alone decides.
+            await gate.precheck(
+                interaction.guild_id,
+                interaction.user.id,
+                limits,
+                cost=request.model.price_usd,
+                seconds=request.seconds,
+            )
             # Downloading and resizing can take longer than Discord's 3 seconds: answer first.
             await interaction.response.defer(thinking=True)
             try:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -15,6 +16,23 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[\w-]+\.sql$")
+
+
+Params = Iterable[Any] | Mapping[str, Any]
+
+
+async def fetch_all(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[Any]:
+    """Every row, in one trip to SQLite's thread (a cursor's execute, fetch and close are three).
+
+    Under a burst of commands the trips, not the queries, are what everyone waits for.
+    """
+    return list(await conn.execute_fetchall(sql, params))
+
+
+async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> Any:
+    """The first row, or None; one trip to SQLite's thread."""
+    rows = await conn.execute_fetchall(sql, params)
+    return next(iter(rows), None)
 
 
 def list_migrations(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
@@ -62,6 +80,14 @@ class Database:
                 await self.connection.rollback()
                 raise
             await self.connection.commit()
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Any]:
+        async with self.access() as conn:
+            return await fetch_all(conn, sql, params)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Any:
+        async with self.access() as conn:
+            return await fetch_one(conn, sql, params)
 
     async def close(self) -> None:
         await self.connection.close()

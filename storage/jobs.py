@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
-from storage.db import Database
+from storage.db import Database, fetch_one
 from storage.models import Job, JobState, NewJob
 
 if TYPE_CHECKING:
-    from storage.quotas import MemberUsage
+    from storage.quotas import EffectiveLimits, MemberUsage
 
 _R = TypeVar("_R")
 
@@ -40,6 +40,7 @@ MUTABLE_COLUMNS = frozenset(
 INSERT_JOB = f"""
 INSERT INTO jobs (state, updated_at, {", ".join(_NEW_JOB_COLUMNS)})
 VALUES ('queued', :created_at, {", ".join(":" + c for c in _NEW_JOB_COLUMNS)})
+RETURNING {", ".join(_JOB_COLUMNS)}
 """
 SELECT_JOB = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE id = ?"
 SELECT_IN_STATES = """
@@ -53,7 +54,7 @@ WHERE state IN ('delivering', 'delivered') AND submitted_at IS NOT NULL
   AND finished_at > submitted_at
 ORDER BY id DESC LIMIT ?
 """
-SET_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id IS NULL"
+SET_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id IS NULL RETURNING id"
 SELECT_UNANNOUNCED = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE announced = 0 ORDER BY id"
 SELECT_BY_MEMBER = f"""
 SELECT {", ".join(_JOB_COLUMNS)} FROM jobs
@@ -80,14 +81,12 @@ async def _insert(
     conn: aiosqlite.Connection, new_job: NewJob, media: Mapping[str, bytes] | None
 ) -> Job:
     """Insert a queued job and its images inside the caller's transaction."""
-    cursor = await conn.execute(INSERT_JOB, dataclasses.asdict(new_job))
-    job_id = cursor.lastrowid
-    for kind, data in (media or {}).items():
-        await conn.execute(INSERT_MEDIA, (job_id, kind, data))
-    async with conn.execute(SELECT_JOB, (job_id,)) as select:
-        row = await select.fetchone()
+    row = await fetch_one(conn, INSERT_JOB, dataclasses.asdict(new_job))
     assert row is not None
-    return _to_job(row)
+    job = _to_job(row)
+    if media:
+        await conn.executemany(INSERT_MEDIA, [(job.id, kind, data) for kind, data in media.items()])
+    return job
 
 
 class JobRepository:
@@ -106,16 +105,27 @@ class JobRepository:
         new_job: NewJob,
         decide: Callable[[MemberUsage], _R | None],
         media: Mapping[str, bytes] | None = None,
+        limits: EffectiveLimits | None = None,
     ) -> Job | _R:
         """Store the job only if `decide` accepts the member's usage; else return its refusal.
 
         The usage read, the decision and the insert share one BEGIN IMMEDIATE transaction, so
         concurrent requests (from this connection or another) are serialized and can never
         overshoot a limit together. `decide` is plain sync code: no awaiting under the lock.
+
+        With `limits` (the ones `decide` applies) and no images, one statement tries first: it
+        inserts the job if the usage leaves room, in one trip to SQLite's thread instead of
+        four. Under a burst every command waits for the reservations before its own, so their
+        length is what members feel. A refusal, and any job with images, takes the full path.
         """
         # Imported here: storage.quotas imports this module's column list and _to_job.
-        from storage.quotas import read_member_usage
+        from storage.quotas import insert_within_limits, read_member_usage
 
+        if limits is not None and not media:
+            async with self._db.access() as conn:
+                accepted = await insert_within_limits(conn, new_job, limits)
+            if accepted is not None:
+                return accepted
         async with self._db.transaction() as conn:
             usage = await read_member_usage(
                 conn, new_job.guild_id, new_job.user_id, new_job.created_at
@@ -126,8 +136,7 @@ class JobRepository:
             return await _insert(conn, new_job, media)
 
     async def get(self, job_id: int) -> Job | None:
-        async with self._db.access() as conn, conn.execute(SELECT_JOB, (job_id,)) as cursor:
-            row = await cursor.fetchone()
+        row = await self._db.fetch_one(SELECT_JOB, (job_id,))
         return _to_job(row) if row else None
 
     async def transition(
@@ -142,18 +151,15 @@ class JobRepository:
 
         Returns the updated job, or None when the job was not in `expected` (someone else won).
         """
+        # One statement in autocommit mode is its own transaction: the compare-and-set and the
+        # read of its result are atomic, in one trip to SQLite's thread.
         sql = (
             f"UPDATE jobs SET state = :new_state, updated_at = :now{_assignments(changes)} "
-            "WHERE id = :id AND state = :expected"
+            f"WHERE id = :id AND state = :expected RETURNING {', '.join(_JOB_COLUMNS)}"
         )
         params = {**changes, "new_state": new_state.value, "now": now}
         params |= {"id": job_id, "expected": expected.value}
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(sql, params)
-            if cursor.rowcount != 1:
-                return None
-            async with conn.execute(SELECT_JOB, (job_id,)) as select:
-                row = await select.fetchone()
+        row = await self._db.fetch_one(sql, params)
         return _to_job(row) if row else None
 
     async def update(
@@ -164,8 +170,7 @@ class JobRepository:
 
     async def media(self, job_id: int) -> dict[str, bytes]:
         """The job's images by kind ('first_frame', 'last_frame', 'reference')."""
-        async with self._db.access() as conn, conn.execute(SELECT_MEDIA, (job_id,)) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._db.fetch_all(SELECT_MEDIA, (job_id,))
         return {str(kind): bytes(data) for kind, data in rows}
 
     async def in_states(self, states: Iterable[JobState]) -> list[Job]:
@@ -173,35 +178,27 @@ class JobRepository:
         sql = SELECT_IN_STATES.format(
             columns=", ".join(_JOB_COLUMNS), marks=", ".join("?" for _ in wanted)
         )
-        async with self._db.access() as conn, conn.execute(sql, wanted) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._db.fetch_all(sql, wanted)
         return [_to_job(row) for row in rows]
 
     async def set_message_id(self, job_id: int, message_id: int) -> bool:
         """Record the job's message if none is recorded yet, whatever state the job is in."""
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(SET_MESSAGE_ID, (message_id, job_id))
-            return cursor.rowcount == 1
+        row = await self._db.fetch_one(SET_MESSAGE_ID, (message_id, job_id))
+        return row is not None
 
     async def unannounced(self) -> list[Job]:
         """Finished jobs whose final state has not reached their message yet."""
-        async with self._db.access() as conn, conn.execute(SELECT_UNANNOUNCED) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._db.fetch_all(SELECT_UNANNOUNCED)
         return [_to_job(row) for row in rows]
 
     async def recent_durations(self, limit: int = 2000) -> dict[str, list[float]]:
         """Seconds from submission to completion of recent finished jobs, by model, oldest first."""
-        async with self._db.access() as conn, conn.execute(SELECT_DURATIONS, (limit,)) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._db.fetch_all(SELECT_DURATIONS, (limit,))
         durations: dict[str, list[float]] = {}
         for model, seconds in reversed(list(rows)):
             durations.setdefault(str(model), []).append(float(seconds))
         return durations
 
     async def recent_for_member(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
-        async with (
-            self._db.access() as conn,
-            conn.execute(SELECT_BY_MEMBER, (guild_id, user_id, limit)) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self._db.fetch_all(SELECT_BY_MEMBER, (guild_id, user_id, limit))
         return [_to_job(row) for row in rows]

@@ -8,15 +8,16 @@ Together's reported cost when known, else the catalog estimate. Usage is always 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, fields, replace
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
 import aiosqlite
 
-from storage.db import Database
-from storage.jobs import _JOB_COLUMNS, _to_job
-from storage.models import Job
+from storage.db import Database, fetch_all, fetch_one
+from storage.jobs import _JOB_COLUMNS, _NEW_JOB_COLUMNS, _to_job
+from storage.models import Job, NewJob
 
 DAY_SECONDS = 86_400
 MONTH_SECONDS = 30 * DAY_SECONDS
@@ -28,21 +29,37 @@ _SPEND = "COALESCE(cost_usd, estimated_cost_usd)"
 # Word for word the WHERE clause of the jobs_unfinished partial index, so SQLite uses it.
 _UNFINISHED = "state IN ('queued', 'submitting', 'running', 'delivering')"
 
+# Float dollars summed in SQL drift by ~1e-15; a video that lands exactly on the budget is fine.
+MONEY_EPSILON = 1e-9
+
 # One pass over the server's counting jobs of the last 30 days gives every windowed figure.
 SELECT_WINDOW_USAGE = f"""
 SELECT
-    COALESCE(SUM(user_id = :user_id AND created_at > :day_start), 0),
-    COALESCE(SUM(created_at > :day_start), 0),
-    COALESCE(SUM({_SPEND}), 0.0),
+    COALESCE(SUM(user_id = :user_id AND created_at > :day_start), 0) AS user_day,
+    COALESCE(SUM(created_at > :day_start), 0) AS guild_day,
+    COALESCE(SUM({_SPEND}), 0.0) AS guild_month_usd,
     MIN(CASE WHEN user_id = :user_id AND created_at > :day_start THEN created_at END),
     MIN(CASE WHEN created_at > :day_start THEN created_at END),
-    MIN(CASE WHEN {_SPEND} > 0 THEN created_at END)
+    MIN(CASE WHEN {_SPEND} > 0 THEN created_at END),
+    -- Unfinished jobs count toward concurrency whatever their age.
+    (SELECT COUNT(*) FROM jobs
+     WHERE guild_id = :guild_id AND user_id = :user_id AND {_UNFINISHED}) AS user_active
 FROM jobs
 WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
 """
-# Unfinished jobs count toward concurrency whatever their age.
-SELECT_USER_ACTIVE = f"""
-SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND {_UNFINISHED}
+# The reservation's fast path: the job is inserted only if quota.check would accept it, in one
+# statement (atomic on its own in autocommit mode), so one trip to SQLite's thread. Same
+# comparisons, in the same terms, as quota.check; test_quota_storage holds them together.
+INSERT_WITHIN_LIMITS = f"""
+INSERT INTO jobs (state, updated_at, {", ".join(_NEW_JOB_COLUMNS)})
+SELECT 'queued', :created_at, {", ".join(":" + c for c in _NEW_JOB_COLUMNS)}
+FROM ({SELECT_WINDOW_USAGE}) AS usage
+WHERE (:max_seconds IS NULL OR :seconds <= :max_seconds)
+    AND usage.user_active < :user_concurrent
+    AND usage.user_day < :user_daily
+    AND usage.guild_day < :guild_daily
+    AND usage.guild_month_usd + :estimated_cost_usd <= :monthly_budget_usd + {MONEY_EPSILON!r}
+RETURNING {", ".join(_JOB_COLUMNS)}
 """
 SELECT_REPORT_TOTALS = f"""
 SELECT
@@ -103,7 +120,7 @@ DELETE_MODEL_RULE = "DELETE FROM model_rules WHERE guild_id = ? AND model_id = ?
 SELECT_CHANNELS = "SELECT channel_id FROM allowed_channels WHERE guild_id = ?"
 DELETE_CHANNELS = "DELETE FROM allowed_channels WHERE guild_id = ?"
 INSERT_CHANNEL = "INSERT INTO allowed_channels (guild_id, channel_id) VALUES (?, ?)"
-SELECT_BLOCKED = "SELECT 1 FROM blocked_members WHERE guild_id = ? AND user_id = ?"
+SELECT_BLOCKED_IDS = "SELECT user_id FROM blocked_members WHERE guild_id = ?"
 INSERT_BLOCKED = """
 INSERT INTO blocked_members (guild_id, user_id, blocked_by, blocked_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (guild_id, user_id) DO NOTHING
@@ -132,6 +149,17 @@ class GuildLimits:
 
 
 LIMIT_NAMES = tuple(field.name for field in fields(GuildLimits))
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveLimits:
+    """The limits that apply to one member on one server (see quota.effective_limits)."""
+
+    user_daily: int
+    guild_daily: int
+    user_concurrent: int
+    monthly_budget_usd: float
+    max_seconds: int | None  # None: only the model's own limit applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,21 +218,33 @@ async def read_member_usage(
         "day_start": now - DAY_SECONDS,
         "month_start": now - MONTH_SECONDS,
     }
-    async with conn.execute(SELECT_WINDOW_USAGE, params) as cursor:
-        window = await cursor.fetchone()
-    async with conn.execute(SELECT_USER_ACTIVE, (guild_id, user_id)) as cursor:
-        active = await cursor.fetchone()
-    assert window is not None and active is not None  # aggregates always return a row
-    user_day, guild_day, month_usd, user_oldest, guild_oldest, month_oldest = window
+    row = await fetch_one(conn, SELECT_WINDOW_USAGE, params)
+    assert row is not None  # aggregates always return a row
+    user_day, guild_day, month_usd, user_oldest, guild_oldest, month_oldest, active = row
     return MemberUsage(
         user_day=int(user_day),
         guild_day=int(guild_day),
-        user_active=int(active[0]),
+        user_active=int(active),
         guild_month_usd=float(month_usd),
         user_day_oldest=user_oldest,
         guild_day_oldest=guild_oldest,
         guild_month_oldest=month_oldest,
     )
+
+
+async def insert_within_limits(
+    conn: aiosqlite.Connection, new_job: NewJob, limits: EffectiveLimits
+) -> Job | None:
+    """Store the job if the member's usage leaves room under `limits`; None if it does not."""
+    now = new_job.created_at
+    params = {
+        **asdict(new_job),
+        **asdict(limits),
+        "day_start": now - DAY_SECONDS,
+        "month_start": now - MONTH_SECONDS,
+    }
+    row = await fetch_one(conn, INSERT_WITHIN_LIMITS, params)
+    return _to_job(row) if row else None
 
 
 def _check_limit(name: str, value: float | None) -> float | None:
@@ -225,17 +265,70 @@ def _describe(name: str, value: object) -> str:
     return f"{name}={'default' if value is None else value}"
 
 
+@dataclass(frozen=True, slots=True)
+class ServerRules:
+    """Everything /video checks about a server before it reads any usage."""
+
+    limits: GuildLimits
+    role_quotas: Mapping[int, int]  # role_id -> that role's daily limit per member
+    model_rules: Mapping[str, str]  # model_id -> 'allow' or 'deny'
+    channels: frozenset[int]  # empty: every channel
+    blocked: frozenset[int]
+
+
 class GuildSettingsRepository:
-    """Moderator settings per server. Every change is audited in its own transaction."""
+    """Moderator settings per server. Every change is audited in its own transaction.
+
+    The settings are kept in memory per server once read, and every change made through this
+    repository drops that copy: /video reads them on every command, and under a burst the
+    trips to SQLite, not the queries, are what each member waits for.
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._rules: dict[int, ServerRules] = {}
+        self._loading: dict[int, asyncio.Future[ServerRules]] = {}
+
+    async def rules(self, guild_id: int) -> ServerRules:
+        cached = self._rules.get(guild_id)
+        if cached is not None:
+            return cached
+        # A burst of commands on a server not yet read shares one read, not one each.
+        loading = self._loading.get(guild_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_rules(guild_id))
+            self._loading[guild_id] = loading
+        return await asyncio.shield(loading)
+
+    async def _load_rules(self, guild_id: int) -> ServerRules:
+        try:
+            return await self._read_rules(guild_id)
+        finally:
+            self._loading.pop(guild_id, None)
+
+    async def _read_rules(self, guild_id: int) -> ServerRules:
+        # Changes take the same lock as this read, and the copy is kept in the step the read
+        # ends in: no change can land between the two and be missed.
+        async with self._db.access() as conn:
+            limits = await self._read_limits(conn, guild_id)
+            roles = await fetch_all(conn, SELECT_ROLE_QUOTAS, (guild_id,))
+            models = await fetch_all(conn, SELECT_MODEL_RULES, (guild_id,))
+            channels = await fetch_all(conn, SELECT_CHANNELS, (guild_id,))
+            blocked = await fetch_all(conn, SELECT_BLOCKED_IDS, (guild_id,))
+        rules = ServerRules(
+            limits=limits,
+            role_quotas={int(role_id): int(user_daily) for role_id, user_daily in roles},
+            model_rules={str(model_id): str(rule) for model_id, rule in models},
+            channels=frozenset(int(channel_id) for (channel_id,) in channels),
+            blocked=frozenset(int(user_id) for (user_id,) in blocked),
+        )
+        self._rules[guild_id] = rules
+        return rules
 
     # --- limits -------------------------------------------------------------------------
 
     async def limits(self, guild_id: int) -> GuildLimits:
-        async with self._db.access() as conn:
-            return await self._read_limits(conn, guild_id)
+        return (await self.rules(guild_id)).limits
 
     async def set_limits(
         self, guild_id: int, actor_id: int, now: float, **changes: float | None
@@ -255,17 +348,14 @@ class GuildSettingsRepository:
 
     @staticmethod
     async def _read_limits(conn: aiosqlite.Connection, guild_id: int) -> GuildLimits:
-        async with conn.execute(SELECT_LIMITS, (guild_id,)) as cursor:
-            row = await cursor.fetchone()
+        row = await fetch_one(conn, SELECT_LIMITS, (guild_id,))
         return GuildLimits(*row) if row else GuildLimits()
 
     # --- role quotas --------------------------------------------------------------------
 
     async def role_quotas(self, guild_id: int) -> dict[int, int]:
         """role_id -> that role's daily limit per member."""
-        async with self._db.access() as conn, conn.execute(SELECT_ROLE_QUOTAS, (guild_id,)) as cur:
-            rows = await cur.fetchall()
-        return {int(role_id): int(user_daily) for role_id, user_daily in rows}
+        return dict((await self.rules(guild_id)).role_quotas)
 
     async def set_role_quota(
         self, guild_id: int, role_id: int, user_daily: int | None, actor_id: int, now: float
@@ -284,9 +374,7 @@ class GuildSettingsRepository:
 
     async def model_rules(self, guild_id: int) -> dict[str, str]:
         """model_id -> 'allow' or 'deny'."""
-        async with self._db.access() as conn, conn.execute(SELECT_MODEL_RULES, (guild_id,)) as cur:
-            rows = await cur.fetchall()
-        return {str(model_id): str(rule) for model_id, rule in rows}
+        return dict((await self.rules(guild_id)).model_rules)
 
     async def set_model_rule(
         self, guild_id: int, model_id: str, rule: ModelRule | None, actor_id: int, now: float
@@ -306,9 +394,7 @@ class GuildSettingsRepository:
 
     async def channels(self, guild_id: int) -> set[int]:
         """Channels where /video may be used; empty means every channel."""
-        async with self._db.access() as conn, conn.execute(SELECT_CHANNELS, (guild_id,)) as cur:
-            rows = await cur.fetchall()
-        return {int(channel_id) for (channel_id,) in rows}
+        return set((await self.rules(guild_id)).channels)
 
     async def set_channels(
         self, guild_id: int, channel_ids: Iterable[int], actor_id: int, now: float
@@ -324,11 +410,7 @@ class GuildSettingsRepository:
     # --- blocked members ----------------------------------------------------------------
 
     async def is_blocked(self, guild_id: int, user_id: int) -> bool:
-        async with (
-            self._db.access() as conn,
-            conn.execute(SELECT_BLOCKED, (guild_id, user_id)) as cursor,
-        ):
-            return await cursor.fetchone() is not None
+        return user_id in (await self.rules(guild_id)).blocked
 
     async def set_blocked(
         self, guild_id: int, user_id: int, blocked: bool, actor_id: int, now: float
@@ -349,15 +431,11 @@ class GuildSettingsRepository:
 
     async def audit(self, guild_id: int, limit: int = 20) -> list[AuditEntry]:
         """The server's latest moderator changes, newest first."""
-        async with (
-            self._db.access() as conn,
-            conn.execute(SELECT_AUDIT, (guild_id, limit)) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self._db.fetch_all(SELECT_AUDIT, (guild_id, limit))
         return [AuditEntry(*row) for row in rows]
 
-    @staticmethod
     async def _audit(
+        self,
         conn: aiosqlite.Connection,
         guild_id: int,
         actor_id: int,
@@ -366,6 +444,7 @@ class GuildSettingsRepository:
         now: float,
     ) -> None:
         await conn.execute(INSERT_AUDIT, (guild_id, actor_id, action, detail, now))
+        self._rules.pop(guild_id, None)  # every change is audited, in its own transaction
 
     # --- usage --------------------------------------------------------------------------
 
@@ -389,10 +468,8 @@ class GuildSettingsRepository:
             "top": 1 if user_id is not None else top,
         }
         async with self._db.transaction() as conn:
-            async with conn.execute(SELECT_REPORT_TOTALS, params) as cursor:
-                totals = await cursor.fetchone()
-            async with conn.execute(SELECT_REPORT_MEMBERS, params) as cursor:
-                members = await cursor.fetchall()
+            totals = await fetch_one(conn, SELECT_REPORT_TOTALS, params)
+            members = await fetch_all(conn, SELECT_REPORT_MEMBERS, params)
         assert totals is not None  # aggregates always return a row
         rows = [UsageRow(int(uid), int(jobs), float(spend)) for uid, jobs, spend in members]
         if user_id is not None and not rows:
@@ -402,9 +479,5 @@ class GuildSettingsRepository:
 
     async def unfinished_jobs(self, guild_id: int) -> list[Job]:
         """The server's jobs still in progress, oldest first."""
-        async with (
-            self._db.access() as conn,
-            conn.execute(SELECT_UNFINISHED, (guild_id,)) as cursor,
-        ):
-            rows = await cursor.fetchall()
+        rows = await self._db.fetch_all(SELECT_UNFINISHED, (guild_id,))
         return [_to_job(row) for row in rows]

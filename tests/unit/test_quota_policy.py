@@ -7,14 +7,13 @@ import dataclasses
 import pytest
 
 from bot.quota import (
-    EffectiveLimits,
     QuotaDefaults,
     check,
     effective_limits,
     model_allowed,
     remaining_today,
 )
-from storage.quotas import GuildLimits, MemberUsage
+from storage.quotas import EffectiveLimits, GuildLimits, MemberUsage
 
 NOW = 1_700_000_000.0
 DAY = 86_400

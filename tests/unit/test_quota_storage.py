@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import tempfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiosqlite
 import pytest
+from hypothesis import example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
+from bot.quota import check
 from storage.db import Database, open_database
 from storage.jobs import JobRepository
 from storage.models import Job, JobState
 from storage.quotas import (
+    EffectiveLimits,
     GuildLimits,
     GuildSettingsRepository,
     MemberUsage,
     UsageRow,
+    insert_within_limits,
     read_member_usage,
 )
 from tests.unit.fakes import new_job
@@ -107,8 +116,8 @@ async def test_usage_queries_use_the_indexes(db: Database) -> None:
             return " ".join(str(row[-1]) for row in await cur.fetchall())
 
     window = {"guild_id": 1, "user_id": 2, "day_start": 0, "month_start": 0}
-    assert "jobs_by_guild" in await plan(quotas.SELECT_WINDOW_USAGE, window)
-    assert "jobs_unfinished" in await plan(quotas.SELECT_USER_ACTIVE, (1, 2))
+    usage_plan = await plan(quotas.SELECT_WINDOW_USAGE, window)
+    assert "jobs_by_guild" in usage_plan and "jobs_unfinished" in usage_plan
     assert "jobs_unfinished" in await plan(quotas.SELECT_UNFINISHED, (1,))
 
 
@@ -422,3 +431,136 @@ async def test_the_race_across_two_connections(db: Database) -> None:
     assert len([r for r in results if isinstance(r, Full)]) == 45
     with sqlite3.connect(db.path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone() == (5,)
+
+
+# --- the in-memory copy of server settings ----------------------------------------------------
+
+
+class CountingDatabase(Database):
+    """Counts the reads that reach SQLite."""
+
+    reads = 0
+
+    @asynccontextmanager
+    async def access(self) -> AsyncIterator[aiosqlite.Connection]:
+        self.reads += 1
+        async with super().access() as conn:
+            yield conn
+
+
+async def test_server_rules_are_read_once_and_every_change_shows_at_once(tmp_path: Path) -> None:
+    opened = await open_database(tmp_path / "rules.sqlite3")
+    db = CountingDatabase(opened.connection, opened.path)
+    settings = GuildSettingsRepository(db)
+    try:
+        assert not await settings.is_blocked(1, 7)
+        reads = db.reads
+        for _ in range(5):
+            assert await settings.channels(1) == set()
+            assert await settings.limits(1) == GuildLimits()
+        assert db.reads == reads, "served from memory"
+
+        await settings.set_blocked(1, 7, True, actor_id=9, now=NOW)
+        await settings.set_channels(1, [55], actor_id=9, now=NOW)
+        await settings.set_model_rule(1, "m", "deny", actor_id=9, now=NOW)
+        await settings.set_role_quota(1, 3, 8, actor_id=9, now=NOW)
+        await settings.set_limits(1, actor_id=9, now=NOW, user_daily=2)
+        assert await settings.is_blocked(1, 7)
+        assert await settings.channels(1) == {55}
+        assert await settings.model_rules(1) == {"m": "deny"}
+        assert await settings.role_quotas(1) == {3: 8}
+        assert (await settings.limits(1)).user_daily == 2
+        assert not await settings.is_blocked(2, 7), "other servers are their own"
+    finally:
+        await db.close()
+
+
+async def test_commands_arriving_together_share_one_read_of_the_rules(tmp_path: Path) -> None:
+    opened = await open_database(tmp_path / "rules.sqlite3")
+    db = CountingDatabase(opened.connection, opened.path)
+    settings = GuildSettingsRepository(db)
+    try:
+        results = await asyncio.gather(*(settings.rules(1) for _ in range(50)))
+        assert db.reads == 1
+        assert all(rules is results[0] for rules in results)
+    finally:
+        await db.close()
+
+
+# --- the one-statement fast path agrees with the policy --------------------------------------
+
+_existing_job = st.tuples(
+    st.sampled_from([MEMBER, MEMBER + 1]),
+    st.sampled_from(list(JobState)),
+    st.sampled_from([60.0, 2 * DAY, 40 * DAY]),  # today, this month, older
+    st.sampled_from([0.0, 0.1, 0.2, 0.3, 0.5]),
+    st.booleans(),
+)
+_limits = st.builds(
+    EffectiveLimits,
+    user_daily=st.integers(0, 4),
+    guild_daily=st.integers(0, 6),
+    user_concurrent=st.integers(0, 3),
+    monthly_budget_usd=st.sampled_from([0.0, 0.3, 0.6, 1.0, 1.5]),
+    max_seconds=st.sampled_from([None, 0, 5, 6]),
+)
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@example(  # 0.1 + 0.2 is 0.30000000000000004: a video that lands exactly on a $0.30 budget
+    existing=[(MEMBER + 1, JobState.DELIVERED, 60.0, 0.1, True)],
+    limits=EffectiveLimits(4, 6, 3, 0.3, None),
+    cost=0.2,
+    seconds=6,
+)
+@given(
+    existing=st.lists(_existing_job, max_size=6),
+    limits=_limits,
+    cost=st.sampled_from([0.0, 0.1, 0.2, 0.3]),
+    seconds=st.sampled_from([5, 6, 8]),
+)
+def test_the_fast_reservation_accepts_exactly_what_the_policy_accepts(
+    existing: list[tuple[int, JobState, float, float, bool]],
+    limits: EffectiveLimits,
+    cost: float,
+    seconds: int,
+) -> None:
+    """Boundaries included: limits and sums are drawn to land exactly on each other."""
+
+    async def scenario(path: Path) -> tuple[bool, bool]:
+        db = await open_database(path)
+        try:
+            jobs = JobRepository(db)
+            for user_id, state, age, spent, accepted in existing:
+                await add(jobs, state, age=age, user_id=user_id, estimate=spent, accepted=accepted)
+            usage = await usage_of(db)
+            policy = check(limits, usage, NOW, estimated_cost_usd=cost, seconds=seconds) is None
+            candidate = new_job(NOW, estimated_cost_usd=cost, seconds=seconds)
+            async with db.access() as conn:
+                stored = await insert_within_limits(conn, candidate, limits)
+            return policy, stored is not None
+        finally:
+            await db.close()
+
+    with tempfile.TemporaryDirectory() as directory:
+        policy, fast = asyncio.run(scenario(Path(directory) / "bot.sqlite3"))
+    assert fast == policy
+
+
+async def test_fifty_concurrent_fast_reservations_get_exactly_five(jobs: JobRepository) -> None:
+    limits = EffectiveLimits(
+        user_daily=5, guild_daily=50, user_concurrent=50, monthly_budget_usd=100, max_seconds=None
+    )
+    results = await asyncio.gather(
+        *(
+            jobs.create_within_quota(
+                new_job(NOW + n / 1000, interaction_id=n),
+                lambda usage: check(limits, usage, NOW + 1, estimated_cost_usd=0.5, seconds=6),
+                limits=limits,
+            )
+            for n in range(50)
+        )
+    )
+    assert sum(isinstance(result, Job) for result in results) == 5
+    refusals = [r for r in results if not isinstance(r, Job)]
+    assert refusals and all(r is not None and r.limit == "user_daily" for r in refusals)
