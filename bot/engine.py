@@ -397,10 +397,15 @@ class JobEngine:
 
     def _start_sends(self, now: float) -> None:
         """POST the submissions that are ready, and settle any whose task ended half-way."""
-        for tracked in sorted(self._jobs.values(), key=lambda t: (t.due_at, t.job.id)):
+        due = [
+            t
+            for t in self._jobs.values()
+            if (t.submission is not None or t.job.state is JobState.SUBMITTING)
+            and not t.busy
+            and t.due_at <= now
+        ]
+        for tracked in sorted(due, key=lambda t: (t.due_at, t.job.id)):
             job = tracked.job
-            if tracked.busy or tracked.due_at > now:
-                continue
             if job.state is JobState.QUEUED and tracked.submission == "preparing":
                 tracked.submission = None  # failed before it was stored: back in line
             if job.state is not JobState.SUBMITTING:
@@ -430,13 +435,18 @@ class JobEngine:
 
     def _start_periodic_edits(self, now: float) -> None:
         interval = self._config.edit_interval
+        full: set[int] = set()  # channels the pacer turned down in this pass
         for tracked in list(self._jobs.values()):
             job = tracked.job
             if job.state not in TICKING_STATES or tracked.edit_pending:
                 continue
             due = tracked.last_edit_at + interval * (1 + 0.25 * spread(job.id))
-            if due <= now and self._pacer.allows(job.channel_id, now):
+            if due > now or job.channel_id in full:
+                continue
+            if self._pacer.allows(job.channel_id, now):
                 self._request_edit(tracked)
+            else:
+                full.add(job.channel_id)
         self._pacer.forget_idle(now)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
