@@ -17,6 +17,7 @@ from bot.client import VideoBot
 from bot.clock import Clock, SystemClock
 from bot.engine import EngineConfig, JobEngine
 from bot.gatekeeper import Gatekeeper
+from bot.housekeeping import KeyframePruner
 from bot.media import DownloadedVideo, download_video
 from bot.quota import QuotaDefaults
 from bot.reencode import FitResult, ffmpeg_available, fit_under_limit
@@ -94,7 +95,8 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 monthly_budget_usd=settings.default_monthly_budget_usd,
             )
             gatekeeper = Gatekeeper(server_settings, jobs, catalog, defaults)
-            bot = VideoBot(settings, jobs, engine, catalog, server_settings, gatekeeper)
+            pruner = KeyframePruner(jobs, clock or SystemClock(), settings.keyframe_retention_days)
+            bot = VideoBot(settings, jobs, engine, catalog, server_settings, gatekeeper, pruner)
             try:
                 yield bot
             finally:

@@ -17,6 +17,7 @@ from bot.catalog import Catalog
 from bot.engine import JobEngine
 from bot.errors import UserFacingError
 from bot.gatekeeper import Gatekeeper
+from bot.housekeeping import KeyframePruner
 from bot.settings import Settings
 from storage.jobs import JobRepository
 from storage.quotas import GuildSettingsRepository
@@ -83,6 +84,7 @@ class VideoBot(commands.AutoShardedBot):
         catalog: Catalog,
         server_settings: GuildSettingsRepository,
         gatekeeper: Gatekeeper,
+        pruner: KeyframePruner,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channel and role cache; no message content, no members
@@ -99,6 +101,7 @@ class VideoBot(commands.AutoShardedBot):
         self.catalog = catalog
         self.server_settings = server_settings
         self.gatekeeper = gatekeeper
+        self.pruner = pruner
         self._closing = False
         self._commands_running = 0
         self._commands_idle = asyncio.Event()
@@ -119,6 +122,7 @@ class VideoBot(commands.AutoShardedBot):
         synced = await self.tree.sync()
         log.info("Synced %d application command(s)", len(synced))
         await self.engine.start()
+        self.pruner.start()
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -145,6 +149,7 @@ class VideoBot(commands.AutoShardedBot):
             self._closing = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._commands_idle.wait(), COMMAND_GRACE)
+            await self.pruner.stop()
             await self.engine.stop()
         await super().close()
 

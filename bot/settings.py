@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     together_requests_per_second: float = Field(default=5.0, ge=0, le=1000)
     max_active_jobs: int = Field(default=20, ge=1, le=1000)
     max_active_jobs_per_server: int = Field(default=10, ge=1, le=1000)
+    keyframe_retention_days: int = Field(default=14, ge=0, le=36_500)
     log_level: str = "INFO"
 
     @field_validator("discord_token", "together_api_key")

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 THUMBNAIL_NAME = "first_frame.jpg"
+IMAGES_GONE = (
+    "The images this video was made from are no longer kept, so Retry cannot make it again. "
+    "Use /video with the images instead."
+)
 
 
 def _attached(
@@ -256,6 +260,9 @@ class VideoCog(commands.Cog):
         assert interaction.guild_id is not None and interaction.channel_id is not None
         gate = self.bot.gatekeeper
         await gate.admit(interaction.guild_id, interaction.channel_id, interaction.user.id)
+        if job.media_pruned_at is not None:
+            # Retrying without them would make a different video, and bill for it.
+            raise UserFacingError(IMAGES_GONE)
         spec = self.bot.catalog.get(job.model)
         if spec is None:
             raise UserFacingError(f"The model {job.model} is no longer available.")

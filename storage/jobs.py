@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
-from storage.db import Database, fetch_one
-from storage.models import Job, JobState, NewJob
+from storage.db import Database, fetch_all, fetch_one
+from storage.models import FINAL_STATES, Job, JobState, NewJob
 
 if TYPE_CHECKING:
     from storage.quotas import EffectiveLimits, MemberUsage
@@ -54,6 +54,18 @@ WHERE state IN ('delivering', 'delivered') AND submitted_at IS NOT NULL
   AND finished_at > submitted_at
 ORDER BY id DESC LIMIT ?
 """
+# Finished jobs past retention that still have images; a bounded batch per transaction.
+MARK_MEDIA_PRUNED = """
+UPDATE jobs SET media_pruned_at = :now
+WHERE id IN (
+    -- From job_media (small: only unpruned jobs with images; its key covers job_id).
+    SELECT DISTINCT jobs.id FROM job_media JOIN jobs ON jobs.id = job_media.job_id
+    WHERE jobs.state IN ({final}) AND jobs.updated_at < :before
+    ORDER BY jobs.id LIMIT :batch
+)
+RETURNING id
+"""
+DELETE_MEDIA = "DELETE FROM job_media WHERE job_id = ?"
 SET_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id IS NULL RETURNING id"
 SELECT_UNANNOUNCED = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE announced = 0 ORDER BY id"
 SELECT_BY_MEMBER = f"""
@@ -172,6 +184,22 @@ class JobRepository:
         """The job's images by kind ('first_frame', 'last_frame', 'reference')."""
         rows = await self._db.fetch_all(SELECT_MEDIA, (job_id,))
         return {str(kind): bytes(data) for kind, data in rows}
+
+    async def prune_media(self, before: float, now: float, batch: int = 200) -> int:
+        """Delete the images of jobs that ended before `before`; returns how many jobs.
+
+        Each job is marked in the same transaction, so its Retry can say why it cannot run.
+        """
+        final = ", ".join(f"'{state.value}'" for state in FINAL_STATES)
+        sql = MARK_MEDIA_PRUNED.format(final=final)
+        pruned = 0
+        while True:
+            async with self._db.transaction() as conn:
+                rows = await fetch_all(conn, sql, {"now": now, "before": before, "batch": batch})
+                await conn.executemany(DELETE_MEDIA, rows)
+            pruned += len(rows)
+            if len(rows) < batch:
+                return pruned
 
     async def in_states(self, states: Iterable[JobState]) -> list[Job]:
         wanted = [state.value for state in states]

@@ -95,6 +95,7 @@ class Job:
     delivery: str | None
     thumbnail: str | None
     announced: bool
+    media_pruned_at: float | None = None  # its keyframe images were deleted then
 
     @property
     def size(self) -> str:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from typing import Any
 
 from PIL import Image
 
+from cogs.video import IMAGES_GONE
 from sandbox.harness import Stack
+from tests.e2e.test_quotas_flow import private_reply
 from tests.e2e.test_video_flow import answered, finished
 
 EPHEMERAL = 64
@@ -153,3 +156,28 @@ async def test_size_autocomplete_follows_the_chosen_model(stack: Stack) -> None:
         member=stack.member,
     )
     assert [c["value"] for c in choices] == ["1920x1080", "1080x1080", "1080x1920"]
+
+
+async def test_retry_keeps_the_keyframe_until_it_is_pruned_then_says_so(stack: Stack) -> None:
+    interaction = await stack.discord.slash_command(
+        "video",
+        {"prompt": "the cat starts to surf", "model": "minimax/hailuo-02"},
+        member=stack.member,
+        attachments={"first_frame": ("cat.png", png(800, 800), "image/png")},
+    )
+    first = await answered(stack, interaction)
+    await stack.discord.wait_for(lambda: bool(first.embeds))  # deferred while images are read
+    await finished(stack, first)
+    retry = await stack.discord.click_button(first, "video:retry:1", member=stack.member)
+    second = await answered(stack, retry)
+    await finished(stack, second)
+    sent = [p.body["media"]["frame_images"][0]["input_image"] for p in stack.together.posts()]
+    assert len(sent) == 2 and sent[0] == sent[1], "Retry sends the same keyframe again"
+
+    now = time.time()
+    assert await stack.bot.jobs.prune_media(before=now + 1, now=now) == 2
+    text = await private_reply(
+        stack, await stack.discord.click_button(second, "video:retry:2", member=stack.member)
+    )
+    assert text == IMAGES_GONE
+    assert len(stack.together.posts()) == 2, "nothing was sent without the images"

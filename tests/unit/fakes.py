@@ -53,6 +53,7 @@ def make_job(job_id: int, now: float, **overrides: object) -> Job:
         delivery=None,
         thumbnail=None,
         announced=True,
+        media_pruned_at=None,
     )
     values.update(overrides)
     return Job(**values)  # type: ignore[arg-type]

@@ -129,3 +129,22 @@ async def test_states_and_member_history(repo: JobRepository) -> None:
     await repo.transition(first.id, JobState.QUEUED, JobState.CANCELLED, NOW)
     assert [j.id for j in await repo.in_states([JobState.QUEUED])] == [second.id]
     assert [j.id for j in await repo.recent_for_member(10, 30)] == [first.id]
+
+
+async def test_keyframes_of_jobs_ended_before_the_cutoff_are_pruned(repo: JobRepository) -> None:
+    image = {"first_frame": b"jpeg", "last_frame": b"jpeg2"}
+    old = await repo.create(new_job(NOW), image)
+    await repo.transition(old.id, JobState.QUEUED, JobState.FAILED, NOW + 10)
+    recent = await repo.create(new_job(NOW), image)
+    await repo.transition(recent.id, JobState.QUEUED, JobState.CANCELLED, NOW + 500)
+    waiting = await repo.create(new_job(NOW), image)  # unfinished: still needs its images
+    plain = await repo.create(new_job(NOW))  # no images: nothing to mark
+    await repo.transition(plain.id, JobState.QUEUED, JobState.CANCELLED, NOW + 10)
+
+    assert await repo.prune_media(before=NOW + 100, now=NOW + 1000, batch=1) == 1
+    assert await repo.media(old.id) == {}
+    assert await repo.media(recent.id) == image
+    assert await repo.media(waiting.id) == image
+    marked = {job.id: job.media_pruned_at for job in await repo.in_states(list(JobState))}
+    assert marked == {old.id: NOW + 1000, recent.id: None, waiting.id: None, plain.id: None}
+    assert await repo.prune_media(before=NOW + 100, now=NOW + 2000) == 0, "done once"
