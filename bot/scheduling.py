@@ -34,12 +34,14 @@ class RateBudget:
 
     SLICES = 10
 
-    def __init__(self, per_second: float | None) -> None:
+    def __init__(self, per_second: float | None, margin: float = 0.0) -> None:
+        """`margin`: a fraction by which the window is made longer than the rate implies, for
+        a limit that is counted where the requests arrive rather than where they leave."""
         self.unlimited = not per_second or per_second <= 0
         rate = per_second or 1.0
         self.capacity = max(1, math.floor(rate)) if not self.unlimited else 0
         # A fractional rate (0.5/s) becomes 1 request per 2 s; a whole one keeps a 1 s window.
-        self.window = self.capacity / rate if not self.unlimited else 0.0
+        self.window = self.capacity / rate * (1 + margin) if not self.unlimited else 0.0
         self.slice = self.window / self.SLICES
         self.per_slice = max(1, math.ceil(self.capacity / self.SLICES))
         self._taken: deque[float] = deque()

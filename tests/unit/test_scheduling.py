@@ -25,6 +25,14 @@ def test_budget_holds_in_every_one_second_window() -> None:
         assert sum(1 for t in taken if start <= t < start + 1.0) <= 5
 
 
+def test_a_margin_stretches_the_window() -> None:
+    budget = RateBudget(5, margin=0.05)
+    taken = [t / 100 for t in range(1000) if budget.try_take(t / 100)]
+    assert taken[5] == pytest.approx(1.05)  # the sixth waits for the stretched window
+    for start in taken:
+        assert sum(1 for t in taken if start <= t < start + 1.05 - 1e-9) <= 5
+
+
 def test_budget_is_paced_within_the_window() -> None:
     budget = RateBudget(50)
     granted = [t / 1000 for t in range(1000) if budget.try_take(t / 1000)]
