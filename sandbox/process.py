@@ -64,9 +64,12 @@ class BotProcess:
         discord_sb: DiscordSandbox,
         together_sb: TogetherSandbox,
         workdir: Path,
+        *,
+        module: str = "bot",
         **settings: Any,
     ) -> None:
         settings.setdefault("together_api_key", together_sb.api_key or TOGETHER_KEY)
+        self.module = module  # run as `python -m <module>`; the bench also runs its floor bot
         self.discord = discord_sb
         self.together = together_sb
         self.workdir = workdir
@@ -117,7 +120,7 @@ class BotProcess:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot",
+            self.module,
             cwd=self.workdir,
             env=self.env,
             stdin=asyncio.subprocess.DEVNULL,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import floor
 from bench.__main__ import main, run_bench
 from bench.report import COLUMNS
 
@@ -55,3 +56,13 @@ def test_command_line_writes_the_table(tmp_path: Path, capsys: pytest.CaptureFix
     assert written in capsys.readouterr().out
     header, rows = table_rows(written)
     assert len(rows) == 2 and len(header) == len(COLUMNS)
+
+
+@pytest.mark.timeout(90)
+async def test_floor_compares_the_bot_with_discord_py_alone(tmp_path: Path) -> None:
+    results = await floor.run(commands=5, runs=1, workdir=tmp_path)
+    assert [r.who for r in results] == ["floor", "bot"]
+    assert all(r.p99_ms > 0 and r.cpu_seconds is not None for r in results)
+    table = floor.render(results, 5)
+    assert "| discord.py alone (answers `ok`) | 1 |" in table
+    assert "| this bot | 1 |" in table
