@@ -547,6 +547,8 @@ class JobEngine:
         except TogetherError as exc:
             await self._submit_failed(tracked, exc)
             return
+        # Logged before it is stored: should the write fail for good, the id is still on record.
+        log.info("Job %d: accepted by Together as %s", job.id, created.id)
         tracked.accepted = created
         await self._record_accepted(tracked, created)
 
@@ -567,7 +569,6 @@ class JobEngine:
         )
         tracked.submission, tracked.accepted = None, None
         if moved:
-            log.info("Job %d: accepted by Together as %s", job.id, created.id)
             tracked.attempts = 0
             if created.status is not None and created.is_finished:
                 await self._apply_status(tracked, created)
