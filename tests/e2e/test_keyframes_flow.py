@@ -10,6 +10,7 @@ from typing import Any
 from PIL import Image
 
 from cogs.video import IMAGES_GONE
+from sandbox.discord_api import Interaction
 from sandbox.harness import Stack
 from tests.e2e.test_quotas_flow import private_reply
 from tests.e2e.test_video_flow import answered, finished
@@ -38,13 +39,18 @@ async def refused(stack: Stack, interaction: Any) -> str:
     return str(message.content)
 
 
-async def test_first_frame_is_resized_and_sent_as_base64(stack: Stack) -> None:
-    interaction = await stack.discord.slash_command(
+async def cat_starts_to_surf(stack: Stack) -> Interaction:
+    """/video with an 800x800 first frame, for a model whose videos are 1366x768."""
+    return await stack.discord.slash_command(
         "video",
         {"prompt": "the cat starts to surf", "model": "minimax/hailuo-02"},
         member=stack.member,
         attachments={"first_frame": ("cat.png", png(800, 800), "image/png")},
     )
+
+
+async def test_first_frame_is_resized_and_sent_as_base64(stack: Stack) -> None:
+    interaction = await cat_starts_to_surf(stack)
     message = await answered(stack, interaction)
     await stack.discord.wait_for(lambda: bool(message.embeds))
     # The progress message shows the keyframe as its thumbnail.
@@ -159,12 +165,7 @@ async def test_size_autocomplete_follows_the_chosen_model(stack: Stack) -> None:
 
 
 async def test_retry_keeps_the_keyframe_until_it_is_pruned_then_says_so(stack: Stack) -> None:
-    interaction = await stack.discord.slash_command(
-        "video",
-        {"prompt": "the cat starts to surf", "model": "minimax/hailuo-02"},
-        member=stack.member,
-        attachments={"first_frame": ("cat.png", png(800, 800), "image/png")},
-    )
+    interaction = await cat_starts_to_surf(stack)
     first = await answered(stack, interaction)
     await stack.discord.wait_for(lambda: bool(first.embeds))  # deferred while images are read
     await finished(stack, first)
