@@ -1,8 +1,8 @@
 """Who may start a video where, and the atomic quota reservation that accepts it.
 
 The checks that can refuse without touching Discord's data (blocked, channel, model, quota)
-run before the first response; the reservation re-checks the quota in the same SQLite
-transaction as the insert, so simultaneous commands cannot overshoot a limit.
+run before the first response; the reservation checks the quota in the same SQLite statement
+or transaction as the insert, so simultaneous commands cannot overshoot a limit.
 """
 
 from __future__ import annotations
