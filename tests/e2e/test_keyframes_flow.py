@@ -12,8 +12,9 @@ from PIL import Image
 from cogs.video import IMAGES_GONE
 from sandbox.discord_api import Interaction
 from sandbox.harness import Stack
+from storage.models import JobState
 from tests.e2e.test_quotas_flow import private_reply
-from tests.e2e.test_video_flow import answered, finished
+from tests.e2e.test_video_flow import answered, finished, stored
 
 EPHEMERAL = 64
 
@@ -175,6 +176,8 @@ async def test_retry_keeps_the_keyframe_until_it_is_pruned_then_says_so(stack: S
     sent = [p.body["media"]["frame_images"][0]["input_image"] for p in stack.together.posts()]
     assert len(sent) == 2 and sent[0] == sent[1], "Retry sends the same keyframe again"
 
+    for job_id in (1, 2):  # the message shows the video just before SQLite records it
+        await stored(stack.bot.jobs, job_id, JobState.DELIVERED)
     now = time.time()
     assert await stack.bot.jobs.prune_media(before=now + 1, now=now) == 2
     text = await private_reply(
