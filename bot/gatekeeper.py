@@ -42,22 +42,23 @@ class Gatekeeper:
         self.defaults = defaults
 
     async def allowed_models(self, guild_id: int) -> list[ModelSpec]:
-        rules = await self._settings.model_rules(guild_id)
+        rules = (await self._settings.rules(guild_id)).model_rules
         return [model for model in self._catalog if model_allowed(rules, model.id)]
 
     async def admit(self, guild_id: int, channel_id: int, user_id: int) -> None:
         """Refuse blocked members and channels the moderators have not opened to /video."""
-        if await self._settings.is_blocked(guild_id, user_id):
+        rules = await self._settings.rules(guild_id)
+        if user_id in rules.blocked:
             raise NotAllowedError(
                 "You cannot use /video in this server. Ask a moderator if this is a mistake."
             )
-        channels = await self._settings.channels(guild_id)
+        channels = rules.channels
         if channels and channel_id not in channels:
             listed = ", ".join(f"<#{c}>" for c in sorted(channels))
             raise NotAllowedError(f"/video works only in {listed} on this server.")
 
     async def check_model(self, guild_id: int, model: ModelSpec) -> None:
-        rules = await self._settings.model_rules(guild_id)
+        rules = (await self._settings.rules(guild_id)).model_rules
         if model_allowed(rules, model.id):
             return
         allowed = [m.name for m in self._catalog if model_allowed(rules, m.id)]
@@ -68,9 +69,8 @@ class Gatekeeper:
         return effective_limits(self.defaults, await self._settings.limits(guild_id), {}, [])
 
     async def limits_for(self, guild_id: int, role_ids: Iterable[int]) -> EffectiveLimits:
-        guild = await self._settings.limits(guild_id)
-        roles: Mapping[int, int] = await self._settings.role_quotas(guild_id)
-        return effective_limits(self.defaults, guild, roles, role_ids)
+        rules = await self._settings.rules(guild_id)
+        return effective_limits(self.defaults, rules.limits, rules.role_quotas, role_ids)
 
     async def precheck(
         self, guild_id: int, user_id: int, limits: EffectiveLimits, *, cost: float, seconds: int

@@ -208,16 +208,16 @@ class UsageReport:
     top_members: list[UsageRow]
 
 
+def _window_starts(now: float) -> dict[str, float]:
+    """The :day_start and :month_start parameters of the usage queries."""
+    return {"day_start": now - DAY_SECONDS, "month_start": now - MONTH_SECONDS}
+
+
 async def read_member_usage(
     conn: aiosqlite.Connection, guild_id: int, user_id: int, now: float
 ) -> MemberUsage:
     """The member's usage at `now`; run it inside the caller's transaction."""
-    params = {
-        "guild_id": guild_id,
-        "user_id": user_id,
-        "day_start": now - DAY_SECONDS,
-        "month_start": now - MONTH_SECONDS,
-    }
+    params = {"guild_id": guild_id, "user_id": user_id, **_window_starts(now)}
     row = await fetch_one(conn, SELECT_WINDOW_USAGE, params)
     assert row is not None  # aggregates always return a row
     user_day, guild_day, month_usd, user_oldest, guild_oldest, month_oldest, active = row
@@ -236,13 +236,7 @@ async def insert_within_limits(
     conn: aiosqlite.Connection, new_job: NewJob, limits: EffectiveLimits
 ) -> Job | None:
     """Store the job if the member's usage leaves room under `limits`; None if it does not."""
-    now = new_job.created_at
-    params = {
-        **asdict(new_job),
-        **asdict(limits),
-        "day_start": now - DAY_SECONDS,
-        "month_start": now - MONTH_SECONDS,
-    }
+    params = {**asdict(new_job), **asdict(limits), **_window_starts(new_job.created_at)}
     row = await fetch_one(conn, INSERT_WITHIN_LIMITS, params)
     return _to_job(row) if row else None
 
@@ -372,10 +366,6 @@ class GuildSettingsRepository:
 
     # --- models -------------------------------------------------------------------------
 
-    async def model_rules(self, guild_id: int) -> dict[str, str]:
-        """model_id -> 'allow' or 'deny'."""
-        return dict((await self.rules(guild_id)).model_rules)
-
     async def set_model_rule(
         self, guild_id: int, model_id: str, rule: ModelRule | None, actor_id: int, now: float
     ) -> None:
@@ -392,10 +382,6 @@ class GuildSettingsRepository:
 
     # --- channels -----------------------------------------------------------------------
 
-    async def channels(self, guild_id: int) -> set[int]:
-        """Channels where /video may be used; empty means every channel."""
-        return set((await self.rules(guild_id)).channels)
-
     async def set_channels(
         self, guild_id: int, channel_ids: Iterable[int], actor_id: int, now: float
     ) -> None:
@@ -408,9 +394,6 @@ class GuildSettingsRepository:
             await self._audit(conn, guild_id, actor_id, "channels", detail, now)
 
     # --- blocked members ----------------------------------------------------------------
-
-    async def is_blocked(self, guild_id: int, user_id: int) -> bool:
-        return user_id in (await self.rules(guild_id)).blocked
 
     async def set_blocked(
         self, guild_id: int, user_id: int, blocked: bool, actor_id: int, now: float
@@ -463,8 +446,7 @@ class GuildSettingsRepository:
         params = {
             "guild_id": guild_id,
             "user_id": user_id,
-            "day_start": now - DAY_SECONDS,
-            "month_start": now - MONTH_SECONDS,
+            **_window_starts(now),
             "top": 1 if user_id is not None else top,
         }
         async with self._db.transaction() as conn:

@@ -267,9 +267,9 @@ async def test_model_rules_round_trip(settings: GuildSettingsRepository) -> None
     await settings.set_model_rule(GUILD, "a/model", "deny", MOD, NOW)
     await settings.set_model_rule(GUILD, "b/model", "allow", MOD, NOW)
     await settings.set_model_rule(GUILD, "a/model", "allow", MOD, NOW)
-    assert await settings.model_rules(GUILD) == {"a/model": "allow", "b/model": "allow"}
+    assert (await settings.rules(GUILD)).model_rules == {"a/model": "allow", "b/model": "allow"}
     await settings.set_model_rule(GUILD, "b/model", None, MOD, NOW)
-    assert await settings.model_rules(GUILD) == {"a/model": "allow"}
+    assert (await settings.rules(GUILD)).model_rules == {"a/model": "allow"}
     with pytest.raises(ValueError):
         await settings.set_model_rule(GUILD, "a/model", "maybe", MOD, NOW)  # type: ignore[arg-type]
     assert [e.detail for e in await settings.audit(GUILD)] == [
@@ -281,24 +281,24 @@ async def test_model_rules_round_trip(settings: GuildSettingsRepository) -> None
 
 
 async def test_channels_replace_the_set(settings: GuildSettingsRepository) -> None:
-    assert await settings.channels(GUILD) == set()
+    assert (await settings.rules(GUILD)).channels == set()
     await settings.set_channels(GUILD, [3, 1, 3], MOD, NOW)
-    assert await settings.channels(GUILD) == {1, 3}
+    assert (await settings.rules(GUILD)).channels == {1, 3}
     await settings.set_channels(GUILD, [2], MOD, NOW)
-    assert await settings.channels(GUILD) == {2}
+    assert (await settings.rules(GUILD)).channels == {2}
     await settings.set_channels(GUILD, [], MOD, NOW)
-    assert await settings.channels(GUILD) == set()
+    assert (await settings.rules(GUILD)).channels == set()
     assert [e.detail for e in await settings.audit(GUILD)] == ["all", "<#2>", "<#1>, <#3>"]
 
 
 async def test_blocking_round_trip(settings: GuildSettingsRepository) -> None:
-    assert not await settings.is_blocked(GUILD, MEMBER)
+    assert MEMBER not in (await settings.rules(GUILD)).blocked
     assert await settings.set_blocked(GUILD, MEMBER, True, MOD, NOW)
-    assert await settings.is_blocked(GUILD, MEMBER)
-    assert not await settings.is_blocked(GUILD + 1, MEMBER), "blocks are per server"
+    assert MEMBER in (await settings.rules(GUILD)).blocked
+    assert MEMBER not in (await settings.rules(GUILD + 1)).blocked, "blocks are per server"
     assert not await settings.set_blocked(GUILD, MEMBER, True, MOD, NOW), "already blocked"
     assert await settings.set_blocked(GUILD, MEMBER, False, MOD, NOW + 1)
-    assert not await settings.is_blocked(GUILD, MEMBER)
+    assert MEMBER not in (await settings.rules(GUILD)).blocked
     assert not await settings.set_blocked(GUILD, MEMBER, False, MOD, NOW + 1)
     assert [(e.action, e.detail) for e in await settings.audit(GUILD)] == [
         ("unblock", f"<@{MEMBER}>"),
@@ -453,10 +453,10 @@ async def test_server_rules_are_read_once_and_every_change_shows_at_once(tmp_pat
     db = CountingDatabase(opened.connection, opened.path)
     settings = GuildSettingsRepository(db)
     try:
-        assert not await settings.is_blocked(1, 7)
+        assert 7 not in (await settings.rules(1)).blocked
         reads = db.reads
         for _ in range(5):
-            assert await settings.channels(1) == set()
+            assert (await settings.rules(1)).channels == set()
             assert await settings.limits(1) == GuildLimits()
         assert db.reads == reads, "served from memory"
 
@@ -465,12 +465,12 @@ async def test_server_rules_are_read_once_and_every_change_shows_at_once(tmp_pat
         await settings.set_model_rule(1, "m", "deny", actor_id=9, now=NOW)
         await settings.set_role_quota(1, 3, 8, actor_id=9, now=NOW)
         await settings.set_limits(1, actor_id=9, now=NOW, user_daily=2)
-        assert await settings.is_blocked(1, 7)
-        assert await settings.channels(1) == {55}
-        assert await settings.model_rules(1) == {"m": "deny"}
+        assert 7 in (await settings.rules(1)).blocked
+        assert (await settings.rules(1)).channels == {55}
+        assert (await settings.rules(1)).model_rules == {"m": "deny"}
         assert await settings.role_quotas(1) == {3: 8}
         assert (await settings.limits(1)).user_daily == 2
-        assert not await settings.is_blocked(2, 7), "other servers are their own"
+        assert 7 not in (await settings.rules(2)).blocked, "other servers are their own"
     finally:
         await db.close()
 
