@@ -20,13 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.compression import TimeScale, bot_settings, typical_seconds, write_models_file
+from bench.compression import TimeScale, typical_seconds
 from bench.metrics import percentile
 from bench.procstats import Sampler
+from bench.runner import staged
 from bench.scenarios import ADAPTIVE, SCENARIOS, plan_jobs
-from bench.stands import PlannedTogether, job_script, limit_discord
-from sandbox.discord_api import DiscordSandbox
-from sandbox.process import BotProcess
 
 MEMBERS = 50
 ANSWER_TIMEOUT = 30.0
@@ -44,14 +42,8 @@ async def burst(who: str, commands: int, workdir: Path) -> Burst:
     """Start `who` ("bot" or "floor"), send `commands` /video at once, time the answers."""
     scale = TimeScale(SCENARIOS["burst"].scale)
     planned = plan_jobs(SCENARIOS["burst"], commands, MEMBERS, typical_seconds(), seed=1)
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    settings = bot_settings(ADAPTIVE, scale, commands, write_models_file(workdir / "m.json", scale))
-    scripts = {job.index: job_script(job, scale) for job in planned}
-    async with DiscordSandbox() as discord_sb, PlannedTogether(scripts) as together_sb:
-        limit_discord(discord_sb, scale)
-        module = "bot" if who == "bot" else "bench.floor_bot"
-        process = BotProcess(discord_sb, together_sb, workdir, module=module, **settings)
+    module = "bot" if who == "bot" else "bench.floor_bot"
+    async with staged(ADAPTIVE, planned, scale, workdir, module) as (discord_sb, _, process):
         await process.start()
         try:
             assert process.pid is not None

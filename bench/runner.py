@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,6 +139,30 @@ def time_limit(scenario: Scenario, strategy: Strategy, planned: list[PlannedJob]
     return scenario.arrival_window + 1.5 * longest + queued + 120.0
 
 
+@contextlib.asynccontextmanager
+async def staged(
+    strategy: Strategy,
+    planned: list[PlannedJob],
+    scale: TimeScale,
+    workdir: Path,
+    module: str = "bot",
+) -> AsyncIterator[tuple[DiscordSandbox, PlannedTogether, BotProcess]]:
+    """A fresh workdir, both stand-ins set up for the planned jobs, and the (unstarted) bot."""
+    # A database left from an earlier run would be resumed by the bot: start from nothing.
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    models_file = write_models_file(workdir / "models.json", scale)
+    settings = bot_settings(strategy, scale, len(planned), models_file)
+    scripts = {job.index: job_script(job, scale) for job in planned}
+    async with DiscordSandbox() as discord_sb, PlannedTogether(scripts) as together_sb:
+        limit_discord(discord_sb, scale)
+        yield (
+            discord_sb,
+            together_sb,
+            BotProcess(discord_sb, together_sb, workdir, module=module, **settings),
+        )
+
+
 async def run_case(
     scenario: Scenario,
     strategy: Strategy,
@@ -146,18 +171,9 @@ async def run_case(
     workdir: Path,
     members: int,
 ) -> RunRecord:
-    # A database left from an earlier run would be resumed by the bot: start from nothing.
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    models_file = write_models_file(workdir / "models.json", scale)
-    settings = bot_settings(strategy, scale, len(planned), models_file)
-    scripts = {job.index: job_script(job, scale) for job in planned}
-    record = RunRecord(
-        scenario, strategy, scale.factor, planned, settings["together_requests_per_second"]
-    )
-    async with DiscordSandbox() as discord_sb, PlannedTogether(scripts) as together_sb:
-        limit_discord(discord_sb, scale)
-        bot = BotProcess(discord_sb, together_sb, workdir, **settings)
+    async with staged(strategy, planned, scale, workdir) as (discord_sb, together_sb, bot):
+        budget = bot.settings.together_requests_per_second
+        record = RunRecord(scenario, strategy, scale.factor, planned, budget)
         try:
             await bot.start()
             first_request = len(discord_sb.requests)
