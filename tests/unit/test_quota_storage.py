@@ -448,43 +448,45 @@ class CountingDatabase(Database):
             yield conn
 
 
-async def test_server_rules_are_read_once_and_every_change_shows_at_once(tmp_path: Path) -> None:
+@pytest.fixture
+async def counting_db(tmp_path: Path) -> AsyncIterator[CountingDatabase]:
     opened = await open_database(tmp_path / "rules.sqlite3")
-    db = CountingDatabase(opened.connection, opened.path)
-    settings = GuildSettingsRepository(db)
-    try:
-        assert 7 not in (await settings.rules(1)).blocked
-        reads = db.reads
-        for _ in range(5):
-            assert (await settings.rules(1)).channels == set()
-            assert await settings.limits(1) == GuildLimits()
-        assert db.reads == reads, "served from memory"
-
-        await settings.set_blocked(1, 7, True, actor_id=9, now=NOW)
-        await settings.set_channels(1, [55], actor_id=9, now=NOW)
-        await settings.set_model_rule(1, "m", "deny", actor_id=9, now=NOW)
-        await settings.set_role_quota(1, 3, 8, actor_id=9, now=NOW)
-        await settings.set_limits(1, actor_id=9, now=NOW, user_daily=2)
-        assert 7 in (await settings.rules(1)).blocked
-        assert (await settings.rules(1)).channels == {55}
-        assert (await settings.rules(1)).model_rules == {"m": "deny"}
-        assert await settings.role_quotas(1) == {3: 8}
-        assert (await settings.limits(1)).user_daily == 2
-        assert 7 not in (await settings.rules(2)).blocked, "other servers are their own"
-    finally:
-        await db.close()
+    database = CountingDatabase(opened.connection, opened.path)
+    yield database
+    await database.close()
 
 
-async def test_commands_arriving_together_share_one_read_of_the_rules(tmp_path: Path) -> None:
-    opened = await open_database(tmp_path / "rules.sqlite3")
-    db = CountingDatabase(opened.connection, opened.path)
-    settings = GuildSettingsRepository(db)
-    try:
-        results = await asyncio.gather(*(settings.rules(1) for _ in range(50)))
-        assert db.reads == 1
-        assert all(rules is results[0] for rules in results)
-    finally:
-        await db.close()
+async def test_server_rules_are_read_once_and_every_change_shows_at_once(
+    counting_db: CountingDatabase,
+) -> None:
+    settings = GuildSettingsRepository(counting_db)
+    assert 7 not in (await settings.rules(1)).blocked
+    reads = counting_db.reads
+    for _ in range(5):
+        assert (await settings.rules(1)).channels == set()
+        assert await settings.limits(1) == GuildLimits()
+    assert counting_db.reads == reads, "served from memory"
+
+    await settings.set_blocked(1, 7, True, actor_id=9, now=NOW)
+    await settings.set_channels(1, [55], actor_id=9, now=NOW)
+    await settings.set_model_rule(1, "m", "deny", actor_id=9, now=NOW)
+    await settings.set_role_quota(1, 3, 8, actor_id=9, now=NOW)
+    await settings.set_limits(1, actor_id=9, now=NOW, user_daily=2)
+    assert 7 in (await settings.rules(1)).blocked
+    assert (await settings.rules(1)).channels == {55}
+    assert (await settings.rules(1)).model_rules == {"m": "deny"}
+    assert await settings.role_quotas(1) == {3: 8}
+    assert (await settings.limits(1)).user_daily == 2
+    assert 7 not in (await settings.rules(2)).blocked, "other servers are their own"
+
+
+async def test_commands_arriving_together_share_one_read_of_the_rules(
+    counting_db: CountingDatabase,
+) -> None:
+    settings = GuildSettingsRepository(counting_db)
+    results = await asyncio.gather(*(settings.rules(1) for _ in range(50)))
+    assert counting_db.reads == 1
+    assert all(rules is results[0] for rules in results)
 
 
 # --- the one-statement fast path agrees with the policy --------------------------------------
