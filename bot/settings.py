@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     discord_token: SecretStr
     together_api_key: SecretStr
     database_path: Path = Path("data/bot.sqlite3")
+    # Where videos are downloaded before upload; None: a "downloads" folder beside the database.
+    download_dir: Path | None = None
     together_base_url: str = "https://api.together.xyz"
     discord_api_base: str = "https://discord.com/api/v10"
     discord_gateway_url: str = "wss://gateway.discord.gg/"
@@ -49,10 +51,13 @@ class Settings(BaseSettings):
 
     @field_validator("discord_token", "together_api_key")
     @classmethod
-    def _not_blank(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
+    def _stripped_not_blank(cls, value: SecretStr) -> SecretStr:
+        # A Windows .env's \r or a pasted trailing space would be sent with the token, and
+        # the log redaction would look for the padded value, not the token itself.
+        secret = value.get_secret_value().strip()
+        if not secret:
             raise ValueError("must not be empty")
-        return value
+        return SecretStr(secret)
 
     @field_validator("log_level")
     @classmethod
@@ -70,10 +75,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a URL such as https://host/path")
         return value
 
-    @field_validator("models_file", mode="before")
+    @field_validator("models_file", "download_dir", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def download_dir_path(self) -> Path:
+        """DOWNLOAD_DIR, or the default: a "downloads" folder beside the database."""
+        return self.download_dir or self.database_path.parent / "downloads"
 
     @property
     def log_level_number(self) -> int:

@@ -15,7 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DISCORD_TOKEN", "TOGETHER_API_KEY", "LOG_LEVEL", "PROGRESS_EDIT_INTERVAL"):
+    for name in (
+        "DISCORD_TOKEN",
+        "TOGETHER_API_KEY",
+        "LOG_LEVEL",
+        "PROGRESS_EDIT_INTERVAL",
+        "DATABASE_PATH",
+        "DOWNLOAD_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -35,6 +42,43 @@ def test_env_file_is_read(tmp_path: Path) -> None:
     env.write_text("DISCORD_TOKEN=abc\nTOGETHER_API_KEY=def\nLOG_LEVEL=debug\n")
     settings = load_settings(env_file=env)
     assert settings.log_level == "DEBUG"
+
+
+def test_secrets_from_a_windows_env_file_come_out_clean(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    # CRLF line endings, a trailing space, and quoted values that keep their padding.
+    env.write_bytes(b'DISCORD_TOKEN="d-token \r"\r\nTOGETHER_API_KEY=t-key  \r\nLOG_LEVEL=info\r\n')
+    settings = load_settings(env_file=env)
+    assert settings.discord_token.get_secret_value() == "d-token"
+    assert settings.together_api_key.get_secret_value() == "t-key"
+
+
+def test_secrets_from_the_environment_are_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", " d-token\r")
+    monkeypatch.setenv("TOGETHER_API_KEY", "t-key\t\n")
+    settings = load_settings(env_file=None)
+    assert settings.discord_token.get_secret_value() == "d-token"
+    assert settings.together_api_key.get_secret_value() == "t-key"
+
+
+def test_downloads_default_to_a_folder_beside_the_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "d")
+    monkeypatch.setenv("TOGETHER_API_KEY", "t")
+    monkeypatch.setenv("DATABASE_PATH", "/data/bot.sqlite3")
+    monkeypatch.setenv("DOWNLOAD_DIR", " ")  # left blank in .env: the default
+    settings = load_settings(env_file=None)
+    assert settings.download_dir is None
+    assert settings.download_dir_path == Path("/data/downloads")
+
+
+def test_download_dir_can_be_another_volume(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "d")
+    monkeypatch.setenv("TOGETHER_API_KEY", "t")
+    monkeypatch.setenv("DATABASE_PATH", "/data/bot.sqlite3")
+    monkeypatch.setenv("DOWNLOAD_DIR", "/scratch/videos")
+    assert load_settings(env_file=None).download_dir_path == Path("/scratch/videos")
 
 
 @pytest.mark.parametrize(
