@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from storage.db import list_migrations, open_database
+from storage.db import BUSY_TIMEOUT_MS, DatabaseUnusable, list_migrations, open_database
 from storage.jobs import JobRepository
 from storage.models import JobState
 from tests.unit.fakes import new_job
@@ -37,8 +39,79 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "bot.sqlite3"
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 99")
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(DatabaseUnusable, match="schema version 99 is newer") as info:
         await open_database(path)
+    assert info.value.path == path.resolve()
+
+
+def random_bytes(path: Path) -> None:
+    path.write_bytes(random.Random(7).randbytes(8192))
+
+
+def text_file(path: Path) -> None:
+    path.write_text("DISCORD_TOKEN=abc\nTOGETHER_API_KEY=def\n")
+
+
+def damaged_page(path: Path) -> None:
+    """A sound database with one page overwritten: its header still reads fine."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.executemany("INSERT INTO notes (body) VALUES (?)", [("x" * 200,)] * 200)
+    conn.close()
+    data = bytearray(path.read_bytes())
+    page_size = 4096
+    data[-page_size + 8 : -page_size + 200] = b"\xff" * 192  # the last page's cell pointers
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (random_bytes, "file is not a database"),
+        (text_file, "file is not a database"),
+        (damaged_page, "database disk image is malformed"),
+    ],
+)
+async def test_corrupt_file_is_refused_naming_it_in_one_line(
+    tmp_path: Path, spoil: Callable[[Path], None], reason: str
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    spoil(path)
+    with pytest.raises(DatabaseUnusable) as info:
+        await open_database(path)
+    assert info.value.path == path.resolve()
+    assert reason in info.value.reason and "backup" in info.value.reason
+    assert "\n" not in str(info.value)
+
+
+async def test_a_folder_in_place_of_the_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    path.mkdir()
+    with pytest.raises(DatabaseUnusable, match="unable to open database file"):
+        await open_database(path)
+
+
+async def test_write_blocked_by_another_connection_gives_up_after_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    # Far below Discord's 3 s for a first response (and the test's own timeout).
+    assert BUSY_TIMEOUT_MS <= 1000
+    path = tmp_path / "bot.sqlite3"
+    db = await open_database(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert await db.fetch_one("PRAGMA busy_timeout") == (BUSY_TIMEOUT_MS,)
+        other.execute("BEGIN IMMEDIATE")  # a human's sqlite3 shell, mid-write
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            async with db.transaction() as conn:
+                await conn.execute("DELETE FROM jobs")
+        assert other.in_transaction, "the other writer still held its lock throughout"
+        other.execute("ROLLBACK")
+        async with db.transaction() as conn:  # and once it lets go, writes go through
+            await conn.execute("DELETE FROM jobs")
+    finally:
+        other.close()
+        await db.close()
 
 
 async def test_broken_migration_rolls_back(tmp_path: Path) -> None:
@@ -47,7 +120,7 @@ async def test_broken_migration_rolls_back(tmp_path: Path) -> None:
     (migrations / "001_good.sql").write_text("CREATE TABLE a (x INTEGER);")
     (migrations / "002_bad.sql").write_text("CREATE TABLE b (y INTEGER); SELECT nonsense(;")
     path = tmp_path / "bot.sqlite3"
-    with pytest.raises(sqlite3.Error):
+    with pytest.raises(DatabaseUnusable, match=r"migration 002_bad\.sql failed"):
         await open_database(path, migrations)
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
