@@ -26,6 +26,7 @@ from bot.settings import Settings
 from bot.together import TogetherClient
 from storage.db import open_database
 from storage.jobs import JobRepository
+from storage.lock import acquire_database_lock
 from storage.quotas import GuildSettingsRepository
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,13 @@ log = logging.getLogger(__name__)
 async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncIterator[VideoBot]:
     """A ready-to-start VideoBot; everything it opened is closed on exit."""
     catalog = load_catalog(settings.models_file)
-    db = await open_database(settings.database_path)
+    # One bot per database: a second one would resume, poll and fail the first one's jobs.
+    lock = acquire_database_lock(settings.database_path)
+    try:
+        db = await open_database(settings.database_path)
+    except BaseException:
+        lock.release()
+        raise
     jobs = JobRepository(db)
     try:
         async with (
@@ -63,7 +70,7 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                     "posted as links instead of re-encoded"
                 )
             config = EngineConfig(
-                workdir=settings.database_path.parent / "downloads",
+                workdir=settings.download_dir_path,
                 poll_interval=settings.poll_interval,
                 edit_interval=settings.progress_edit_interval,
                 max_active=settings.max_active_jobs,
@@ -103,4 +110,7 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 if not bot.is_closed():
                     await bot.close()
     finally:
-        await db.close()
+        try:
+            await db.close()
+        finally:
+            lock.release()
