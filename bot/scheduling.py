@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -195,16 +195,43 @@ class AdaptivePlanner:
         return left if left > 0 else None
 
 
-class FairQueue:
-    """Round-robin across members: whoever was served longest ago goes next."""
+# Members FairQueue remembers (the most recently served); about 100 bytes each.
+REMEMBERED_MEMBERS = 10_000
 
-    def __init__(self) -> None:
-        self._last_served: dict[MemberKey, int] = {}
+
+class FairQueue:
+    """Round-robin across members: whoever was served longest ago goes next.
+
+    Memory is bounded: only the `remembered` most recently served members keep their turn.
+    A forgotten member cannot be told from one never served, so both rank as turn 0. The
+    order is therefore exactly the unbounded one, except among forgotten and never-served
+    members: those still come before every remembered member (the unbounded queue put them
+    there too, as their turns were older), but among themselves they rank by their oldest
+    queued job rather than "never served first, then longest ago". A remembered floor turn
+    would change nothing: it must also be shared by never-served members (indistinguishable),
+    and any shared rank below the remembered turns gives this same order. A bot restart
+    already forgets every turn; this only forgets members unserved for `remembered` turns.
+    """
+
+    def __init__(self, remembered: int = REMEMBERED_MEMBERS) -> None:
+        if remembered < 1:
+            raise ValueError("remembered must be at least 1")
+        self.remembered = remembered
+        # Oldest turn first: eviction pops from the front.
+        self._last_served: OrderedDict[MemberKey, int] = OrderedDict()
         self._turn = 0
+
+    @property
+    def members_remembered(self) -> int:
+        return len(self._last_served)
 
     def served(self, job: Job) -> None:
         self._turn += 1
-        self._last_served[(job.guild_id, job.user_id)] = self._turn
+        member = (job.guild_id, job.user_id)
+        self._last_served[member] = self._turn
+        self._last_served.move_to_end(member)
+        if len(self._last_served) > self.remembered:
+            self._last_served.popitem(last=False)
 
     def order(self, queued: Iterable[Job]) -> list[Job]:
         """The queued jobs in the order they would get slots, if slots freed one by one."""
@@ -248,6 +275,11 @@ class EditPacer:
         self._recent: dict[int, deque[float]] = defaultdict(deque)
         self._overall = RateBudget(per_second)
 
+    @property
+    def channels_tracked(self) -> int:
+        """Channels with remembered edits; `forget_idle` drops those quiet for a window."""
+        return len(self._recent)
+
     def _expire(self, channel_id: int, now: float) -> deque[float]:
         recent = self._recent[channel_id]
         while recent and recent[0] <= now - self.window:
@@ -260,6 +292,8 @@ class EditPacer:
 
     def allows(self, channel_id: int, now: float) -> bool:
         room_overall = self._overall.next_free(now) <= now
+        if channel_id not in self._recent:  # asking does not make a channel tracked
+            return room_overall
         return room_overall and len(self._expire(channel_id, now)) < self.per_channel
 
     def forget_idle(self, now: float) -> None:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.scheduling import (
     AdaptivePlanner,
@@ -14,6 +19,7 @@ from bot.scheduling import (
     FixedPlanner,
     RateBudget,
 )
+from storage.models import Job
 from tests.unit.fakes import make_job
 
 
@@ -130,3 +136,135 @@ def test_edit_pacer_overall_limit() -> None:
     assert pacer.allows(4, 1.01)
     pacer.record(5, 1.01)  # a state change goes out whatever the pacer says, and counts
     assert not pacer.allows(6, 1.02), "and periodic edits are spread, not sent in a burst"
+
+
+# -- FairQueue with bounded memory, against the unbounded queue it replaces ---------------------
+
+Member = tuple[int, int]
+
+
+def reference_order(queued: Iterable[Job], last_served: Mapping[Member, int]) -> list[int]:
+    """The unbounded FairQueue's order, written out again: members by (last turn, 0 if never
+    served; oldest job), then one job per member per round."""
+    by_member: dict[Member, deque[Job]] = defaultdict(deque)
+    for job in sorted(queued, key=lambda j: j.id):
+        by_member[(job.guild_id, job.user_id)].append(job)
+    members = sorted(by_member, key=lambda m: (last_served.get(m, 0), by_member[m][0].id))
+    order: list[int] = []
+    while members:
+        order.extend(by_member[m].popleft().id for m in members)
+        members = [m for m in members if by_member[m]]
+    return order
+
+
+@dataclass
+class UnboundedTurns:
+    """Every member's last turn, forever (what the old FairQueue kept)."""
+
+    turn: int = 0
+    last: dict[Member, int] = field(default_factory=dict)
+
+    def served(self, member: Member) -> None:
+        self.turn += 1
+        self.last[member] = self.turn
+
+    def most_recent(self, count: int) -> dict[Member, int]:
+        newest = sorted(self.last.items(), key=lambda item: item[1])[-count:]
+        return dict(newest)
+
+
+@dataclass(frozen=True)
+class Served:
+    member: Member
+
+
+@dataclass(frozen=True)
+class Order:
+    queued: list[Member]
+
+
+Step = Served | Order
+
+REMEMBERED = 3
+MEMBERS = [(guild, user) for guild in (1, 2) for user in (1, 2, 3, 4)]  # more than REMEMBERED
+members = st.sampled_from(MEMBERS)
+scripts = st.lists(
+    st.one_of(st.builds(Served, members), st.builds(Order, st.lists(members, max_size=12))),
+    max_size=60,
+)
+
+
+def replay(
+    queue: FairQueue, script: list[Step]
+) -> Iterable[tuple[list[Job], list[int], UnboundedTurns]]:
+    """Runs the script on `queue` and on unbounded turns; yields each order() call's queued
+    jobs, the queue's answer, and the unbounded turns at that moment."""
+    unbounded = UnboundedTurns()
+    ids = itertools.count(1)
+    for step in script:
+        if isinstance(step, Served):
+            guild, user = step.member
+            queue.served(make_job(next(ids), 0.0, guild_id=guild, user_id=user))
+            unbounded.served(step.member)
+        else:
+            queued = [make_job(next(ids), 0.0, guild_id=g, user_id=u) for g, u in step.queued]
+            yield queued, [job.id for job in queue.order(queued)], unbounded
+
+
+@settings(max_examples=300, deadline=None)
+@given(scripts)
+def test_bounded_fair_queue_differs_only_among_forgotten_members(script: list[Step]) -> None:
+    queue = FairQueue(remembered=REMEMBERED)
+    for queued, bounded, unbounded in replay(queue, script):
+        remembered = unbounded.most_recent(REMEMBERED)
+        # Exactly the unbounded order once turns older than the newest REMEMBERED are
+        # forgotten (forgotten members then rank like never-served ones).
+        assert bounded == reference_order(queued, remembered)
+        # So nothing changes unless a queued member was served but is no longer remembered.
+        forgotten = unbounded.last.keys() - remembered.keys()
+        if not forgotten & {(job.guild_id, job.user_id) for job in queued}:
+            assert bounded == reference_order(queued, unbounded.last)
+        assert queue.members_remembered <= REMEMBERED
+    assert queue.members_remembered <= REMEMBERED
+
+
+@settings(max_examples=100, deadline=None)
+@given(scripts)
+def test_fair_queue_with_room_for_everyone_is_the_unbounded_queue(script: list[Step]) -> None:
+    queue = FairQueue(remembered=len(MEMBERS))
+    for queued, bounded, unbounded in replay(queue, script):
+        assert bounded == reference_order(queued, unbounded.last)
+
+
+def test_fair_queue_forgets_the_longest_unserved_member() -> None:
+    queue = FairQueue(remembered=2)
+    for user in (1, 2, 1, 3):  # user 2 is now the oldest of three: forgotten
+        queue.served(make_job(user, 0.0, user_id=user))
+    assert queue.members_remembered == 2
+    newcomer, forgotten = make_job(10, 0.0, user_id=4), make_job(11, 0.0, user_id=2)
+    recent = make_job(9, 0.0, user_id=3)
+    # Both unremembered members go before the remembered one, by their oldest job.
+    assert [j.id for j in queue.order([recent, forgotten, newcomer])] == [10, 11, 9]
+    with pytest.raises(ValueError, match="at least 1"):
+        FairQueue(remembered=0)
+
+
+def test_edit_pacer_forgets_quiet_channels() -> None:
+    pacer = EditPacer(per_channel=4, window=5.0, per_second=1000)
+    for channel in range(500):
+        pacer.record(channel, channel / 1000)
+    pacer.record(9999, 4.0)
+    assert pacer.channels_tracked == 501
+    pacer.forget_idle(5.5)  # only channel 9999 edited in the last 5 s
+    assert pacer.channels_tracked == 1
+    assert pacer.allows(9999, 5.5) and pacer.allows(1, 5.5)
+    pacer.forget_idle(9.0)
+    assert pacer.channels_tracked == 0
+
+
+def test_edit_pacer_asking_does_not_track_a_channel() -> None:
+    pacer = EditPacer(per_channel=1, window=5.0)
+    assert all(pacer.allows(channel, 0.0) for channel in range(1000))
+    assert pacer.channels_tracked == 0
+    pacer.record(1, 0.0)
+    assert not pacer.allows(1, 1.0) and pacer.channels_tracked == 1
