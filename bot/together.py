@@ -12,6 +12,7 @@ import logging
 import math
 import random
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -25,7 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 log = logging.getLogger(__name__)
 
 VIDEOS_PATH = "/v2/videos"
-_MESSAGE_LIMIT = 300
+# Together's texts (failure reasons, error bodies) are shown to members: at most this long.
+REASON_LIMIT = 300
+# One clip costs a few dollars at most on Together's dearest models; a reported cost above this
+# is a bug or a unit mix-up, and a single such value would exhaust a server's budget. Capped.
+MAX_VIDEO_COST_USD = 100.0
+# Bidirectional overrides and isolates can reorder the text shown around them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Timestamps above this are taken as milliseconds (1e11 seconds is the year 5138).
 _MS_THRESHOLD = 1e11
 _COMPLETED_STATUSES = frozenset({"completed"})
@@ -146,7 +153,7 @@ def _normalize_job(data: dict[str, Any]) -> dict[str, Any]:
         "seconds": _seconds_str(_first(data.get("seconds"), inputs.get("seconds"))),
         "size": _to_str(data.get("size")),
         "video_url": _to_str(_first(outputs.get("video_url"), data.get("video_url"))),
-        "cost": _to_float(_first(outputs.get("cost"), data.get("cost"))),
+        "cost": _job_cost(_first(outputs.get("cost"), data.get("cost")), data.get("id")),
         "seed": _to_int(_first(data.get("seed"), inputs.get("seed"), outputs.get("seed"))),
         "error_message": _job_error_message(data),
         "error_code": _job_error_code(data),
@@ -155,6 +162,14 @@ def _normalize_job(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _job_error_message(data: dict[str, Any]) -> str | None:
+    """Together's failure reason, cleaned and bounded here: it ends up in embeds and logs."""
+    message = _raw_error_message(data)
+    if message is None:
+        return None
+    return clean_text(message) or None
+
+
+def _raw_error_message(data: dict[str, Any]) -> str | None:
     error = data.get("error")
     if isinstance(error, dict):
         message = _to_str(error.get("message"))
@@ -180,6 +195,37 @@ def _join_errors(errors: Any) -> str | None:
 def _job_error_code(data: dict[str, Any]) -> str | None:
     error = _as_dict(data.get("error"))
     return _to_str(_first(error.get("code"), data.get("error_code")))
+
+
+def _job_cost(value: Any, job_id: Any) -> float | None:
+    """The reported cost in USD, or None when it cannot be believed (the catalog's estimate
+    then counts instead). Storage sums these into budgets, so a negative or huge value would
+    hand out or use up a server's whole quota."""
+    if value is None:
+        return None
+    number = _to_float(value)
+    if number is None or number < 0:
+        log.warning(
+            "Together job %s reported an unusable cost %s; using the catalog estimate",
+            _loggable(job_id),
+            _loggable(value),
+        )
+        return None
+    if number > MAX_VIDEO_COST_USD:
+        log.warning(
+            "Together job %s reported a cost of %s USD; capped at %.2f",
+            _loggable(job_id),
+            _loggable(value),
+            MAX_VIDEO_COST_USD,
+        )
+        return MAX_VIDEO_COST_USD
+    return number
+
+
+def _loggable(value: Any, limit: int = 60) -> str:
+    """A short repr for log lines: the value came from the network."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --------------------------------------------------------------------------- lenient coercion
@@ -355,9 +401,26 @@ def _error_class(status: int) -> type[TogetherError]:
     return TogetherProtocolError
 
 
-def _truncate(text: str, limit: int = _MESSAGE_LIMIT) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def clean_text(text: str, limit: int = REASON_LIMIT) -> str:
+    """Untrusted text made fit to show: control and bidi characters removed, whitespace
+    collapsed to single spaces (one paragraph), and at most ``limit`` characters, cut at a
+    word boundary when one is near, with an ellipsis."""
+    visible = "".join(
+        " " if unicodedata.category(char) == "Cc" else char
+        for char in text
+        if char not in _BIDI_CONTROLS
+    )
+    return _cut_at_word(" ".join(visible.split()), limit)
+
+
+def _cut_at_word(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    head = text[: max(0, limit - 1)]
+    space = head.rfind(" ")
+    if space >= limit // 2:  # a word boundary not too far back; else a hard cut
+        head = head[:space]
+    return head.rstrip() + "…"
 
 
 def _error_fields(response: httpx.Response) -> dict[str, str | None]:
@@ -521,7 +584,7 @@ class TogetherClient:
         try:
             response = await self._http.request(method, path, json=json)
         except httpx.RequestError as exc:
-            message = _truncate(self._redact(str(exc) or type(exc).__name__))
+            message = clean_text(self._redact(str(exc) or type(exc).__name__))
             raise TogetherConnectionError(message, kind=_transport_kind(exc)) from exc
         if response.is_success:
             return response
@@ -530,7 +593,7 @@ class TogetherClient:
     def _error_from_response(self, response: httpx.Response) -> TogetherError:
         fields = _error_fields(response)
         return _error_class(response.status_code)(
-            _truncate(self._redact(fields["message"] or "")),
+            clean_text(self._redact(fields["message"] or "")),
             status=response.status_code,
             code=fields["code"],
             type=fields["type"],

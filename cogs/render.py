@@ -5,9 +5,11 @@ from __future__ import annotations
 import discord
 
 from bot.engine import Progress
+from bot.together import clean_text
 from storage.models import Job, JobState
 
 PROMPT_SHOWN = 600
+REASON_SHOWN = 1000  # an embed field holds at most 1024 characters
 COLOR_PROGRESS = discord.Colour.blurple()
 COLOR_DONE = discord.Colour.green()
 COLOR_FAILED = discord.Colour.red()
@@ -110,8 +112,26 @@ def failure_embed(job: Job, model_name: str) -> discord.Embed:
         title, colour = "The video could not be made", COLOR_FAILED
     embed = _base(job, title, colour, model_name)
     reason = job.failure_reason or "No reason was given."
-    embed.add_field(name="Why", value=shorten(reason, 1000), inline=False)
+    embed.add_field(name="Why", value=shown_reason(reason), inline=False)
     return embed
+
+
+def shown_reason(reason: str, limit: int = REASON_SHOWN) -> str:
+    """A failure reason as shown: one paragraph, Markdown and mentions escaped, within ``limit``
+    characters once escaped. Plain links stay intact (``ignore_links``): the bot's own reasons
+    may carry Together's download link."""
+    text = clean_text(reason, limit)
+    shown = _escaped(text)
+    while len(shown) > limit:  # escaping added characters: cut the text in proportion
+        keep = min(len(text) - 1, len(text) * limit // len(shown))
+        text = shorten(text, max(1, keep))
+        shown = _escaped(text)
+    return shown
+
+
+def _escaped(text: str) -> str:
+    markdown_safe = discord.utils.escape_markdown(text, ignore_links=True)
+    return discord.utils.escape_mentions(markdown_safe)
 
 
 def job_embed(

@@ -13,6 +13,8 @@ import httpx
 import pytest
 
 from bot.together import (
+    MAX_VIDEO_COST_USD,
+    REASON_LIMIT,
     CreateVideoRequest,
     FrameImage,
     TogetherAuthError,
@@ -25,6 +27,7 @@ from bot.together import (
     TogetherServerError,
     VideoJob,
     VideoMedia,
+    clean_text,
 )
 
 API_KEY = "tgp_v1_SECRET-test-key-0123456789"
@@ -310,6 +313,69 @@ def test_error_message_prefers_error_object_then_plain_string() -> None:
 def test_cost_number_or_string(cost: Any, expected: float | None) -> None:
     job = VideoJob.model_validate({"id": "j", "outputs": {"cost": cost}})
     assert job.cost == (pytest.approx(expected) if expected is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("cost", "expected", "warned"),
+    [
+        (-500, None, True),  # a refund would hand the server budget back
+        ("-0.01", None, True),
+        (1e308, MAX_VIDEO_COST_USD, True),  # would use up every budget at once
+        (150, MAX_VIDEO_COST_USD, True),
+        ("NaN", None, True),
+        ("inf", None, True),
+        ("0.28", 0.28, False),
+        (0, 0.0, False),
+        (MAX_VIDEO_COST_USD, MAX_VIDEO_COST_USD, False),
+        (None, None, False),  # not reported: nothing to warn about
+    ],
+)
+def test_untrusted_cost_is_clamped(
+    cost: Any, expected: float | None, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="bot.together"):
+        job = VideoJob.model_validate({"id": "job-77", "outputs": {"cost": cost}})
+    assert job.cost == (pytest.approx(expected) if expected is not None else None)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert bool(warnings) is warned
+    assert all("job-77" in message for message in warnings)
+
+
+FLOOD_REASON = (
+    "**bold** @everyone <@123456789012345678> "
+    + "\n" * 500
+    + "\x00\x07\x1b[31m\u202eevil\r\t"
+    + "word " * 2000
+)
+
+
+def test_failure_reason_is_cleaned_and_bounded_at_the_source() -> None:
+    job = VideoJob.model_validate(
+        {"id": "j", "status": "failed", "error": {"message": FLOOD_REASON}}
+    )
+    reason = job.error_message
+    assert reason is not None
+    assert len(reason) <= REASON_LIMIT and reason.endswith("word…")  # cut between words
+    assert reason.startswith("**bold** @everyone <@123456789012345678> [31mevil word word")
+    assert not any(ord(char) < 32 or char == "\u202e" for char in reason)
+    assert "  " not in reason
+    info = {"id": "j", "status": "failed", "info": {"errors": ["a\n\nb", {"message": "c\x00d"}]}}
+    assert VideoJob.model_validate(info).error_message == "a b; c d"
+
+
+def test_clean_text_cuts_a_long_word_hard() -> None:
+    assert clean_text("x" * 1000, 10) == "x" * 9 + "…"
+    assert clean_text("short\nenough", 10) == "short…"  # at the space
+    assert clean_text("fits", 10) == "fits"
+    assert clean_text("\x00\x01", 10) == ""
+
+
+async def test_error_body_is_cleaned_too() -> None:
+    handler = Recorder(httpx.Response(400, json={"error": {"message": "bad\x00\n\nprompt"}}))
+    async with make_client(handler) as client:
+        with pytest.raises(TogetherBadRequest) as info:
+            await client.get_video("j")
+    assert info.value.message == "bad prompt"
 
 
 def test_seconds_number_and_seed_top_level() -> None:
