@@ -14,6 +14,8 @@ from bot.app import assemble
 from bot.catalog import CatalogError, load_catalog
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
+from storage.db import DatabaseUnusable
+from storage.lock import DatabaseInUse
 
 log = logging.getLogger("bot")
 
@@ -56,6 +58,20 @@ def main() -> int:
         return asyncio.run(run(settings))
     except KeyboardInterrupt:
         return 0
+    except (DatabaseInUse, DatabaseUnusable) as exc:
+        # Raised by assemble() before the bot starts: nothing to log, one line to read.
+        print(f"video-bot: {describe_database_error(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def describe_database_error(exc: DatabaseInUse | DatabaseUnusable) -> str:
+    if isinstance(exc, DatabaseInUse):
+        holder = f"pid {exc.holder_pid}" if exc.holder_pid is not None else "pid unknown"
+        return (
+            f"DATABASE_PATH {exc.database_path} is in use by another bot process ({holder}); "
+            "stop it first, or give this one its own DATABASE_PATH"
+        )
+    return f"DATABASE_PATH {exc.path} cannot be used: {exc.reason}"
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -149,3 +150,40 @@ def test_unknown_default_model_stops_start_up_in_one_line(tmp_path: Path) -> Non
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "DEFAULT_MODEL is invalid: acme/nothing" in lines[0]
+
+
+def start_bot(cwd: Path, database: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "DISCORD_TOKEN": "d",
+        "TOGETHER_API_KEY": "t",
+        "DATABASE_PATH": str(database),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def test_start_on_a_corrupt_database_prints_one_line(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "bot.sqlite3"
+    database.parent.mkdir()
+    database.write_text("this is a text file, not a database\n")
+    result = start_bot(tmp_path, database)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"video-bot: DATABASE_PATH {database} cannot be used: ")
+    assert "file is not a database" in lines[0]
+
+
+def test_start_on_a_newer_database_prints_one_line(tmp_path: Path) -> None:
+    database = tmp_path / "bot.sqlite3"
+    with sqlite3.connect(database) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    result = start_bot(tmp_path, database)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"DATABASE_PATH {database} cannot be used: its schema version 99 is newer" in lines[0]
