@@ -4,8 +4,8 @@ SQLite is the source of truth; the engine keeps an in-memory copy of the unfinis
 scheduler loop can decide what is due without querying the database every tick. Every change
 goes to the store first (a compare-and-set on the job's state) and only then to the member.
 
-This module imports neither discord nor aiosqlite: it talks to a JobStore, a VideoAPI, a
-VideoFetcher and a Notifier, and reads time from a Clock.
+This module imports neither discord nor aiosqlite: it talks to a JobStore, a VideoAPI and a
+Notifier, hands delivery to a Courier (bot.delivery), and reads time from a Clock.
 """
 
 from __future__ import annotations
@@ -22,9 +22,16 @@ from typing import Any, Literal, Protocol
 
 from bot.catalog import Catalog, ModelSpec
 from bot.clock import Clock
+from bot.delivery import (
+    Courier,
+    Delivered,
+    DeliveryConfig,
+    GiveUp,
+    MessageUnreachable,
+    VideoFetcher,
+    VideoFitter,
+)
 from bot.keyframes import to_base64
-from bot.media import DownloadedVideo, VideoTooLarge
-from bot.reencode import CannotFit, FitResult
 from bot.scheduling import EditPacer, FairQueue, FixedPlanner, PollPlanner, RateBudget, spread
 from bot.together import CreateVideoRequest, FrameImage, TogetherError, VideoJob, VideoMedia
 from storage.models import UNFINISHED_STATES, Job, JobState
@@ -35,6 +42,9 @@ log = logging.getLogger(__name__)
 ACTIVE_STATES = frozenset({JobState.SUBMITTING, JobState.RUNNING, JobState.DELIVERING})
 # States whose message shows a clock that should keep moving between state changes.
 TICKING_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
+# Periodic edits are cosmetic (one per job every EDIT_INTERVAL): looking for due ones at most
+# this often keeps a long queue from waking the loop for each job's turn.
+EDIT_PASS_INTERVAL = 0.5
 
 
 class JobStore(Protocol):
@@ -52,7 +62,14 @@ class JobStore(Protocol):
 
     async def unannounced(self) -> list[Job]: ...
 
-    async def set_message_id(self, job_id: int, message_id: int) -> bool: ...
+    async def set_message_id(self, job_id: int, message_id: int) -> bool:
+        """Record the message if none is recorded; False when one already was."""
+        ...
+
+    async def replace_message_id(self, job_id: int, old_id: int, new_id: int) -> bool:
+        """Point the job at a new message where its old one was deleted; False when the job's
+        message is no longer ``old_id`` (another writer moved it first)."""
+        ...
 
     async def media(self, job_id: int) -> dict[str, bytes]: ...
 
@@ -61,14 +78,6 @@ class VideoAPI(Protocol):
     async def create_video(self, request: CreateVideoRequest) -> VideoJob: ...
 
     async def get_video(self, job_id: str) -> VideoJob: ...
-
-
-class VideoFetcher(Protocol):
-    async def __call__(self, url: str, dest: Path, *, max_bytes: int) -> DownloadedVideo: ...
-
-
-class VideoFitter(Protocol):
-    async def __call__(self, source: Path, limit_bytes: int, workdir: Path) -> FitResult: ...
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,13 @@ class Progress:
 
 
 class Notifier(Protocol):
-    """Both methods return the id of a message they had to post because the job had none."""
+    """Both methods return the id of a message they had to post because the job had none
+    (or because the one it had was deleted).
+
+    Both raise ``MessageUnreachable`` when the channel is gone or the bot may not post there:
+    that is final. Any other error is taken as passing (an outage, a timeout, a rate limit)
+    and the call is made again later.
+    """
 
     async def show(self, job: Job, progress: Progress) -> int | None:
         """Render the job's current state in its progress message."""
@@ -90,6 +105,7 @@ class Notifier(Protocol):
         """Put the result in the job's message: the file, or Together's link when video is None.
 
         Must be safe to call again after a crash: if the video is already there, do nothing.
+        May raise ``FileRefused`` when Discord will not take the file: the link goes instead.
         """
         ...
 
@@ -106,12 +122,20 @@ class EngineConfig:
     # Periodic edits per channel in any 5 seconds (state changes always go out).
     edits_per_channel: int = 4
     submit_attempts: int = 3
-    delivery_attempts: int = 5
     final_edit_attempts: int = 5
     retry_delay: float = 5.0
     max_retry_delay: float = 120.0
+    # Deliveries retry passing faults at least this often, for as long as the video is in hand.
+    max_delivery_delay: float = 60.0
     # Videos over the upload limit are downloaded up to this size and re-encoded to fit.
     max_download_bytes: int = 512 * 1024 * 1024
+    # How long after completion Together's video link is assumed to work (not published).
+    link_lifetime: float = 3600.0
+    # Final states whose edit failed (an outage) are shown again this often.
+    reannounce_interval: float = 60.0
+    # At its deadline a job gets one last status check; while Together cannot answer it, the
+    # check is retried for this long before the job is timed out.
+    final_check_grace: float = 900.0
 
 
 @dataclass
@@ -191,7 +215,18 @@ class JobEngine:
         planner: PollPlanner | None = None,
     ) -> None:
         self._catalog = catalog
-        self._fit = fit
+        self._courier = Courier(
+            fetch,
+            clock,
+            DeliveryConfig(
+                workdir=config.workdir,
+                retry_delay=config.retry_delay,
+                max_retry_delay=config.max_delivery_delay,
+                max_download_bytes=config.max_download_bytes,
+                link_lifetime=config.link_lifetime,
+            ),
+            fit,
+        )
         self._planner = planner or FixedPlanner(config.poll_interval)
         # Together counts requests as they arrive, and requests that left a window apart can
         # arrive inside one (the bench saw 11 in a second from a budget of 10): 5 % of slack.
@@ -201,7 +236,6 @@ class JobEngine:
         self._places: dict[int, int] = {}
         self._store = store
         self._api = api
-        self._fetch = fetch
         self._clock = clock
         self._config = config
         self._notifier: Notifier | None = None
@@ -210,6 +244,10 @@ class JobEngine:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._accepting = True
+        # Final states whose edit is under way or scheduled here; the periodic pass skips them.
+        self._announcing: set[int] = set()
+        self._next_reannounce = -math.inf
+        self._last_edit_pass = -math.inf
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -222,9 +260,7 @@ class JobEngine:
 
     async def recover(self) -> None:
         """Pick up every unfinished job from the store, by the restart rules of DESIGN.md."""
-        self._config.workdir.mkdir(parents=True, exist_ok=True)
-        for leftover in self._config.workdir.glob("job-*"):
-            leftover.unlink(missing_ok=True)
+        self._courier.clean_leftovers()
         for job in await self._store.in_states(UNFINISHED_STATES):
             if job.state is JobState.SUBMITTING:
                 # The POST may or may not have reached Together; a second one could bill twice.
@@ -235,9 +271,13 @@ class JobEngine:
                 self._jobs[job.id] = _Tracked(job)
         if self._jobs:
             log.info("Resumed %d unfinished job(s) from the database", len(self._jobs))
+        await self._show_unannounced()
+
+    async def _show_unannounced(self) -> None:
+        """Show final states that never reached their message (a crash, an outage)."""
         for job in await self._store.unannounced():
-            # Finished, but a crash kept its final state from its message: show it now.
-            self._request_edit(_Tracked(job))
+            if job.id not in self._announcing:
+                self._request_edit(_Tracked(job))
 
     async def start(self) -> None:
         if self._notifier is None:
@@ -337,14 +377,31 @@ class JobEngine:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
     def _next_due(self) -> float:
+        """When the loop next has something to start.
+
+        Events wake it sooner: a new job, a slot or a budget token freed (every finished piece
+        of work sets the wake event). A job waiting for a slot is therefore not "due": counting
+        it made the loop spin every 50 ms while thousands waited.
+        """
         now = self._clock.now()
-        dues = [t.due_at for t in self._jobs.values() if not t.busy]
-        dues += [
-            t.last_edit_at + self._config.edit_interval
-            for t in self._jobs.values()
-            if t.job.state in TICKING_STATES
-        ]
-        return max(min(dues, default=now + 1.0), self._budget.next_free(now))
+        active, by_guild = self._active_counts()
+        room = self._accepting and active < self._config.max_active
+        per_guild = self._config.max_active_per_guild
+        work = math.inf
+        edits = math.inf
+        for tracked in self._jobs.values():
+            job = tracked.job
+            if job.state in TICKING_STATES and not tracked.edit_pending:
+                edits = min(edits, self._edit_due(tracked))
+            if tracked.busy:
+                continue
+            waiting = job.state is JobState.QUEUED and tracked.submission is None
+            if not waiting or (room and by_guild.get(job.guild_id, 0) < per_guild):
+                work = min(work, tracked.due_at)
+        if work < math.inf:
+            work = max(work, self._budget.next_free(now))
+        edits = max(edits, self._last_edit_pass + EDIT_PASS_INTERVAL)
+        return min(work, edits, self._next_reannounce, now + 1.0)
 
     async def tick(self) -> None:
         """One pass: start whatever is due. Work runs in tasks; this never waits for Together."""
@@ -356,7 +413,12 @@ class JobEngine:
             delivering = tracked.job.state is JobState.DELIVERING
             if delivering and not tracked.busy and tracked.due_at <= now:
                 self._spawn_work(tracked, self._deliver(tracked))
-        self._start_periodic_edits(now)
+        if now >= self._last_edit_pass + EDIT_PASS_INTERVAL:
+            self._last_edit_pass = now
+            self._start_periodic_edits(now)
+        if now >= self._next_reannounce:
+            self._next_reannounce = now + self._config.reannounce_interval
+            self._spawn(self._show_unannounced(), "reannounce")
 
     def _active_counts(self) -> tuple[int, dict[int, int]]:
         total, by_guild = 0, dict[int, int]()
@@ -426,24 +488,23 @@ class JobEngine:
 
     def _start_polls(self, now: float) -> None:
         running = [t for t in self._jobs.values() if t.job.state is JobState.RUNNING and not t.busy]
-        # Most overdue first: under a tight budget the longest-waiting poll goes next.
+        # Most overdue first: under a tight budget the longest-waiting poll goes next. A job at
+        # its deadline is polled once more before it is timed out (see _poll).
         for tracked in sorted(running, key=lambda t: t.due_at):
-            if now >= tracked.job.deadline_at:
-                self._spawn_work(tracked, self._time_out(tracked))
-            elif tracked.due_at <= now:
-                if not self._budget.try_take(now):
-                    continue
+            if tracked.due_at <= now and self._budget.try_take(now):
                 self._spawn_work(tracked, self._poll(tracked))
 
+    def _edit_due(self, tracked: _Tracked) -> float:
+        spread_by = 1 + 0.25 * spread(tracked.job.id)
+        return tracked.last_edit_at + self._config.edit_interval * spread_by
+
     def _start_periodic_edits(self, now: float) -> None:
-        interval = self._config.edit_interval
         full: set[int] = set()  # channels the pacer turned down in this pass
         for tracked in list(self._jobs.values()):
             job = tracked.job
             if job.state not in TICKING_STATES or tracked.edit_pending:
                 continue
-            due = tracked.last_edit_at + interval * (1 + 0.25 * spread(job.id))
-            if due > now or job.channel_id in full:
+            if self._edit_due(tracked) > now or job.channel_id in full:
                 continue
             if self._pacer.allows(job.channel_id, now):
                 self._request_edit(tracked)
@@ -609,7 +670,11 @@ class JobEngine:
         try:
             status = await self._api.get_video(job.together_id)
         except TogetherError as exc:
-            # Outages mean waiting, never failing the job: the deadline bounds how long.
+            # Outages mean waiting, never failing the job: the deadline (and, past it, the
+            # grace for one last answer) bounds how long.
+            if self._clock.now() >= job.deadline_at + self._config.final_check_grace:
+                await self._time_out(tracked)
+                return
             tracked.poll_failures += 1
             wait = max(exc.retry_after or 0.0, self._backoff(tracked.poll_failures))
             log.warning(
@@ -622,6 +687,9 @@ class JobEngine:
             return
         tracked.poll_failures = 0
         await self._apply_status(tracked, status)
+        # Checked after a fresh answer, so a video that finished meanwhile is still delivered.
+        if tracked.job.state is JobState.RUNNING and self._clock.now() >= job.deadline_at:
+            await self._time_out(tracked)
 
     async def _apply_status(self, tracked: _Tracked, status: VideoJob) -> None:
         now = self._clock.now()
@@ -668,7 +736,8 @@ class JobEngine:
                 if updated is not None:
                     tracked.job = updated
                     self._request_edit(tracked)
-            tracked.due_at = self._planner.next_poll(tracked.job, now)
+            next_poll = self._planner.next_poll(tracked.job, now)
+            tracked.due_at = min(next_poll, max(now, tracked.job.deadline_at))
 
     async def _time_out(self, tracked: _Tracked) -> None:
         job = tracked.job
@@ -682,78 +751,35 @@ class JobEngine:
         )
 
     async def _deliver(self, tracked: _Tracked) -> None:
+        """One delivery attempt; the Courier keeps the file between attempts."""
         job = tracked.job
-        assert job.video_url is not None
-        self._config.workdir.mkdir(parents=True, exist_ok=True)
-        suffix = ".webm" if job.output_format == "WEBM" else ".mp4"
-        dest = self._config.workdir / f"job-{job.id}{suffix}"
-        leftovers = [dest]
-        tracked.attempts += 1
-        try:
-            video = await self._video_for_upload(job, dest, leftovers)
-            async with tracked.edit_lock:
-                posted = await self._notifier_or_fail().deliver(job, video)
-            if posted is not None:
-                await self._remember_message(tracked, posted)
-        except Exception as exc:
-            if tracked.attempts >= self._config.delivery_attempts:
-                log.exception("Job %d: delivery failed %d times", job.id, tracked.attempts)
-                await self._move(
-                    tracked,
-                    JobState.FAILED,
-                    failure_reason="The video was generated but could not be posted here. "
-                    f"It can be downloaded from Together for a short while: {job.video_url}",
-                    delivery="failed",
-                )
-                return
-            wait = self._backoff(tracked.attempts)
-            log.warning(
-                "Job %d: delivery attempt %d failed (%s); retrying in %.0f s",
-                job.id,
-                tracked.attempts,
-                exc,
-                wait,
-            )
-            tracked.due_at = self._clock.now() + wait
-            return
-        finally:
-            for path in leftovers:
-                path.unlink(missing_ok=True)
-        await self._move(
-            tracked,
-            JobState.DELIVERED,
-            delivered_at=self._clock.now(),
-            delivery="attachment" if video is not None else "link",
-        )
 
-    async def _video_for_upload(self, job: Job, dest: Path, leftovers: list[Path]) -> Path | None:
-        """The file to upload, re-encoded to fit the upload limit if needed; None: post the link."""
-        assert job.video_url is not None
-        cap = max(job.upload_limit, self._config.max_download_bytes)
-        try:
-            downloaded = await self._fetch(job.video_url, dest, max_bytes=cap)
-        except VideoTooLarge as exc:
-            log.info("Job %d: video too large to download (%s); posting the link", job.id, exc)
-            return None
-        if downloaded.size <= job.upload_limit:
-            return downloaded.path
-        if self._fit is None:
-            log.info("Job %d: video over the upload limit and no ffmpeg; posting the link", job.id)
-            return None
-        try:
-            fitted = await self._fit(downloaded.path, job.upload_limit, self._config.workdir)
-        except CannotFit as exc:
-            log.info("Job %d: could not fit the upload limit (%s); posting the link", job.id, exc)
-            return None
-        leftovers.append(fitted.path)
-        log.info(
-            "Job %d: re-encoded %d bytes to %d to fit the %d-byte limit",
-            job.id,
-            downloaded.size,
-            fitted.size,
-            job.upload_limit,
-        )
-        return fitted.path
+        async def upload(job: Job, video: Path | None) -> int | None:
+            async with tracked.edit_lock:
+                return await self._notifier_or_fail().deliver(job, video)
+
+        outcome = await self._courier.attempt(job, upload)
+        if isinstance(outcome, Delivered):
+            if outcome.posted_message_id is not None:
+                await self._remember_message(tracked, outcome.posted_message_id)
+            await self._move(
+                tracked,
+                JobState.DELIVERED,
+                delivered_at=self._clock.now(),
+                delivery=outcome.mode,
+                interaction_token="",  # the message shows its end: the token is not needed
+            )
+        elif isinstance(outcome, GiveUp):
+            await self._move(
+                tracked,
+                JobState.FAILED,
+                failure_reason=outcome.reason,
+                delivery="failed",
+            )
+        else:
+            tracked.due_at = self._clock.now() + outcome.after
+            return
+        self._courier.release(job.id)
 
     # -- progress edits ------------------------------------------------------------------
 
@@ -766,6 +792,8 @@ class JobEngine:
         """Ask for the message to show the job's latest state; edits coalesce, never reorder."""
         tracked.last_edit_at = self._clock.now()
         self._pacer.record(tracked.job.channel_id, tracked.last_edit_at)
+        if tracked.job.state.is_final and not tracked.job.announced:
+            self._announcing.add(tracked.job.id)
         if tracked.edit_pending:
             return
         tracked.edit_pending = True
@@ -783,32 +811,49 @@ class JobEngine:
             )
             try:
                 posted = await self._notifier_or_fail().show(job, progress)
+            except MessageUnreachable as exc:
+                log.warning("Job %d: its message cannot be reached: %s", job.id, exc.reason)
+                if job.state.is_final:
+                    await self._announced(job)  # nobody is left there to tell
             except Exception:
                 tracked.edit_failures += 1
                 log.warning("Job %d: progress edit failed", job.id, exc_info=True)
                 # A job's last word (failed, timed out, cancelled) gets no later edit to fix a
-                # lost one, so it is retried; a progress edit is simply superseded by the next.
+                # lost one, so it is retried, and after that by the periodic pass; a progress
+                # edit is simply superseded by the next.
                 if job.state.is_final and tracked.edit_failures < self._config.final_edit_attempts:
                     delay = self._backoff(tracked.edit_failures)
                     self._spawn(self._edit_later(tracked, delay), f"edit-{job.id}-retry")
+                else:
+                    self._announcing.discard(job.id)
             else:
                 tracked.edit_failures = 0
-                await self._after_shown(tracked, job, posted)
+                if posted is not None:
+                    await self._remember_message(tracked, posted)
+                if job.state.is_final and not job.announced:
+                    await self._announced(job)
 
-    async def _after_shown(self, tracked: _Tracked, shown: Job, posted: int | None) -> None:
-        """Record what the edit established: a newly posted message, a final state announced."""
-        if posted is not None:
-            await self._remember_message(tracked, posted)
-        if shown.state.is_final and not shown.announced:
-            # A final state never changes again, so this compare-and-set cannot lose a race.
-            await self._store.update(shown.id, shown.state, self._clock.now(), announced=True)
+    async def _announced(self, shown: Job) -> None:
+        """The final state reached the member (or never can): stop showing it, drop the token."""
+        # A final state never changes again, so this compare-and-set cannot lose a race.
+        await self._store.update(
+            shown.id, shown.state, self._clock.now(), announced=True, interaction_token=""
+        )
+        self._announcing.discard(shown.id)
 
     async def _remember_message(self, tracked: _Tracked, message_id: int) -> None:
-        """Without this, every later edit of a job that had no message would post another."""
+        """Without this, every later edit of a job that had no message would post another.
+
+        A job whose message was deleted gets the new one in its place.
+        """
         tracked.posted_message_id = message_id
-        if tracked.job.message_id is None:
+        old = tracked.job.message_id
+        if old != message_id:
             tracked.job = dataclasses.replace(tracked.job, message_id=message_id)
-        await self._store.set_message_id(tracked.job.id, message_id)
+        if old is None:
+            await self._store.set_message_id(tracked.job.id, message_id)
+        elif old != message_id:
+            await self._store.replace_message_id(tracked.job.id, old, message_id)
 
     async def _edit_later(self, tracked: _Tracked, delay: float) -> None:
         await asyncio.sleep(delay)

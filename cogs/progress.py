@@ -2,6 +2,11 @@
 
 Edits go through the interaction webhook while its token lives (15 minutes), then through the
 channel message endpoint with the bot token; a token Discord reports dead is not used again.
+
+Errors are sorted for the engine: a deleted message is replaced by a new one in the channel; a
+deleted channel or lost access is ``MessageUnreachable`` (final); a file Discord will not take
+is ``FileRefused`` (the link goes instead); anything else (5xx, 429, timeouts, no connection)
+is passed on as is and retried by the engine.
 """
 
 from __future__ import annotations
@@ -9,10 +14,11 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import discord
 
+from bot.delivery import FileRefused, MessageUnreachable
 from bot.engine import Progress
 from cogs.buttons import view_for
 from cogs.render import job_embed, result_embed
@@ -28,7 +34,9 @@ TOKEN_LIFETIME = 15 * 60.0
 TOKEN_MARGIN = 60.0
 INVALID_WEBHOOK_TOKEN = 50027
 UNKNOWN_WEBHOOK = 10015  # the interaction was never acknowledged
-UNKNOWN_MESSAGE = 10008  # not the interaction's message (the bot posted it itself)
+UNKNOWN_MESSAGE = 10008  # not the interaction's message (the bot posted it itself), or deleted
+UNKNOWN_CHANNEL = 10003
+FILE_TOO_LARGE = 40005
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
@@ -39,6 +47,7 @@ def video_filename(job: Job) -> str:
 class DiscordNotifier:
     def __init__(self, bot: VideoBot) -> None:
         self._bot = bot
+        # Interactions whose token failed; each is dropped once its token has expired anyway.
         self._dead_tokens: set[int] = set()
 
     def _model_name(self, job: Job) -> str:
@@ -46,10 +55,13 @@ class DiscordNotifier:
         return spec.name if spec else job.model
 
     def _token_usable(self, job: Job) -> bool:
-        if job.interaction_id in self._dead_tokens:
+        if not job.interaction_token or job.interaction_id in self._dead_tokens:
             return False
-        created = discord.utils.snowflake_time(job.interaction_id).timestamp()
-        return time.time() < created + TOKEN_LIFETIME - TOKEN_MARGIN
+        return time.time() < _token_expiry(job.interaction_id) - TOKEN_MARGIN
+
+    def _forget_expired_tokens(self) -> None:
+        now = time.time()
+        self._dead_tokens = {i for i in self._dead_tokens if _token_expiry(i) > now}
 
     async def show(self, job: Job, progress: Progress) -> int | None:
         embed = job_embed(job, time.time(), self._model_name(job), progress)
@@ -102,6 +114,7 @@ class DiscordNotifier:
             return False
         why = "expired" if expired else "cannot reach its message"
         log.info("Job %d: interaction token %s; editing through the channel", job.id, why)
+        self._forget_expired_tokens()
         self._dead_tokens.add(job.interaction_id)
         return True
 
@@ -124,12 +137,8 @@ class DiscordNotifier:
 
         if job.message_id is None:
             # The bot stopped between answering and recording the message: post a fresh one.
-            channel = self._bot.get_partial_messageable(job.channel_id)
-            message = await channel.send(
-                embed=embed, files=files(), view=view, allowed_mentions=NO_MENTIONS
-            )
-            log.info("Job %d: its message was unknown; posted message %d", job.id, message.id)
-            return message.id
+            log.info("Job %d: its message is unknown; posting a new one", job.id)
+            return await self._post(job, embed, view, files())
         if self._token_usable(job):
             webhook = discord.Webhook.partial(
                 job.application_id, job.interaction_token, client=self._bot
@@ -150,15 +159,50 @@ class DiscordNotifier:
                 return None
             except discord.HTTPException as exc:
                 if not self._token_died(job, exc):
-                    raise
+                    _raise_sorted(exc)
         own = self._bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
-        if video is None:
-            await own.edit(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
-        else:
-            await own.edit(
-                embed=embed, attachments=files(), view=view, allowed_mentions=NO_MENTIONS
-            )
+        try:
+            if video is None:
+                await own.edit(embed=embed, view=view, allowed_mentions=NO_MENTIONS)
+            else:
+                await own.edit(
+                    embed=embed, attachments=files(), view=view, allowed_mentions=NO_MENTIONS
+                )
+        except discord.HTTPException as exc:
+            if exc.status == 404 and exc.code == UNKNOWN_MESSAGE:
+                log.info("Job %d: message %d was deleted; posting a new one", job.id, own.id)
+                return await self._post(job, embed, view, files())
+            _raise_sorted(exc)
         return None
+
+    async def _post(
+        self, job: Job, embed: discord.Embed, view: discord.ui.View, files: list[discord.File]
+    ) -> int:
+        channel = self._bot.get_partial_messageable(job.channel_id)
+        try:
+            message = await channel.send(
+                embed=embed, files=files, view=view, allowed_mentions=NO_MENTIONS
+            )
+        except discord.HTTPException as exc:
+            _raise_sorted(exc)
+        log.info("Job %d: posted message %d", job.id, message.id)
+        return message.id
+
+
+def _token_expiry(interaction_id: int) -> float:
+    return discord.utils.snowflake_time(interaction_id).timestamp() + TOKEN_LIFETIME
+
+
+def _raise_sorted(exc: discord.HTTPException) -> NoReturn:
+    """Raise the engine's reading of a Discord error: final, file refused, or passing (as is)."""
+    if exc.status == 404 and exc.code == UNKNOWN_CHANNEL:
+        raise MessageUnreachable("the channel was deleted") from exc
+    if exc.status == 403:
+        reason = f"the bot may not post in this channel (Discord code {exc.code})"
+        raise MessageUnreachable(reason) from exc
+    if exc.status == 413 or exc.code == FILE_TOO_LARGE:
+        raise FileRefused(f"Discord refused the file as too large (HTTP {exc.status})") from exc
+    raise exc
 
 
 async def setup(bot: VideoBot) -> None:

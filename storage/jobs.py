@@ -34,6 +34,8 @@ MUTABLE_COLUMNS = frozenset(
         "seed",
         "deadline_at",
         "announced",
+        # Blanked once a job's end is shown: a live interaction token is a credential.
+        "interaction_token",
     }
 )
 
@@ -67,6 +69,7 @@ RETURNING id
 """
 DELETE_MEDIA = "DELETE FROM job_media WHERE job_id = ?"
 SET_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id IS NULL RETURNING id"
+REPLACE_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id = ? RETURNING id"
 SELECT_UNANNOUNCED = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE announced = 0 ORDER BY id"
 SELECT_BY_MEMBER = f"""
 SELECT {", ".join(_JOB_COLUMNS)} FROM jobs
@@ -212,6 +215,14 @@ class JobRepository:
     async def set_message_id(self, job_id: int, message_id: int) -> bool:
         """Record the job's message if none is recorded yet, whatever state the job is in."""
         row = await self._db.fetch_one(SET_MESSAGE_ID, (message_id, job_id))
+        return row is not None
+
+    async def replace_message_id(self, job_id: int, old_id: int, new_id: int) -> bool:
+        """Point the job at ``new_id`` where its message was ``old_id`` (deleted by someone).
+
+        False when the job's message is no longer ``old_id``: another writer moved it first.
+        """
+        row = await self._db.fetch_one(REPLACE_MESSAGE_ID, (new_id, job_id, old_id))
         return row is not None
 
     async def unannounced(self) -> list[Job]:

@@ -98,6 +98,13 @@ class FakeStore:
         self.jobs[job_id] = dataclasses.replace(job, message_id=message_id)
         return True
 
+    async def replace_message_id(self, job_id: int, old_id: int, new_id: int) -> bool:
+        job = self.jobs[job_id]
+        if job.message_id != old_id:
+            return False
+        self.jobs[job_id] = dataclasses.replace(job, message_id=new_id)
+        return True
+
     async def unannounced(self) -> list[Job]:
         return [job for job in self.jobs.values() if not job.announced]
 
@@ -151,9 +158,16 @@ class FakeFetcher:
     def __init__(self, size: int = 2048) -> None:
         self.size = size
         self.calls: list[tuple[str, Path, int]] = []
+        self.formats: list[str] = []
+        self.errors: list[Exception] = []  # raised by the next calls, in order
 
-    async def __call__(self, url: str, dest: Path, *, max_bytes: int) -> DownloadedVideo:
+    async def __call__(
+        self, url: str, dest: Path, *, max_bytes: int, expected_format: str
+    ) -> DownloadedVideo:
         self.calls.append((url, dest, max_bytes))
+        self.formats.append(expected_format)
+        if self.errors:
+            raise self.errors.pop(0)
         if self.size > max_bytes:
             raise VideoTooLarge(self.size, max_bytes)
         dest.write_bytes(b"\0" * self.size)
@@ -166,11 +180,16 @@ class RecordingNotifier:
         self.delivered: list[tuple[Job, bytes | None]] = []
         self.fail_deliveries = 0
         self.fail_shows = 0
+        # Raised by every deliver (or show) while set, as a Notifier reports a final answer.
+        self.deliver_error: Exception | None = None
+        self.show_error: Exception | None = None
         self.progress: list[Progress] = []
         self.posted_id = 9999  # the message "posted" for a job that had none
 
     async def show(self, job: Job, progress: Progress) -> int | None:
         self.progress.append(progress)
+        if self.show_error is not None:
+            raise self.show_error
         if self.fail_shows:
             self.fail_shows -= 1
             raise RuntimeError("Discord said 502")
@@ -178,6 +197,9 @@ class RecordingNotifier:
         return self.posted_id if job.message_id is None else None
 
     async def deliver(self, job: Job, video: Path | None) -> int | None:
+        if self.deliver_error is not None:
+            error, self.deliver_error = self.deliver_error, None
+            raise error
         if self.fail_deliveries:
             self.fail_deliveries -= 1
             raise RuntimeError("Discord said 503")

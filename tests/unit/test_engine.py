@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.clock import ManualClock
-from bot.engine import EngineConfig, JobEngine
+from bot.delivery import FileRefused, MessageUnreachable
+from bot.engine import EngineConfig, JobEngine, Progress
+from bot.media import DownloadFailed, DownloadRefused
 from bot.reencode import CannotFit, FitResult
 from bot.together import (
     CreateVideoRequest,
@@ -252,14 +254,14 @@ async def test_video_over_the_limit_is_posted_as_link(h: Harness) -> None:
 async def test_video_over_the_limit_is_reencoded_to_fit(tmp_path: Path) -> None:
     fits: list[tuple[Path, int]] = []
 
-    async def fit(source: Path, limit: int, workdir: Path) -> FitResult:
+    async def fit(source: Path, limit: int, workdir: Path, *, source_format: str) -> FitResult:
         fits.append((source, limit))
         out = workdir / f"{source.stem}-fit.mp4"
         out.write_bytes(b"small")
         return FitResult(out, 5, True)
 
     h = Harness(tmp_path)
-    h.engine._fit = fit
+    h.engine._courier._fit = fit
     h.fetch.size = 11 * 1024 * 1024
     h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
     h.add()
@@ -272,11 +274,11 @@ async def test_video_over_the_limit_is_reencoded_to_fit(tmp_path: Path) -> None:
 
 
 async def test_video_that_cannot_fit_is_posted_as_link(tmp_path: Path) -> None:
-    async def fit(source: Path, limit: int, workdir: Path) -> FitResult:
+    async def fit(source: Path, limit: int, workdir: Path, *, source_format: str) -> FitResult:
         raise CannotFit("even at the lowest quality the video is too big")
 
     h = Harness(tmp_path)
-    h.engine._fit = fit
+    h.engine._courier._fit = fit
     h.fetch.size = 11 * 1024 * 1024
     h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
     h.add()
@@ -286,13 +288,42 @@ async def test_video_that_cannot_fit_is_posted_as_link(tmp_path: Path) -> None:
 
 
 async def test_video_too_large_to_download_is_posted_as_link(tmp_path: Path) -> None:
+    async def fit(source: Path, limit: int, workdir: Path, *, source_format: str) -> FitResult:
+        raise AssertionError("a video over the cap is never downloaded, so never fitted")
+
     h = Harness(tmp_path, max_download_bytes=20 * 1024 * 1024)
+    h.engine._courier._fit = fit
     h.fetch.size = 30 * 1024 * 1024
     h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
     h.add()
     await h.run_for(10)
     assert h.store.jobs[1].delivery == "link"
+    # 8 times the 10 MiB upload limit is more than the 20 MiB cap: the cap holds.
     assert h.fetch.calls[0][2] == 20 * 1024 * 1024
+
+
+async def test_without_ffmpeg_no_more_than_the_upload_limit_is_downloaded(h: Harness) -> None:
+    h.fetch.size = 11 * 1024 * 1024
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(10)
+    assert h.store.jobs[1].delivery == "link"
+    assert h.fetch.calls[0][2] == 10 * 1024 * 1024, "nothing could shrink a larger file"
+
+
+async def test_with_ffmpeg_the_cap_is_what_reencoding_can_bring_under_the_limit(
+    tmp_path: Path,
+) -> None:
+    async def fit(source: Path, limit: int, workdir: Path, *, source_format: str) -> FitResult:
+        return FitResult(source, 1, True)
+
+    h = Harness(tmp_path)  # max_download_bytes: the default 512 MiB
+    h.engine._courier._fit = fit
+    h.api.default_script = [status("completed", video_url="https://x/v.webm")]
+    h.add(output_format="WEBM", upload_limit=8 * 1024 * 1024)
+    await h.run_for(10)
+    assert h.fetch.calls[0][2] == 8 * 8 * 1024 * 1024
+    assert h.fetch.formats == ["WEBM"], "the format asked for is the format checked"
 
 
 async def test_delivery_failures_are_retried(h: Harness) -> None:
@@ -302,17 +333,210 @@ async def test_delivery_failures_are_retried(h: Harness) -> None:
     await h.run_for(60)
     assert h.state() is JobState.DELIVERED
     assert len(h.notifier.delivered) == 1
-    assert len(h.fetch.calls) == 3
+    assert len(h.fetch.calls) == 1, "the downloaded file is kept between attempts"
 
 
-async def test_delivery_that_never_works_fails_with_the_link(h: Harness) -> None:
-    h.notifier.fail_deliveries = 100
+class OutageNotifier(RecordingNotifier):
+    """Discord's REST API answers 503 to everything until ``back_at`` on the virtual clock."""
+
+    def __init__(self, clock: ManualClock, back_at: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.back_at = back_at
+        self.refused = 0
+
+    async def show(self, job: Job, progress: Progress) -> int | None:
+        self._outage()
+        return await super().show(job, progress)
+
+    async def deliver(self, job: Job, video: Path | None) -> int | None:
+        self._outage()
+        return await super().deliver(job, video)
+
+    def _outage(self) -> None:
+        if self.clock.now() < self.back_at:
+            self.refused += 1
+            raise RuntimeError("503 Service Unavailable")
+
+
+async def test_a_ten_minute_discord_outage_delays_the_video_but_never_fails_it(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, retry_delay=5.0)
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4", cost=0.28)]
+    h.add()
+    await h.step()  # submitted; Together has already finished
+    assert h.state() is JobState.RUNNING
+    back_at = h.clock.now() + 600  # the outage starts as the job finishes at Together
+    outage = OutageNotifier(h.clock, back_at)
+    h.engine.attach(outage)
+    while h.clock.now() < back_at:
+        await h.step(1.0)
+        assert not h.state().is_final, "a passing fault never fails a paid video"
+    assert h.state() is JobState.DELIVERING
+    assert outage.refused >= 10, "delivery kept trying during the outage"
+    delivered_at = None
+    for _ in range(120):
+        await h.step(1.0)
+        if h.state() is JobState.DELIVERED:
+            delivered_at = h.clock.now()
+            break
+    assert delivered_at is not None
+    assert delivered_at - back_at <= 60.0, "within one (capped) backoff interval of recovery"
+    assert len(outage.delivered) == 1, "uploaded once"
+    assert len(h.fetch.calls) == 1, "the file was kept, not downloaded again"
+    assert not list(h.engine._config.workdir.iterdir()), "its folder is removed once delivered"
+
+
+async def test_passing_delivery_failures_back_off_to_at_most_a_minute(h: Harness) -> None:
+    h.notifier.fail_deliveries = 10_000
     h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
     h.add()
-    await h.run_for(1000, step=5)
+    await h.run_for(3600, step=5)
+    assert h.state() is JobState.DELIVERING
+    tracked = h.engine._jobs[1]
+    assert tracked.due_at - h.clock.now() <= 60.0
+    assert h.engine._courier.holding(1)
+    assert len(h.fetch.calls) == 1
+
+
+async def test_an_unreachable_channel_fails_the_job_with_the_reason(h: Harness) -> None:
+    h.notifier.deliver_error = MessageUnreachable("the channel was deleted")
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(10)
+    job = h.store.jobs[1]
+    assert job.state is JobState.FAILED and job.delivery == "failed"
+    assert "the channel was deleted" in (job.failure_reason or "")
+    assert not list(h.engine._config.workdir.iterdir()), "its folder is removed"
+
+
+async def test_a_file_discord_refuses_is_posted_as_the_link(h: Harness) -> None:
+    h.notifier.deliver_error = FileRefused("413")
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(10)
+    job = h.store.jobs[1]
+    assert job.state is JobState.DELIVERED and job.delivery == "link"
+    assert h.notifier.delivered[0][1] is None
+
+
+async def test_a_refused_download_fails_the_job_and_posts_nothing(h: Harness) -> None:
+    h.fetch.errors = [DownloadRefused("The file Together sent is not a video.", code="not_a_video")]
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(10)
     job = h.store.jobs[1]
     assert job.state is JobState.FAILED
-    assert "https://x/v.mp4" in (job.failure_reason or "")
+    assert "not a video" in (job.failure_reason or "")
+    assert not h.notifier.delivered
+    assert len(h.fetch.calls) == 1, "a permanent refusal is not retried"
+
+
+async def test_a_failing_download_is_retried_while_the_link_may_work(h: Harness) -> None:
+    h.fetch.errors = [DownloadFailed("The download was too slow.", code="too_slow")] * 3
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(120)
+    assert h.state() is JobState.DELIVERED
+    assert len(h.fetch.calls) == 4
+
+
+async def test_a_download_failing_past_the_links_lifetime_gives_up(tmp_path: Path) -> None:
+    h = Harness(tmp_path, link_lifetime=300.0)
+    h.fetch.errors = [
+        DownloadFailed("Together's file server did not answer.", code="connect")
+    ] * 1000
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(400, step=5)
+    job = h.store.jobs[1]
+    assert job.state is JobState.FAILED
+    assert "did not answer" in (job.failure_reason or "")
+
+
+async def test_a_video_that_finished_during_a_poll_backoff_is_not_timed_out(h: Harness) -> None:
+    outage = TogetherServerError("bad gateway", status=502)
+    finished = status("completed", video_url="https://x/v.mp4", cost=0.28)
+    h.api.default_script = [status("in_progress")] * 3 + [outage] * 8 + [finished]
+    h.add()
+    await h.run_for(900, step=5)
+    job = h.store.jobs[1]
+    assert job.state is JobState.DELIVERED, "the last status check found the finished video"
+    assert job.cost_usd == 0.28
+
+
+async def test_together_down_at_the_deadline_times_out_after_the_grace(tmp_path: Path) -> None:
+    h = Harness(tmp_path, final_check_grace=300.0)
+    outage = TogetherServerError("bad gateway", status=502)
+    h.api.default_script = [status("in_progress"), outage]
+    h.add()
+    await h.run_for(620, step=5)
+    assert h.state() is JobState.RUNNING, "waiting for one last answer"
+    await h.run_for(400, step=5)
+    assert h.state() is JobState.TIMED_OUT
+
+
+async def test_a_final_state_lost_in_an_outage_is_shown_by_the_periodic_pass(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, retry_delay=0.001, reannounce_interval=60.0)
+    h.api.default_script = [status("failed", error_message="nope")]
+    h.add()
+    h.notifier.fail_shows = 1000
+    await h.run_for(10)
+    await asyncio.sleep(0.05)  # the final edit's own retries (real time) run out
+    await h.engine.drain()
+    assert h.state() is JobState.FAILED and not h.store.jobs[1].announced
+    h.notifier.fail_shows = 0  # Discord is back; no restart
+    await h.run_for(61)
+    job = h.store.jobs[1]
+    assert job.announced
+    assert h.notifier.shown[-1].state is JobState.FAILED
+    assert job.interaction_token == "", "no token is kept once the end is shown"
+
+
+async def test_an_unreachable_final_message_counts_as_announced(h: Harness) -> None:
+    h.api.default_script = [status("failed", error_message="nope")]
+    h.add()
+    h.notifier.show_error = MessageUnreachable("the channel was deleted")
+    await h.run_for(10)
+    assert h.store.jobs[1].announced, "nobody is left there to tell: not shown forever"
+
+
+async def test_a_delivered_job_keeps_no_interaction_token(h: Harness) -> None:
+    h.api.default_script = [status("completed", video_url="https://x/v.mp4")]
+    h.add()
+    await h.run_for(10)
+    job = h.store.jobs[1]
+    assert job.state is JobState.DELIVERED and job.interaction_token == ""
+
+
+async def test_a_deleted_message_is_replaced_and_the_new_one_kept(h: Harness) -> None:
+    h.api.default_script = [status("in_progress")]
+    h.add()
+    h.notifier.posted_id = 777
+
+    async def show_in_new_message(job: Job, progress: Progress) -> int | None:
+        h.notifier.shown.append(job)
+        return 777 if job.message_id != 777 else None
+
+    h.notifier.show = show_in_new_message  # type: ignore[method-assign]
+    await h.run_for(30)
+    assert h.store.jobs[1].message_id == 777
+    assert h.engine.tracked(1) is not None and h.engine.tracked(1).message_id == 777  # type: ignore[union-attr]
+
+
+async def test_jobs_waiting_for_a_slot_do_not_wake_the_loop(tmp_path: Path) -> None:
+    h = Harness(tmp_path, max_active=1)
+    h.api.default_script = [status("in_progress")]
+    for job_id in range(1, 101):
+        h.add(job_id, user_id=job_id)
+    await h.step()
+    assert h.state(1) is JobState.RUNNING
+    for tracked in h.engine._jobs.values():
+        tracked.last_edit_at = h.clock.now()  # no periodic edit due either
+    assert h.engine._next_due() > h.clock.now(), "99 queued jobs with no free slot are not due"
 
 
 async def test_lost_race_changes_nothing(h: Harness) -> None:
