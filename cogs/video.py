@@ -236,14 +236,16 @@ class VideoCog(commands.Cog):
                     embed=embed, view=view, allowed_mentions=NO_MENTIONS
                 )
                 message_id = callback.message_id
-        except discord.HTTPException:
-            # Nobody saw the job: cancel it so it is neither generated nor counted.
+        except Exception:
+            # Nobody saw the job (Discord refused, timed out or could not be reached): cancel
+            # it, or the next start would submit it, and bill it, with no message to show it.
             await self.bot.jobs.transition(
                 job.id,
                 JobState.QUEUED,
                 JobState.CANCELLED,
                 time.time(),
                 failure_reason="Discord did not accept the bot's answer in time.",
+                interaction_token="",
             )
             raise
         updated = await self.bot.jobs.update(
