@@ -9,6 +9,7 @@ Quick use::
 """
 
 from .errors import DiscordError
+from .faults import OutageStatus
 from .models import (
     Attachment,
     Channel,
@@ -35,6 +36,7 @@ __all__ = [
     "Interaction",
     "Member",
     "Message",
+    "OutageStatus",
     "RecordedFile",
     "RecordedRequest",
     "Role",

@@ -1,12 +1,16 @@
 """Injected failures: the next N requests matching a method and path pattern get an error;
-and, opt-in, random server errors on a fraction of message writes (``RandomFaults``)."""
+opt-in, random server errors on a fraction of message writes (``RandomFaults``); and outages,
+during which every REST request fails (``Outage``)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fnmatch
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 # Routes (method, templated path) that random faults may hit: message creates and edits, by
 # bot token or interaction webhook. Never the interaction callback: a failed first response is
@@ -103,3 +107,63 @@ class RandomFaults:
             return None
         self.injected += 1
         return self.rng.choice(RANDOM_FAULT_STATUSES)
+
+
+# What an outage answers with: a 5xx status, or "timeout" (hold the request, then 504).
+OutageStatus = int | Literal["timeout"]
+
+
+class Outage:
+    """While on, every REST request (anything under /api/v10) is refused before routing,
+    rate limits, injected faults and handlers: no effect, recorded with its error status.
+
+    The gateway websocket and the CDN stay up, as in Discord's partial outages (the bot keeps
+    receiving interactions it cannot answer). In "timeout" mode a request is held open until
+    the outage ends or ``hold`` seconds pass, then answered 504, so clients can time out first.
+    """
+
+    def __init__(self) -> None:
+        self.status: OutageStatus = 503
+        self.hold = 30.0
+        self.refused = 0  # requests that arrived during an outage (held ones included)
+        self._ended = asyncio.Event()
+        self._ended.set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def active(self) -> bool:
+        return not self._ended.is_set()
+
+    def start(self, status: OutageStatus = 503, *, hold: float = 30.0) -> None:
+        """Starts an outage (or changes the running one's answer); it lasts until ``end``."""
+        if status != "timeout" and not (isinstance(status, int) and 500 <= status <= 599):
+            raise ValueError('outage_status must be a 5xx status or "timeout"')
+        if hold < 0:
+            raise ValueError("hold must not be negative")
+        self._cancel_timer()
+        self.status, self.hold = status, hold
+        self._ended.clear()
+
+    def end_after(self, seconds: float) -> None:
+        """Ends the outage ``seconds`` from now, on the running loop."""
+        self._cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(seconds, self.end)
+
+    def end(self) -> None:
+        """Ends the outage now (releasing held requests); does nothing if none is on."""
+        self._cancel_timer()
+        self._ended.set()
+
+    async def refusal_status(self) -> int:
+        """Counts a refused request and gives its status, after holding it in "timeout" mode."""
+        self.refused += 1
+        if self.status != "timeout":
+            return self.status
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ended.wait(), self.hold)
+        return 504
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

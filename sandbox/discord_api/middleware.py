@@ -1,4 +1,5 @@
-"""The request pipeline: parse the body, record, inject faults, rate-limit, render errors.
+"""The request pipeline: parse the body, record, refuse during outages, inject faults,
+rate-limit, render errors.
 
 Every API and CDN request is recorded as a ``RecordedRequest`` with interaction tokens
 replaced by ``{token}``; the bot token is never stored (headers are not kept).
@@ -6,6 +7,7 @@ replaced by ``{token}``; the bot token is never stored (headers are not kept).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -15,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from .errors import DiscordError, not_found
-from .faults import FaultPlan, RandomFaults
+from .faults import FaultPlan, Outage, RandomFaults
 from .models import RecordedFile, RecordedRequest
 from .multipart import RequestBody, read_body
 from .ratelimits import RateLimiter
@@ -42,12 +44,14 @@ class Pipeline:
         limiter: RateLimiter,
         record: Callable[[RecordedRequest], None],
         random_faults: RandomFaults | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.state = state
         self.faults = faults
         self.limiter = limiter
         self.record = record
         self.random_faults = random_faults or RandomFaults()
+        self.outage = outage or Outage()
 
     def middleware(self) -> Any:
         @web.middleware
@@ -61,6 +65,16 @@ class Pipeline:
     async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         arrived = time.monotonic()
         template = _template(request)
+        if request.path.startswith(API_PREFIX) and self.outage.active:
+            body, response = await self._refused(request)
+        else:
+            body, response = await self._served(request, handler, template)
+        self.record(self._recorded(request, template, body, response, arrived))
+        return response
+
+    async def _served(
+        self, request: web.Request, handler: Handler, template: str | None
+    ) -> tuple[RequestBody, web.StreamResponse]:
         body = RequestBody()
         try:
             body = await read_body(request)
@@ -68,8 +82,16 @@ class Pipeline:
             response = await self._answer(request, handler, template)
         except DiscordError as error:
             response = error_response(error)
-        self.record(self._recorded(request, template, body, response, arrived))
-        return response
+        return body, response
+
+    async def _refused(self, request: web.Request) -> tuple[RequestBody, web.StreamResponse]:
+        """An outage's answer, before routing, rate limits and handlers: nothing happens.
+        The body is still read, so the record shows what the bot tried to send."""
+        body = RequestBody()
+        with contextlib.suppress(DiscordError):
+            body = await read_body(request)
+        status = await self.outage.refusal_status()
+        return body, server_error_response(status)
 
     async def _answer(
         self, request: web.Request, handler: Handler, template: str | None

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .cdn import Cdn
-from .faults import FaultPlan, RandomFaults
+from .faults import FaultPlan, Outage, OutageStatus, RandomFaults
 from .gateway import Gateway
 from .interaction_events import FileSpec, InteractionFactory
 from .messages import MessageStore
@@ -55,6 +55,7 @@ class DiscordSandbox:
         # Opt-in: a fraction of message creates and edits answer 500/502 (see fault_rate).
         self.random_faults = RandomFaults(fault_rate, rng)
         self.rate_limits = RateLimiter()
+        self._outage = Outage()
         self.gateway = Gateway(self.state, bot_token)
         self._store = MessageStore(self.state)
         self._factory = InteractionFactory(self.state)
@@ -82,7 +83,12 @@ class DiscordSandbox:
 
     def _build_app(self) -> web.Application:
         pipeline = Pipeline(
-            self.state, self.faults, self.rate_limits, self.requests.append, self.random_faults
+            self.state,
+            self.faults,
+            self.rate_limits,
+            self.requests.append,
+            self.random_faults,
+            self._outage,
         )
         # Room for several uploads at the limit plus JSON; larger bodies are refused by aiohttp.
         max_body = max(self.state.attachment_size_limit * 12, 64 * 1024 * 1024)
@@ -95,6 +101,7 @@ class DiscordSandbox:
         return app
 
     async def close(self) -> None:
+        self._outage.end()  # releases requests held by a "timeout" outage
         await self.gateway.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -338,6 +345,43 @@ class DiscordSandbox:
         self.faults.add(
             method, route_pattern, status, code=code, times=times, retry_after=retry_after
         )
+
+    # -- outages ------------------------------------------------------------------------------
+    # While an outage is on, every REST request under /api/v10 (interaction callbacks,
+    # webhooks, channel messages, log-in calls, unknown paths) is answered with a Discord-shaped
+    # JSON error before any handler runs, so it has no effect; it is recorded like any other
+    # request, with its error status. Rate limits and ``fail_next`` shots are not used up.
+    # The gateway websocket and the CDN stay up: interactions still reach the bot.
+
+    def start_outage(self, outage_status: OutageStatus = 503, *, hold: float = 30.0) -> None:
+        """Starts an outage that lasts until ``end_outage``.
+
+        ``outage_status``: the 5xx status to answer (503 by default; 500, 502...), or
+        "timeout": each request is held open until the outage ends or ``hold`` seconds pass,
+        then answered 504, so a client with a shorter timeout sees a timeout.
+        """
+        self._outage.start(outage_status, hold=hold)
+
+    def outage_for(
+        self, seconds: float, outage_status: OutageStatus = 503, *, hold: float = 30.0
+    ) -> None:
+        """An outage that ends by itself after ``seconds`` (on the running event loop);
+        ``end_outage`` still ends it early."""
+        self._outage.start(outage_status, hold=hold)
+        self._outage.end_after(seconds)
+
+    def end_outage(self) -> None:
+        """Ends the outage now; requests held by a "timeout" outage are answered 504."""
+        self._outage.end()
+
+    @property
+    def in_outage(self) -> bool:
+        return self._outage.active
+
+    @property
+    def outage_refusals(self) -> int:
+        """How many requests outages refused so far (held ones count on arrival)."""
+        return self._outage.refused
 
     def expire_interaction(self, interaction: Interaction) -> None:
         interaction.expired = True

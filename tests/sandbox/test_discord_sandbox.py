@@ -470,3 +470,156 @@ async def test_rest_rules_seen_over_plain_http(
         async with http.get(f"{base}/gateway/bot", headers=auth) as response:
             assert int(response.headers["X-RateLimit-Remaining"]) >= 0
             assert "X-RateLimit-Bucket" in response.headers
+
+
+# -- outages -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def listener(sandbox: DiscordSandbox) -> AsyncIterator[None]:
+    """A bare gateway session instead of a bot: interactions reach it and nobody answers them,
+    so the test answers over plain HTTP itself."""
+    url = sandbox.gateway_url + "?v=10&encoding=json"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await ws.receive_json()  # HELLO
+        await ws.send_json({"op": 2, "d": {"token": TOKEN, "intents": 0, "properties": {}}})
+        await sandbox.wait_until_ready()
+        yield
+
+
+class PlainHttp:
+    """Raw REST calls with the bot token; every answer must be JSON as discord.py needs it."""
+
+    def __init__(self, http: aiohttp.ClientSession, sandbox: DiscordSandbox) -> None:
+        self.http = http
+        self.base = sandbox.api_base
+        self.auth = {"Authorization": f"Bot {TOKEN}"}
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        async with self.http.request(
+            method, self.base + path, headers=self.auth, **kwargs
+        ) as response:
+            if response.status == 204:
+                return response.status, None
+            assert response.headers["Content-Type"] == "application/json"
+            return response.status, await response.json()
+
+
+@pytest.fixture
+async def plain(sandbox: DiscordSandbox) -> AsyncIterator[PlainHttp]:
+    async with aiohttp.ClientSession() as http:
+        yield PlainHttp(http, sandbox)
+
+
+OUTAGE_BODY = {"message": "503: Service Unavailable", "code": 0}
+
+
+async def test_outage_refuses_writes_without_effect_until_it_ends(
+    sandbox: DiscordSandbox, listener: None, plain: PlainHttp, alice: Member
+) -> None:
+    sandbox.first_response_deadline = 60.0  # this test answers by hand, after the outage
+    messages = f"/channels/{sandbox.channel.id}/messages"
+    status, posted = await plain.call("POST", messages, json={"content": "before"})
+    assert status == 200
+    message = sandbox.messages[int(posted["id"])]
+    command = {"name": "wave", "description": "Wave", "type": 1}
+    status, _ = await plain.call(
+        "PUT", f"/applications/{sandbox.application_id}/commands", json=[command]
+    )
+    assert status == 200
+    interaction = await sandbox.slash_command("wave", member=alice)
+    callback = f"/interactions/{interaction.id}/{interaction.token}/callback"
+    answer = {"type": 4, "data": {"content": "after the outage"}}
+    calls_before = len(sandbox.requests)
+
+    sandbox.start_outage()
+    assert sandbox.in_outage
+    edit = await plain.call("PATCH", f"{messages}/{message.id}", json={"content": "during"})
+    callback_answer = await plain.call("POST", callback, json=answer)
+    unknown = await plain.call("GET", "/no/such/route")
+
+    assert edit == callback_answer == unknown == (503, OUTAGE_BODY)
+    assert (message.content, message.edit_count) == ("before", 0)
+    assert interaction.responded is None and interaction.original_message is None
+    refused = sandbox.requests[calls_before:]
+    assert [(r.route, r.status) for r in refused] == [
+        ("PATCH /channels/{channel}/messages/{message}", 503),
+        ("POST /interactions/{interaction}/{token}/callback", 503),
+        ("GET /no/such/route", 503),
+    ]
+    assert refused[0].json == {"content": "during"}  # what the bot tried is still recorded
+    assert sandbox.outage_refusals == 3
+    assert sandbox.connected.is_set()  # the gateway stayed up
+
+    sandbox.end_outage()
+    assert not sandbox.in_outage
+    status, edited = await plain.call("PATCH", f"{messages}/{message.id}", json={"content": "x"})
+    assert (status, edited["content"], message.edit_count) == (200, "x", 1)
+    status, _ = await plain.call("POST", callback, json=answer)
+    assert status == 204 and interaction.responded == 4
+    assert sandbox.outage_refusals == 3
+
+
+async def test_outage_for_ends_by_itself(sandbox: DiscordSandbox, plain: PlainHttp) -> None:
+    sandbox.outage_for(0.2, outage_status=502)
+    assert sandbox.in_outage
+    status, body = await plain.call("GET", "/users/@me")
+    assert (status, body["message"]) == (502, "502: Bad Gateway")
+
+    await sandbox.wait_for(lambda: not sandbox.in_outage, timeout=10)
+    status, me = await plain.call("GET", "/users/@me")
+    assert (status, me["id"]) == (200, str(sandbox.bot_user.id))
+
+
+async def test_ending_an_outage_early_cancels_its_timer(sandbox: DiscordSandbox) -> None:
+    sandbox.outage_for(0.05)
+    sandbox.end_outage()
+    assert not sandbox.in_outage
+    sandbox.start_outage()  # open-ended: the old timer must not end this one
+    await asyncio.sleep(0.2)
+    assert sandbox.in_outage
+    sandbox.end_outage()
+    with pytest.raises(ValueError, match="5xx"):
+        sandbox.start_outage(404)
+
+
+async def test_timeout_outage_holds_requests_until_it_ends(
+    sandbox: DiscordSandbox, plain: PlainHttp
+) -> None:
+    sandbox.start_outage("timeout", hold=60.0)
+    held = asyncio.create_task(plain.call("GET", "/users/@me"))
+    await sandbox.wait_for(lambda: sandbox.outage_refusals == 1)
+    await asyncio.sleep(0.05)
+    assert not held.done() and not sandbox.requests  # still open, recorded once answered
+
+    sandbox.end_outage()
+    status, body = await held
+    assert (status, body["message"]) == (504, "504: Gateway Timeout")
+    assert [r.status for r in sandbox.requests] == [504]
+
+    sandbox.start_outage("timeout", hold=0.05)  # the hold runs out while the outage goes on
+    status, _ = await plain.call("GET", "/users/@me")
+    assert status == 504 and sandbox.in_outage
+
+
+async def test_discord_py_through_an_outage(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    """discord.py retries 5xx on interaction webhooks, but a 503 on a bot-token route is
+    raised at once (it retries only 500, 502, 504 and 524 there)."""
+    sandbox.first_response_deadline = 60.0
+    channel = bot.get_channel(sandbox.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    sandbox.start_outage()
+
+    with pytest.raises(discord.DiscordServerError) as raised:
+        await channel.send("during the outage")
+    assert raised.value.status == 503
+    interaction = await sandbox.slash_command("secret", member=alice)
+    await sandbox.wait_for_request(lambda r: r.route.endswith("/callback"))
+    sandbox.end_outage()
+
+    await sandbox.wait_for(lambda: interaction.responded == 4)
+    callbacks = [r.status for r in sandbox.requests if r.route.endswith("/callback")]
+    assert callbacks[0] == 503 and callbacks[-1] == 200
+    assert not [m for m in sandbox.messages.values() if m.content == "during the outage"]
