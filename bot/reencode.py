@@ -5,8 +5,30 @@ to MP4 (H.264 + AAC, which Discord plays inline) at a bitrate computed from the 
 duration, lowering the resolution when that bitrate would be too thin for the picture size, and
 retrying at most :data:`MAX_ATTEMPTS` times with less if the result still overshoots.
 
-ffmpeg and ffprobe run as subprocesses (argv lists, never a shell) under one overall timeout;
-on timeout or cancellation the process is killed and reaped and partial output is deleted.
+The downloaded file is untrusted, so ffprobe and ffmpeg read it under three restrictions:
+
+* ``-f mov`` or ``-f matroska`` names the demuxer for the container we asked Together for
+  (``source_format``) instead of letting ffmpeg guess from the bytes. Guessing would happily
+  open an ffconcat script, an HLS playlist or an image sequence pattern, which name *other*
+  files: a "video" that was really ``ffconcat version 1.0 / file other/job.mp4`` was once
+  re-encoded into another job's video.
+* ``-format_whitelist`` (:data:`FORMAT_WHITELIST`) backs that up: only the MP4 and
+  Matroska/WebM demuxers may be opened, whichever one a nested open would pick.
+* ``-protocol_whitelist file`` keeps every read on the local file system: no ``http``,
+  ``concat:``, ``subfile`` or ``pipe`` reached from inside the file.
+
+Paths are passed absolute and as single argv items (never a shell), so a name cannot turn into
+an option or a protocol.
+
+Re-encoding is CPU-heavy, so at most a few run at once in the process: each call holds a slot
+of a limiter (an :class:`asyncio.Semaphore`; :func:`new_fit_limiter`, by default
+``max(1, os.cpu_count() // 2)`` slots, since each ffmpeg uses :data:`THREADS` threads) while
+ffprobe and ffmpeg run. Callers may pass their own; otherwise one shared per event loop is used.
+Time spent waiting for a slot does not count against ``timeout``: the timeout bounds the work
+of one video, and the wait is itself bounded by the timeouts of the calls ahead.
+
+ffmpeg and ffprobe run as subprocesses under one overall timeout; on timeout or cancellation
+the process is killed and reaped, partial output is deleted and the slot is given back.
 Every failure is a :class:`CannotFit` whose ``reason`` is a short English sentence for logs.
 """
 
@@ -20,9 +42,10 @@ import math
 import os
 import secrets
 import shutil
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +61,12 @@ SHORT_SIDES = (1080, 720, 480, 360)
 # libx264 cannot honour much less than this (each frame costs a few hundred bytes at QP 51).
 MIN_VIDEO_BPS = 20_000
 THREADS = "2"
+SourceFormat = Literal["MP4", "WEBM"]
+# ffmpeg's demuxer for each container we can ask Together for (see `ffmpeg -demuxers`).
+DEMUXERS: dict[SourceFormat, str] = {"MP4": "mov", "WEBM": "matroska"}
+# Every name of those two demuxers, as ffmpeg lists them; nothing else may be opened.
+FORMAT_WHITELIST = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm"
+PROTOCOL_WHITELIST = "file"
 # Keep only the end of stderr: a damaged input can make ffmpeg print one error per frame.
 _STDERR_TAIL = 16 * 1024
 _STDOUT_MAX = 1024 * 1024
@@ -74,6 +103,36 @@ class _Plan:
     short_side: int
 
 
+def default_fit_slots() -> int:
+    """How many re-encodes may run at once by default: half the CPUs (each ffmpeg uses two
+    threads), and at least one."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def new_fit_limiter(slots: int | None = None) -> asyncio.Semaphore:
+    """A limiter for :func:`fit_under_limit`: ``slots`` re-encodes at once, by default
+    :func:`default_fit_slots`. Share one per process (per event loop)."""
+    count = default_fit_slots() if slots is None else slots
+    if count < 1:
+        raise ValueError("a fit limiter needs at least one slot")
+    return asyncio.Semaphore(count)
+
+
+# asyncio.Semaphore binds to the loop it is first used on, so the shared default is made
+# lazily, one per running loop (tests run each on a fresh loop).
+_DEFAULT_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _default_limiter() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    limiter = _DEFAULT_LIMITERS.get(loop)
+    if limiter is None:
+        limiter = _DEFAULT_LIMITERS[loop] = new_fit_limiter()
+    return limiter
+
+
 def ffmpeg_available(ffmpeg: str = "ffmpeg", ffprobe: str = "ffprobe") -> bool:
     """Whether both binaries can be found (a name is looked up on PATH, a path is checked)."""
     return shutil.which(ffmpeg) is not None and shutil.which(ffprobe) is not None
@@ -87,34 +146,54 @@ async def fit_under_limit(
     ffmpeg: str = "ffmpeg",
     ffprobe: str = "ffprobe",
     timeout: float = 300.0,  # noqa: ASYNC109 (part of the specified API)
+    source_format: SourceFormat = "MP4",
+    limiter: asyncio.Semaphore | None = None,
 ) -> FitResult:
     """Return ``source`` if it is at most ``limit_bytes``, else a re-encoded copy that is.
 
     The copy is ``workdir / f"{source.stem}-fit.mp4"`` (created through a temporary name, so
-    that path never holds a partial file). ``source`` is only read. ``timeout`` covers the
-    whole job, probing included. Raises :class:`CannotFit`; a missing ``source`` or an
-    unwritable ``workdir`` raises ``OSError`` as usual.
+    that path never holds a partial file). ``source`` is only read, and only as the container
+    ``source_format`` names (the one requested from Together): a file in any other format,
+    including an ffconcat script or playlist naming other files, is refused with
+    :class:`CannotFit`.
+
+    A re-encode first takes a slot of ``limiter`` (by default one shared per event loop with
+    :func:`default_fit_slots` slots) and always gives it back. ``timeout`` starts once the slot
+    is held and covers the whole job, probing included. Raises :class:`CannotFit`; a missing
+    ``source`` or an unwritable ``workdir`` raises ``OSError`` as usual.
     """
     if limit_bytes <= 0:
         raise ValueError("limit_bytes must be positive")
+    demuxer = DEMUXERS.get(source_format)
+    if demuxer is None:
+        raise ValueError(f"source_format must be one of {sorted(DEMUXERS)}")
     size = _file_size(source)
     if size <= limit_bytes:
         log.debug("%s is %d bytes, within the %d byte limit; sent as is", source, size, limit_bytes)
         return FitResult(path=source, size=size, reencoded=False)
 
-    try:
-        async with asyncio.timeout(timeout):
-            return await _reencode(source, size, limit_bytes, workdir, ffmpeg, ffprobe)
-    except TimeoutError:
-        # The cancellation that asyncio.timeout delivered has already killed the subprocess
-        # (see _run) and removed the partial file (see _reencode).
-        raise CannotFit(f"timed out after {timeout:g} s") from None
+    tools = _Tools(ffmpeg=ffmpeg, ffprobe=ffprobe, demuxer=demuxer)
+    async with limiter if limiter is not None else _default_limiter():
+        try:
+            async with asyncio.timeout(timeout):
+                return await _reencode(source, size, limit_bytes, workdir, tools)
+        except TimeoutError:
+            # The cancellation that asyncio.timeout delivered has already killed the subprocess
+            # (see _run) and removed the partial file (see _reencode).
+            raise CannotFit(f"timed out after {timeout:g} s") from None
+
+
+@dataclass(frozen=True)
+class _Tools:
+    ffmpeg: str
+    ffprobe: str
+    demuxer: str
 
 
 async def _reencode(
-    source: Path, size: int, limit_bytes: int, workdir: Path, ffmpeg: str, ffprobe: str
+    source: Path, size: int, limit_bytes: int, workdir: Path, tools: _Tools
 ) -> FitResult:
-    probe = await _probe(ffprobe, source)
+    probe = await _probe(tools, source)
     audio_bps = AUDIO_BPS if probe.has_audio else 0
     budget_bps = limit_bytes * 8 * SAFETY_MARGIN / probe.duration - audio_bps
     if budget_bps < MIN_VIDEO_BPS:
@@ -127,7 +206,7 @@ async def _reencode(
     out_size = 0
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            await _encode(ffmpeg, source, partial, probe, plan)
+            await _encode(tools, source, partial, probe, plan)
             out_size = _file_size(partial)
             fits = out_size <= limit_bytes
             if fits:
@@ -195,15 +274,29 @@ def _even(n: int) -> int:
 # --------------------------------------------------------------------------- ffprobe / ffmpeg
 
 
-async def _probe(ffprobe: str, source: Path) -> _Probe:
+def _input_restrictions(demuxer: str) -> list[str]:
+    """Options that must come right before the untrusted input (see the module docstring)."""
+    return [
+        "-protocol_whitelist",
+        PROTOCOL_WHITELIST,
+        "-format_whitelist",
+        FORMAT_WHITELIST,
+        "-f",
+        demuxer,
+    ]
+
+
+async def _probe(tools: _Tools, source: Path) -> _Probe:
     argv = [
-        ffprobe,
+        tools.ffprobe,
         "-v",
         "error",
         "-show_entries",
         "format=duration:stream=codec_type,width,height,avg_frame_rate,r_frame_rate,duration",
         "-of",
         "json",
+        *_input_restrictions(tools.demuxer),
+        "-i",
         _arg_path(source),
     ]
     code, out, err = await _run(argv)
@@ -258,7 +351,7 @@ def _rate(value: Any) -> float | None:
 
 
 async def _encode(
-    ffmpeg: str,
+    tools: _Tools,
     source: Path,
     partial: Path,
     probe: _Probe,
@@ -267,7 +360,7 @@ async def _encode(
     rate = str(plan.video_bps)
     audio = ["-map", "0:a:0", "-c:a", "aac", "-b:a", str(AUDIO_BPS), "-ac", "2"]
     argv = [
-        ffmpeg,
+        tools.ffmpeg,
         "-nostdin",
         "-y",
         "-hide_banner",
@@ -275,6 +368,7 @@ async def _encode(
         "error",
         "-threads",
         THREADS,
+        *_input_restrictions(tools.demuxer),
         "-i",
         _arg_path(source),
         "-map",

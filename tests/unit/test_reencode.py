@@ -17,11 +17,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
-from bot.reencode import CannotFit, FitResult, ffmpeg_available, fit_under_limit
+from bot.reencode import (
+    FORMAT_WHITELIST,
+    CannotFit,
+    FitResult,
+    default_fit_slots,
+    ffmpeg_available,
+    fit_under_limit,
+    new_fit_limiter,
+)
 
 NO_FFMPEG = "ffmpeg/ffprobe are not on PATH (Debian: apt-get install ffmpeg)"
 BOGUS = "/nonexistent/bin/ffmpeg-that-is-not-there"
@@ -115,6 +123,19 @@ def _check_fitted(result: FitResult, source: Path, workdir: Path, limit: int) ->
     return info
 
 
+def _concat_script_naming(script: Path, video: Path, folder: Path) -> Path:
+    """An ffconcat script at ``script`` that plays a copy of ``video`` kept in ``folder``
+    (beside it, as another job's download would be), padded to 2 MB with a comment."""
+    folder.mkdir(parents=True)
+    victim = folder / "job.mp4"
+    shutil.copyfile(video, victim)
+    # Relative and plain, so the concat demuxer's "safe" mode allows it; `duration` lets
+    # ffprobe report one, which the re-encoder needs.
+    lines = f"ffconcat version 1.0\nfile {victim.relative_to(script.parent)}\nduration {DURATION}\n"
+    script.write_text(lines + "#" + "x" * 2_000_000 + "\n")
+    return script
+
+
 def _big_blob(path: Path, size: int) -> Path:
     path.write_bytes(os.urandom(size))
     return path
@@ -124,6 +145,8 @@ def _big_blob(path: Path, size: int) -> Path:
 
 _FAKE_FFPROBE = """
 import json, sys
+with open({log!r}, "a") as f:
+    f.write(json.dumps(sys.argv[1:]) + "\\n")
 print(json.dumps({{
     "streams": [{{"codec_type": "video", "width": {width}, "height": {height},
                   "avg_frame_rate": "30/1", "r_frame_rate": "30/1"}}] + (
@@ -155,7 +178,10 @@ def _script(folder: Path, name: str, body: str) -> str:
 def _fake_ffprobe(
     folder: Path, *, width: int = 1280, height: int = 720, audio: bool = False
 ) -> str:
-    body = _FAKE_FFPROBE.format(width=width, height=height, audio=audio, duration=DURATION)
+    log = folder / "ffprobe-argv.jsonl"
+    body = _FAKE_FFPROBE.format(
+        log=str(log), width=width, height=height, audio=audio, duration=DURATION
+    )
     return _script(folder, "ffprobe", body)
 
 
@@ -165,12 +191,55 @@ def _fake_ffmpeg(folder: Path, size_expr: str, after: str = "") -> tuple[str, Pa
     return _script(folder, "ffmpeg", body), log
 
 
+# Records "start" and "end" around its work, and waits (up to a bound) for another stand-in to
+# start meanwhile: if two can run at once they are sure to be seen overlapping.
+_OVERLAP_WAIT = """
+with open({markers!r}, "a") as f:
+    f.write("start\\n")
+deadline = time.monotonic() + {wait}
+while time.monotonic() < deadline:
+    with open({markers!r}) as f:
+        if f.read().count("start") >= 2:
+            break
+    time.sleep(0.02)
+with open({markers!r}, "a") as f:
+    f.write("end\\n")
+"""
+
+
+def _overlap_recording_ffmpeg(folder: Path, wait: float) -> tuple[str, Path]:
+    markers = folder / "markers.txt"
+    ffmpeg, _ = _fake_ffmpeg(folder, "1000", _OVERLAP_WAIT.format(markers=str(markers), wait=wait))
+    return ffmpeg, markers
+
+
+def _most_at_once(markers: Path) -> int:
+    running = most = 0
+    for line in markers.read_text().split():
+        running += 1 if line == "start" else -1
+        most = max(most, running)
+    return most
+
+
 def _calls(log: Path) -> list[list[str]]:
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
 def _opt(argv: list[str], name: str) -> str:
     return argv[argv.index(name) + 1]
+
+
+def _input_opts(argv: list[str]) -> list[str]:
+    """Everything before ``-i``: the input options and the global ones."""
+    return argv[: argv.index("-i")]
+
+
+def _assert_input_is_restricted(argv: list[str], source: Path, demuxer: str) -> None:
+    before = _input_opts(argv)
+    assert _opt(argv, "-i") == str(source)
+    assert _opt(before, "-protocol_whitelist") == "file"
+    assert _opt(before, "-format_whitelist") == FORMAT_WHITELIST
+    assert _opt(before, "-f") == demuxer
 
 
 # --------------------------------------------------------------------------- real videos
@@ -245,11 +314,54 @@ async def test_audio_is_kept_as_aac(sound_video: Path, tmp_path: Path) -> None:
 
 
 async def test_webm_input_becomes_h264_mp4(webm_video: Path, tmp_path: Path) -> None:
-    result = await fit_under_limit(webm_video, 1_000_000, tmp_path)
+    result = await fit_under_limit(webm_video, 1_000_000, tmp_path, source_format="WEBM")
 
     info = _check_fitted(result, webm_video, tmp_path, 1_000_000)
     audio = _stream(info, "audio")
     assert audio is not None and audio["codec_name"] == "aac"
+
+
+@pytest.mark.parametrize("source_format", ["MP4", "WEBM"])
+async def test_ffconcat_script_naming_another_jobs_video_is_refused(
+    silent_video: Path, tmp_path: Path, source_format: Literal["MP4", "WEBM"]
+) -> None:
+    downloads = tmp_path / "downloads"
+    _concat_script_naming(downloads / "attack.mp4", silent_video, downloads / "victim")
+    # Guard on the test itself: left to guess, ffmpeg does read this as a concat script.
+    assert _probe(downloads / "attack.mp4")["format"]["format_name"] == "concat"
+
+    with pytest.raises(CannotFit) as caught:
+        await fit_under_limit(
+            downloads / "attack.mp4", 100_000, tmp_path / "work", source_format=source_format
+        )
+
+    assert caught.value.reason.startswith("ffprobe failed: ")
+    assert not (tmp_path / "work").exists() or list((tmp_path / "work").iterdir()) == []
+
+
+async def test_ffmpeg_refuses_an_ffconcat_script_even_past_a_fooled_probe(
+    silent_video: Path, tmp_path: Path
+) -> None:
+    downloads = tmp_path / "downloads"
+    _concat_script_naming(downloads / "attack.mp4", silent_video, downloads / "victim")
+    # ffprobe is a stand-in that vouches for the file: only ffmpeg's own flags protect it.
+    ffprobe = _fake_ffprobe(tmp_path / "bin")
+
+    with pytest.raises(CannotFit) as caught:
+        await fit_under_limit(downloads / "attack.mp4", 100_000, tmp_path / "work", ffprobe=ffprobe)
+
+    assert caught.value.reason.startswith("ffmpeg failed: ")
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+async def test_video_in_another_container_than_expected_is_refused(
+    silent_video: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(CannotFit) as caught:
+        await fit_under_limit(silent_video, 300_000, tmp_path, source_format="WEBM")
+
+    assert caught.value.reason.startswith("ffprobe failed: ")
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_portrait_video_keeps_its_shape(videos: Path, tmp_path: Path) -> None:
@@ -369,8 +481,11 @@ async def test_ffmpeg_argv_and_overshoot_retry(tmp_path: Path) -> None:
     assert result.path == tmp_path / "work" / "my clip-fit.mp4"
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["my clip-fit.mp4"]
     first, second = _calls(log)
-    # The path is one argv item, spaces and all; no shell is involved.
-    assert _opt(first, "-i") == str(source)
+    # The path is one argv item, spaces and all; no shell is involved. The input is read
+    # as MP4 only, from the file system only.
+    _assert_input_is_restricted(first, source, "mov")
+    (probed,) = _calls(bin_dir / "ffprobe-argv.jsonl")
+    _assert_input_is_restricted(probed, source, "mov")
     for flag in ("-nostdin", "-y", "-hide_banner", "-movflags"):
         assert flag in first
     assert _opt(first, "-loglevel") == "error"
@@ -380,7 +495,7 @@ async def test_ffmpeg_argv_and_overshoot_retry(tmp_path: Path) -> None:
     assert _opt(first, "-pix_fmt") == "yuv420p"
     assert _opt(first, "-c:a") == "aac"
     assert _opt(first, "-b:a") == "64000"
-    assert _opt(first, "-f") == "mp4"
+    assert first[-3:-1] == ["-f", "mp4"]  # the output's muxer
     rate = int(_opt(first, "-b:v"))
     # 800 KB * 8 * 0.92 over 6 s, less 64 kb/s of audio.
     assert rate == int(800_000 * 8 * 0.92 / DURATION - 64_000)
@@ -390,6 +505,33 @@ async def test_ffmpeg_argv_and_overshoot_retry(tmp_path: Path) -> None:
     assert _opt(first, "-vf") == "scale=-2:480"
     assert int(_opt(second, "-b:v")) < rate
     assert first[-1] != str(result.path)  # written under a temporary name first
+
+
+async def test_webm_input_is_read_with_the_matroska_demuxer(tmp_path: Path) -> None:
+    source = _big_blob(tmp_path / "clip.webm", 2_000_000)
+    bin_dir = tmp_path / "bin"
+    ffmpeg, log = _fake_ffmpeg(bin_dir, "1000")
+
+    await fit_under_limit(
+        source,
+        1_000_000,
+        tmp_path / "work",
+        ffmpeg=ffmpeg,
+        ffprobe=_fake_ffprobe(bin_dir),
+        source_format="WEBM",
+    )
+
+    (encoded,) = _calls(log)
+    (probed,) = _calls(bin_dir / "ffprobe-argv.jsonl")
+    _assert_input_is_restricted(encoded, source, "matroska")
+    _assert_input_is_restricted(probed, source, "matroska")
+
+
+async def test_unknown_source_format_is_a_value_error(tmp_path: Path) -> None:
+    source = _big_blob(tmp_path / "clip.avi", 2_000)
+
+    with pytest.raises(ValueError, match="source_format"):
+        await fit_under_limit(source, 1_000, tmp_path, source_format="AVI")  # type: ignore[arg-type]
 
 
 async def test_still_too_big_after_every_attempt(tmp_path: Path) -> None:
@@ -508,3 +650,149 @@ async def test_output_never_overwrites_the_source(tmp_path: Path) -> None:
 async def test_limit_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="limit_bytes"):
         await fit_under_limit(tmp_path / "x.mp4", 0, tmp_path)
+
+
+# --------------------------------------------------------------------------- concurrency limit
+
+
+def _two_fits(tmp_path: Path, ffmpeg: str, **kwargs: Any) -> list[Any]:
+    ffprobe = _fake_ffprobe(tmp_path / "bin")
+    return [
+        fit_under_limit(
+            _big_blob(tmp_path / f"clip{n}.mp4", 2_000_000),
+            1_000_000,
+            tmp_path / "work",
+            ffmpeg=ffmpeg,
+            ffprobe=ffprobe,
+            **kwargs,
+        )
+        for n in (1, 2)
+    ]
+
+
+async def test_a_limiter_of_one_runs_re_encodes_one_at_a_time(tmp_path: Path) -> None:
+    ffmpeg, markers = _overlap_recording_ffmpeg(tmp_path / "bin", wait=1.0)
+    limiter = new_fit_limiter(1)
+
+    results = await asyncio.gather(*_two_fits(tmp_path, ffmpeg, limiter=limiter))
+
+    assert all(r.reencoded for r in results)
+    assert markers.read_text().split() == ["start", "end", "start", "end"]
+    assert _most_at_once(markers) == 1
+    assert not limiter.locked()  # the slot was given back
+
+
+async def test_a_limiter_of_two_lets_two_run_together(tmp_path: Path) -> None:
+    # The stand-in waits for the other to start, so this finishes early when they overlap.
+    ffmpeg, markers = _overlap_recording_ffmpeg(tmp_path / "bin", wait=30.0)
+
+    await asyncio.gather(*_two_fits(tmp_path, ffmpeg, limiter=new_fit_limiter(2)))
+
+    assert _most_at_once(markers) == 2
+
+
+async def test_default_limiter_uses_half_the_cpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each test has its own event loop, hence its own default limiter, sized here.
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    ffmpeg, markers = _overlap_recording_ffmpeg(tmp_path / "bin", wait=1.0)
+
+    await asyncio.gather(*_two_fits(tmp_path, ffmpeg))
+
+    assert _most_at_once(markers) == 1
+
+
+@pytest.mark.parametrize(("cpus", "slots"), [(None, 1), (1, 1), (2, 1), (3, 1), (8, 4)])
+def test_default_fit_slots(monkeypatch: pytest.MonkeyPatch, cpus: int | None, slots: int) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert default_fit_slots() == slots
+
+
+def test_a_limiter_needs_a_slot() -> None:
+    with pytest.raises(ValueError, match="slot"):
+        new_fit_limiter(0)
+
+
+@pytest.mark.parametrize("ending", ["failure", "timeout", "cancellation"])
+async def test_the_slot_is_given_back_however_a_re_encode_ends(tmp_path: Path, ending: str) -> None:
+    source = _big_blob(tmp_path / "clip.mp4", 2_000_000)
+    bin_dir = tmp_path / "bin"
+    after = "sys.exit(1)" if ending == "failure" else "time.sleep(60)"
+    ffmpeg, log = _fake_ffmpeg(bin_dir, "1000", after)
+    limiter = new_fit_limiter(1)
+    task = asyncio.create_task(
+        fit_under_limit(
+            source,
+            1_000_000,
+            tmp_path / "work",
+            ffmpeg=ffmpeg,
+            ffprobe=_fake_ffprobe(bin_dir),
+            timeout=1.0 if ending == "timeout" else 300.0,
+            limiter=limiter,
+        )
+    )
+    if ending == "cancellation":
+        for _ in range(200):  # wait until the stand-in is running
+            if log.exists():
+                break
+            await asyncio.sleep(0.05)
+        assert limiter.locked()
+        task.cancel()
+
+    with pytest.raises((CannotFit, asyncio.CancelledError)):
+        await task
+
+    assert not limiter.locked()
+    assert list((tmp_path / "work").iterdir()) == []
+    _assert_no_process(ffmpeg)
+
+
+async def test_cancelled_while_waiting_for_a_slot_runs_nothing(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    ffmpeg, log = _fake_ffmpeg(bin_dir, "1000")
+    limiter = new_fit_limiter(1)
+    async with limiter:
+        task = asyncio.create_task(
+            fit_under_limit(
+                _big_blob(tmp_path / "clip.mp4", 2_000_000),
+                1_000_000,
+                tmp_path / "work",
+                ffmpeg=ffmpeg,
+                ffprobe=_fake_ffprobe(bin_dir),
+                limiter=limiter,
+            )
+        )
+        await asyncio.sleep(0)  # let it start waiting
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    assert not limiter.locked()
+    assert not (bin_dir / "ffprobe-argv.jsonl").exists()
+    assert not log.exists()
+
+
+async def test_waiting_for_a_slot_does_not_count_against_the_timeout(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    ffmpeg, _ = _fake_ffmpeg(bin_dir, "1000")
+    limiter = new_fit_limiter(1)
+    async with limiter:
+        task = asyncio.create_task(
+            fit_under_limit(
+                _big_blob(tmp_path / "clip.mp4", 2_000_000),
+                1_000_000,
+                tmp_path / "work",
+                ffmpeg=ffmpeg,
+                ffprobe=_fake_ffprobe(bin_dir),
+                timeout=3.0,
+                limiter=limiter,
+            )
+        )
+        await asyncio.sleep(4.0)  # longer than the timeout, holding the only slot
+        assert not task.done()
+        assert not (bin_dir / "ffprobe-argv.jsonl").exists()
+
+    result = await task
+
+    assert result.reencoded
