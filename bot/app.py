@@ -18,7 +18,7 @@ from bot.clock import Clock, SystemClock
 from bot.engine import EngineConfig, JobEngine
 from bot.gatekeeper import Gatekeeper
 from bot.housekeeping import KeyframePruner
-from bot.media import DownloadedVideo, download_video
+from bot.media import DownloadedVideo, DownloadPolicy, VideoFormat, download_video
 from bot.quota import QuotaDefaults
 from bot.reencode import FitResult, ffmpeg_available, fit_under_limit
 from bot.scheduling import AdaptivePlanner, DurationModel, FixedPlanner, PollPlanner
@@ -53,16 +53,33 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 get_retries=0,
             ) as together,
             # Downloads use their own client: the Together key must never reach the video host.
+            # Redirects are followed by download_video, which checks every hop's address.
             httpx.AsyncClient(
-                follow_redirects=True, timeout=httpx.Timeout(60.0, connect=10.0)
+                follow_redirects=False, timeout=httpx.Timeout(60.0, connect=10.0)
             ) as web,
         ):
+            # Together's own origin is exempt from the https and address rules, as configured,
+            # so a local stand-in (or a proxy on a private address) works.
+            policy = DownloadPolicy(allowed_origin=settings.together_base_url)
 
-            async def fetch(url: str, dest: Path, *, max_bytes: int) -> DownloadedVideo:
-                return await download_video(web, url, dest, max_bytes=max_bytes)
+            async def fetch(
+                url: str, dest: Path, *, max_bytes: int, expected_format: VideoFormat
+            ) -> DownloadedVideo:
+                return await download_video(
+                    web,
+                    url,
+                    dest,
+                    max_bytes=max_bytes,
+                    expected_format=expected_format,
+                    policy=policy,
+                )
 
-            async def fit(source: Path, limit_bytes: int, workdir: Path) -> FitResult:
-                return await fit_under_limit(source, limit_bytes, workdir)
+            async def fit(
+                source: Path, limit_bytes: int, workdir: Path, *, source_format: VideoFormat
+            ) -> FitResult:
+                return await fit_under_limit(
+                    source, limit_bytes, workdir, source_format=source_format
+                )
 
             if not ffmpeg_available():
                 log.warning(

@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from bot.clock import Clock
-from bot.media import DownloadedVideo, DownloadError, VideoTooLarge
+from bot.media import DownloadedVideo, DownloadError, VideoFormat, VideoTooLarge
 from bot.reencode import CannotFit, FitResult
 from storage.models import Job
 
 log = logging.getLogger(__name__)
 
-VideoFormat = Literal["MP4", "WEBM"]
 # The folder of one job's files; recover() removes every such folder left by a crash.
 JOB_FOLDER_PREFIX = "job-"
 
