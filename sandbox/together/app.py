@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,6 +32,8 @@ FIXTURE_MP4 = Path(__file__).resolve().parent.parent / "fixtures" / "sample.mp4"
 VIDEOS_PATH = "/v2/videos"
 CHUNK_BYTES = 64 * 1024
 _ZEROS = bytes(CHUNK_BYTES)
+# A trickling download sends a piece about this often.
+TRICKLE_TICK_SECONDS = 0.05
 # Random faults (`fault_rate`): what a faulted GET answers, and the retry-after they carry.
 FAULT_GET_STATUSES = (503, 429)
 FAULT_RETRY_AFTER = 1
@@ -208,20 +211,27 @@ class TogetherSandbox:
         job = self._completed_job(request)
         if job is None:
             return error_response(404, "File not found.")
-        return web.Response(status=302, headers={"Location": f"/files/{job.id}.mp4"})
+        location = job.script.redirect_to or f"/files/{job.id}.mp4"
+        return web.Response(status=302, headers={"Location": location})
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         job = self._completed_job(request)
         if job is None:
             return error_response(404, "File not found.")
-        size = job.script.video_bytes
-        total = len(self._video) if size is None else size
+        script = job.script
+        body = self._video if script.video_body is None else script.video_body
+        total = len(body) if script.video_bytes is None else script.video_bytes
         response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
         response.content_length = total
         await response.prepare(request)
         if request.method != "HEAD":
             job.downloads += 1
-            await self._write_video(response, total)
+            try:
+                await _write_video(response, body, total, script.trickle_bytes_per_second)
+            except ConnectionError:
+                # The client went away mid-body (a downloader giving up on a trickle).
+                job.downloads_cut += 1
+                return response
         await response.write_eof()
         return response
 
@@ -257,16 +267,31 @@ class TogetherSandbox:
         job = self.jobs.get(request.match_info["id"])
         return job if job is not None and job.status == "completed" else None
 
-    async def _write_video(self, response: web.StreamResponse, total: int) -> None:
-        # Stream in chunks so a padded multi-GB "video" never sits in memory at once.
-        head = self._video[:total]
-        for start in range(0, len(head), CHUNK_BYTES):
-            await response.write(head[start : start + CHUNK_BYTES])
-        remaining = total - len(head)
-        while remaining > 0:
-            chunk = min(remaining, CHUNK_BYTES)
-            await response.write(_ZEROS[:chunk])
-            remaining -= chunk
+
+async def _write_video(
+    response: web.StreamResponse, body: bytes, total: int, trickle: float | None
+) -> None:
+    """Send `body` cut or zero-padded to `total` bytes; at `trickle` bytes/s when given."""
+    if trickle is None:
+        for piece in _video_pieces(body, total, CHUNK_BYTES):
+            await response.write(piece)
+        return
+    piece_size = min(CHUNK_BYTES, max(1, int(trickle * TRICKLE_TICK_SECONDS)))
+    for piece in _video_pieces(body, total, piece_size):
+        await response.write(piece)
+        await asyncio.sleep(len(piece) / trickle)
+
+
+def _video_pieces(body: bytes, total: int, size: int) -> Iterator[bytes]:
+    # In pieces, so a padded multi-GB "video" never sits in memory at once.
+    head = body[:total]
+    for start in range(0, len(head), size):
+        yield head[start : start + size]
+    remaining = total - len(head)
+    while remaining > 0:
+        piece = min(remaining, size)
+        yield _ZEROS[:piece]
+        remaining -= piece
 
 
 async def _run_handler(request: web.Request, handler: Handler) -> web.StreamResponse:

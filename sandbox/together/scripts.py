@@ -50,6 +50,17 @@ class JobScript:
     fail_immediately: bool = False
     # Seconds in the `retry-after` header of every 429 this job's requests get.
     retry_after: int = 1
+    # The short link redirects to this absolute URL instead of /files/{id}.mp4.
+    redirect_to: str | None = None
+    # The file route serves these bytes instead of the fixture MP4 (`video_bytes` still pads).
+    video_body: bytes | None = None
+    # The file route sends the video this slowly, in small timed chunks.
+    trickle_bytes_per_second: float | None = None
+
+    def __post_init__(self) -> None:
+        rate = self.trickle_bytes_per_second
+        if rate is not None and rate <= 0:
+            raise ValueError("trickle_bytes_per_second must be positive")
 
     @property
     def done_after(self) -> float:
@@ -69,6 +80,8 @@ class SandboxJob:
     clock: Callable[[], float] = field(repr=False)
     get_count: int = 0
     downloads: int = 0
+    # Downloads the client walked away from before the last byte.
+    downloads_cut: int = 0
 
     @property
     def model(self) -> str:

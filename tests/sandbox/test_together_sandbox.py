@@ -16,7 +16,7 @@ import pytest
 
 from sandbox.together import MODELS, JobScript, TogetherSandbox
 from sandbox.together.app import FIXTURE_MP4
-from sandbox.together.scripts import FAILURE_REASONS
+from sandbox.together.scripts import FAILURE_REASONS, RecordedRequest
 from sandbox.together.validation import PROMPT_MAX_CHARS
 
 KEY = "sandbox-key"
@@ -425,6 +425,83 @@ async def test_unfinished_job_has_no_file(
     job = await create(client)
     assert_error_body(await client.get(f"/shrt/{job['id']}"), 404)
     assert_error_body(await client.get(f"/files/{job['id']}.mp4"), 404)
+
+
+async def test_redirect_to_sends_the_short_link_elsewhere(
+    sandbox: TogetherSandbox, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    target = "http://169.254.169.254/latest/meta-data"
+    job = await finished_job(sandbox, client, clock, JobScript(redirect_to=target))
+    async with httpx.AsyncClient() as public:
+        redirect = await public.get(job["outputs"]["video_url"])
+    assert redirect.status_code == 302
+    assert redirect.headers["location"] == target
+
+
+async def test_video_body_replaces_the_fixture(
+    sandbox: TogetherSandbox, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    page = b"<!doctype html><p>Access denied</p>"
+    job = await finished_job(sandbox, client, clock, JobScript(video_body=page))
+    video = await client.get(job["outputs"]["video_url"], follow_redirects=True)
+    assert video.status_code == 200
+    assert int(video.headers["content-length"]) == len(page)
+    assert video.content == page
+
+
+async def test_video_bytes_pads_a_video_body(
+    sandbox: TogetherSandbox, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    script = JobScript(video_body=b"abc", video_bytes=10)
+    job = await finished_job(sandbox, client, clock, script)
+    video = await client.get(job["outputs"]["video_url"], follow_redirects=True)
+    assert video.content == b"abc" + bytes(7)
+
+
+async def test_trickle_delivers_the_whole_video_in_pieces(
+    sandbox: TogetherSandbox, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    script = JobScript(trickle_bytes_per_second=100_000.0)  # pieces of 5 000 bytes
+    job = await finished_job(sandbox, client, clock, script)
+    pieces: list[bytes] = []
+    async with client.stream("GET", f"/files/{job['id']}.mp4") as response:
+        assert int(response.headers["content-length"]) == len(FIXTURE)
+        async for piece in response.aiter_raw():
+            pieces.append(piece)
+    assert b"".join(pieces) == FIXTURE
+    assert len(pieces) >= 2
+    assert sandbox.jobs[job["id"]].downloads_cut == 0
+
+
+async def test_trickle_stops_cleanly_when_the_client_leaves(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    file_answered = asyncio.Event()
+
+    def on_request(record: RecordedRequest) -> None:
+        if record.path.startswith("/files/"):
+            file_answered.set()
+
+    script = JobScript(trickle_bytes_per_second=1_000.0)  # the fixture would take ~8 s
+    async with (
+        TogetherSandbox(clock=clock, on_request=on_request) as sandbox,
+        httpx.AsyncClient(base_url=sandbox.base_url, headers=AUTH) as client,
+    ):
+        job = await finished_job(sandbox, client, clock, script)
+        async with client.stream("GET", f"/files/{job['id']}.mp4") as response:
+            first = await anext(response.aiter_raw())
+        await client.aclose()  # the pooled connection too: the client is gone
+        async with asyncio.timeout(30):  # generous: only "it ends", never "it ends fast"
+            await file_answered.wait()
+        assert sandbox.jobs[job["id"]].downloads_cut == 1
+    assert FIXTURE.startswith(first)
+    assert len(first) < len(FIXTURE)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_trickle_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        JobScript(trickle_bytes_per_second=0)
 
 
 # -- hand-testing hooks ------------------------------------------------------------------
