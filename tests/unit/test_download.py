@@ -1,5 +1,6 @@
 """Unit tests for bot.media.download_video: streaming, checked redirects, address pinning,
-size cap, format check, time limits, free space and clean failure."""
+size cap, format check, time limits, free space and clean failure; then a few over loopback
+against the real Together stand-in."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from bot.media import (
     VideoTooLarge,
     download_video,
 )
+from sandbox.together import JobScript, TogetherSandbox
+from sandbox.together.app import FIXTURE_MP4
 
 CHUNK = 64 * 1024
 VIDEO_URL = "https://api.together.test/shrt/abc"
@@ -33,6 +36,8 @@ API_IP = "104.18.0.1"
 CDN_IP = "93.184.216.34"
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00"
 WEBM_HEAD = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01"
+MODEL = "minimax/video-01-director"
+SAMPLE_MP4 = FIXTURE_MP4.read_bytes()
 HTML = b"<!doctype html><html><body>Access denied</body></html>"
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -835,3 +840,112 @@ def test_error_kinds() -> None:
     assert DownloadFailed("r", code="c").permanent is False
     assert issubclass(DownloadRefused, DownloadError)
     assert issubclass(DownloadFailed, DownloadError)
+
+
+# -- over loopback, against the Together stand-in ------------------------------------------
+
+
+@dataclass
+class Canary:
+    """A listener on another loopback port that counts who connects to it."""
+
+    port: int
+    connections: int = 0
+
+
+@pytest.fixture
+async def canary() -> AsyncIterator[Canary]:
+    canary = Canary(port=0)
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        canary.connections += 1
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    canary.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield canary
+
+
+@pytest.fixture
+async def together() -> AsyncIterator[TogetherSandbox]:
+    async with TogetherSandbox(default_script=JobScript(queue_seconds=0, run_seconds=0)) as sb:
+        yield sb
+
+
+async def finished_video_url(together: TogetherSandbox, script: JobScript) -> str:
+    together.script_next(script)
+    headers = {"Authorization": f"Bearer {together.api_key}"}
+    async with httpx.AsyncClient(base_url=together.base_url, headers=headers) as api:
+        created = await api.post("/v2/videos", json={"model": MODEL, "prompt": "a fox"})
+        job = (await api.get(f"/v2/videos/{created.json()['id']}")).json()
+    assert job["status"] == "completed", job
+    url: str = job["outputs"]["video_url"]
+    return url
+
+
+async def fetch_from(
+    together: TogetherSandbox, url: str, dest: Path, **changes: Any
+) -> DownloadedVideo:
+    # The real resolver: the stand-in's origin is exempt, every other host is checked.
+    policy = DownloadPolicy(reserve_bytes=0, allowed_origin=together.base_url, **changes)
+    async with httpx.AsyncClient(timeout=30.0) as web:
+        return await download_video(
+            web, url, dest, max_bytes=10_000_000, expected_format="MP4", policy=policy
+        )
+
+
+async def test_stand_in_video_downloads(together: TogetherSandbox, tmp_path: Path) -> None:
+    url = await finished_video_url(together, JobScript(queue_seconds=0, run_seconds=0))
+    dest = tmp_path / "v.mp4"
+    result = await fetch_from(together, url, dest)
+    assert result == DownloadedVideo(dest, len(SAMPLE_MP4), "video/mp4")
+    assert dest.read_bytes() == SAMPLE_MP4
+    assert leftovers(tmp_path) == ["v.mp4"]
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_stand_in_redirect_to_another_loopback_port_is_refused(
+    together: TogetherSandbox, canary: Canary, tmp_path: Path, scheme: str
+) -> None:
+    script = JobScript(
+        queue_seconds=0, run_seconds=0, redirect_to=f"{scheme}://127.0.0.1:{canary.port}/x"
+    )
+    url = await finished_video_url(together, script)
+    with pytest.raises(DownloadRefused):
+        await fetch_from(together, url, tmp_path / "v.mp4")
+    assert canary.connections == 0
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "target", ["http://169.254.169.254/latest", "https://169.254.169.254/latest"]
+)
+async def test_stand_in_redirect_to_metadata_service_is_refused(
+    together: TogetherSandbox, tmp_path: Path, target: str
+) -> None:
+    url = await finished_video_url(
+        together, JobScript(queue_seconds=0, run_seconds=0, redirect_to=target)
+    )
+    with pytest.raises(DownloadRefused):
+        await fetch_from(together, url, tmp_path / "v.mp4")
+
+
+async def test_stand_in_body_that_is_no_video_is_refused(
+    together: TogetherSandbox, tmp_path: Path
+) -> None:
+    script = JobScript(queue_seconds=0, run_seconds=0, video_body=HTML)
+    url = await finished_video_url(together, script)
+    with pytest.raises(DownloadRefused) as info:
+        await fetch_from(together, url, tmp_path / "v.mp4")
+    assert info.value.code == "not_a_video"
+    assert leftovers(tmp_path) == []
+
+
+async def test_stand_in_trickle_is_abandoned(together: TogetherSandbox, tmp_path: Path) -> None:
+    script = JobScript(queue_seconds=0, run_seconds=0, trickle_bytes_per_second=500.0)
+    url = await finished_video_url(together, script)
+    with pytest.raises(DownloadFailed) as info:
+        await fetch_from(together, url, tmp_path / "v.mp4", **QUICK_FLOOR)
+    assert info.value.code == "too_slow"
+    assert leftovers(tmp_path) == []
