@@ -18,6 +18,11 @@ each one passes these checks, cheapest first, before anything is sent to Togethe
 * **Corrupt or truncated files** raise :class:`KeyframeError` with a message for the member,
   never a bare Pillow exception.
 
+Decoding is CPU-heavy and, for a 40-megapixel image, takes seconds. It runs on a small executor
+of its own (:func:`prepare_keyframe_async`), never on asyncio's default one: with the default
+one, a handful of large keyframes occupied every worker thread, and every other
+``asyncio.to_thread`` in the bot (downloads included) waited behind them.
+
 The output is always an upright (EXIF orientation applied), RGB, centre-cropped JPEG of exactly
 the requested size. Animated images (GIF, WEBP, APNG) contribute their first frame only. The
 JPEG carries no metadata, so location data in a phone photo is not passed on.
@@ -25,6 +30,7 @@ JPEG carries no metadata, so location data in a phone photo is not passed on.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import math
@@ -32,6 +38,7 @@ import struct
 import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -65,6 +72,9 @@ _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 # One image at a time: bounds peak memory (a 40 MP RGBA image is 160 MB) and keeps the
 # process-wide warnings filter that catch_warnings swaps from racing between worker threads.
 _DECODE_LOCK = threading.Lock()
+# Keyframes' own worker, so decoding never holds up asyncio's default executor. One thread is
+# all the lock above lets work anyway; the others would only sit waiting for it.
+_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyframes")
 
 
 class KeyframeError(InvalidOptionError):
@@ -81,8 +91,9 @@ def prepare_keyframe(option: str, data: bytes, width: int, height: int) -> bytes
     """Check ``data`` and return it as an RGB JPEG of exactly ``width`` x ``height``.
 
     ``option`` is the /video option the image came from, named in any refusal. CPU-bound and
-    blocking: call it through ``asyncio.to_thread``. Raises :class:`KeyframeError` for anything
-    that is not a usable PNG, JPEG, WEBP or GIF within the limits.
+    blocking: from the event loop, call :func:`prepare_keyframe_async` instead. Raises
+    :class:`KeyframeError` for anything that is not a usable PNG, JPEG, WEBP or GIF within the
+    limits.
     """
     if len(data) > MAX_KEYFRAME_BYTES:
         raise _too_many_bytes(option, len(data))
@@ -102,6 +113,14 @@ def prepare_keyframe(option: str, data: bytes, width: int, height: int) -> bytes
         raise KeyframeError(
             f"`{option}` could not be read; the file may be damaged or incomplete."
         ) from exc
+
+
+async def prepare_keyframe_async(option: str, data: bytes, width: int, height: int) -> bytes:
+    """:func:`prepare_keyframe` on the keyframe executor, one image at a time, leaving asyncio's
+    default executor free for everything else. Cancelling the await does not stop a decode
+    already under way; it runs to its end in the background."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_EXECUTOR, prepare_keyframe, option, data, width, height)
 
 
 def to_base64(jpeg: bytes) -> str:

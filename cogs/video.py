@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import random
@@ -14,7 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import UserFacingError
-from bot.keyframes import prepare_keyframe
+from bot.keyframes import prepare_keyframe_async
 from bot.options import VideoOptions, VideoRequest, validate_options
 from cogs.buttons import view_for
 from cogs.render import progress_embed
@@ -168,8 +167,8 @@ class VideoCog(commands.Cog):
                 raise UserFacingError(
                     f"`{option}` could not be downloaded from Discord; please try again."
                 ) from None
-            prepared[option] = await asyncio.to_thread(
-                prepare_keyframe, option, data, request.width, request.height
+            prepared[option] = await prepare_keyframe_async(
+                option, data, request.width, request.height
             )
         return prepared
 

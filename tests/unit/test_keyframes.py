@@ -7,10 +7,12 @@ import base64
 import io
 import random
 import struct
+import threading
 import time
 import warnings
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from bot.keyframes import (
     KeyframeError,
     check_declared_size,
     prepare_keyframe,
+    prepare_keyframe_async,
     to_base64,
 )
 
@@ -224,6 +227,79 @@ async def test_concurrent_calls_from_threads_all_finish() -> None:
         *(asyncio.to_thread(prepare_keyframe, OPTION, data, 64, 64) for _ in range(6))
     )
     assert len(set(results)) == 1
+
+
+# --------------------------------------------------------------------------- keyframe executor
+
+
+class BlockingDecode:
+    """Stands in for prepare_keyframe: blocks its thread until released, noting who ran it."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.threads: list[str] = []
+        self._lock = threading.Lock()
+        self._running = 0
+        self.most_at_once = 0
+
+    def __call__(self, option: str, data: bytes, width: int, height: int) -> bytes:
+        with self._lock:
+            self.threads.append(threading.current_thread().name)
+            self._running += 1
+            self.most_at_once = max(self.most_at_once, self._running)
+        self.started.set()
+        self.release.wait(timeout=60)
+        with self._lock:
+            self._running -= 1
+        return data
+
+
+async def wait_for_event(event: threading.Event) -> None:
+    # Polled from the loop: waiting in a thread would need the very executor under test.
+    for _ in range(1000):
+        if event.is_set():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the event was never set")
+
+
+async def test_async_wrapper_gives_the_same_jpeg() -> None:
+    data = encode(Image.new("RGB", (300, 200), GREEN), "PNG")
+    assert await prepare_keyframe_async(OPTION, data, 64, 64) == prepare_keyframe(
+        OPTION, data, 64, 64
+    )
+
+
+async def test_async_wrapper_passes_refusals_on() -> None:
+    with pytest.raises(KeyframeError, match="PNG, JPEG, WEBP or GIF"):
+        await prepare_keyframe_async(OPTION, b"not an image at all", 64, 64)
+
+
+async def test_slow_decodes_leave_the_default_executor_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A default executor of two threads: three decodes on it would leave no thread free.
+    small_default = ThreadPoolExecutor(max_workers=2)
+    asyncio.get_running_loop().set_default_executor(small_default)
+    decode = BlockingDecode()
+    monkeypatch.setattr("bot.keyframes.prepare_keyframe", decode)
+    decodes = [
+        asyncio.create_task(prepare_keyframe_async(OPTION, b"%d" % n, 64, 64)) for n in range(3)
+    ]
+    try:
+        await wait_for_event(decode.started)
+
+        unrelated = await asyncio.wait_for(asyncio.to_thread(lambda: "done"), timeout=30)
+
+        assert unrelated == "done"
+        assert not any(task.done() for task in decodes)  # still decoding meanwhile
+    finally:
+        decode.release.set()
+    assert await asyncio.gather(*decodes) == [b"0", b"1", b"2"]
+    # All on the keyframe executor, one image at a time.
+    assert all(name.startswith("keyframes") for name in decode.threads)
+    assert decode.most_at_once == 1
 
 
 # --------------------------------------------------------------------------- refused content
