@@ -1,0 +1,88 @@
+"""Discord's REST API down while a paid video is ready, and hostile or broken downloads.
+
+The real bot (discord.py, httpx, SQLite) against both stand-ins over loopback.
+"""
+
+from __future__ import annotations
+
+from sandbox.discord_api import RecordedRequest
+from sandbox.harness import Stack
+from sandbox.together import JobScript
+from storage.models import JobState
+from tests.e2e.conftest import StackFactory
+from tests.e2e.test_video_flow import answered, finished, stored
+
+OUTAGE_SECONDS = 8.0
+
+
+def video_uploads(stack: Stack, job_id: int) -> list[RecordedRequest]:
+    name = f"video-{job_id}.mp4"
+    return [
+        r
+        for r in stack.discord.requests
+        if r.status == 200 and any(f.filename == name for f in r.files)
+    ]
+
+
+async def test_a_discord_outage_as_the_video_finishes_delays_it_and_uploads_it_once(
+    stack: Stack,
+) -> None:
+    interaction = await stack.video(prompt="a lighthouse in a storm")
+    message = await answered(stack, interaction)
+    job_id = (await stack.bot.jobs.recent_for_member(stack.discord.guild.id, stack.member.id))[0].id
+    # The outage starts as Together finishes the job.
+    await stack.discord.wait_for(
+        lambda: any(job.status == "completed" for job in stack.together.jobs.values()),
+        timeout=30.0,
+    )
+    stack.discord.outage_for(OUTAGE_SECONDS)
+    await stack.discord.wait_for(lambda: stack.discord.outage_refusals >= 2, timeout=30.0)
+    during = await stack.bot.jobs.get(job_id)
+    assert during is not None and during.state is JobState.DELIVERING, "not failed, waiting"
+    await stack.discord.wait_for(lambda: not stack.discord.in_outage, timeout=30.0)
+
+    embed = await finished(stack, message)  # within one backoff interval of Discord's return
+    assert embed["title"] == "Your video is ready"
+    job = await stored(stack.bot.jobs, job_id, JobState.DELIVERED)
+    assert job.delivery == "attachment"
+    assert len(video_uploads(stack, job_id)) == 1, "uploaded once"
+    downloads = [j.downloads for j in stack.together.jobs.values() if j.id == job.together_id]
+    assert downloads == [1], "the file was kept through the outage, not fetched again"
+    assert [a.filename for a in message.attachments] == [f"video-{job_id}.mp4"]
+    assert job.interaction_token == ""
+
+
+async def test_a_link_that_redirects_to_a_private_address_uploads_nothing(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(
+        together_options={
+            "default_script": JobScript(
+                queue_seconds=0.2, run_seconds=0.5, redirect_to="http://169.254.169.254/latest"
+            )
+        }
+    )
+    interaction = await stack.video(prompt="a harbour at dawn")
+    message = await answered(stack, interaction)
+    embed = await finished(stack, message)
+    assert embed["title"] == "The video could not be made"
+    why = {f["name"]: f["value"] for f in embed["fields"]}["Why"]
+    assert "not allowed to download from" in why
+    assert not any(f for r in stack.discord.requests for f in r.files if "video-" in f.filename)
+
+
+async def test_a_body_that_is_not_a_video_uploads_nothing(make_stack: StackFactory) -> None:
+    stack = await make_stack(
+        together_options={
+            "default_script": JobScript(
+                queue_seconds=0.2, run_seconds=0.5, video_body=b"<html>not a video</html>"
+            )
+        }
+    )
+    interaction = await stack.video(prompt="a quiet library")
+    message = await answered(stack, interaction)
+    embed = await finished(stack, message)
+    assert embed["title"] == "The video could not be made"
+    why = {f["name"]: f["value"] for f in embed["fields"]}["Why"]
+    assert "not a valid MP4 video" in why
+    assert not any(f for r in stack.discord.requests for f in r.files if "video-" in f.filename)
