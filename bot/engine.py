@@ -45,6 +45,9 @@ TICKING_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
 # Periodic edits are cosmetic (one per job every EDIT_INTERVAL): looking for due ones at most
 # this often keeps a long queue from waking the loop for each job's turn.
 EDIT_PASS_INTERVAL = 0.5
+# Places in line are shown in those edits; ordering thousands of queued jobs on every pass of
+# the loop cost more than the rest of the pass.
+PLACES_INTERVAL = 1.0
 
 
 class JobStore(Protocol):
@@ -248,6 +251,8 @@ class JobEngine:
         self._announcing: set[int] = set()
         self._next_reannounce = -math.inf
         self._last_edit_pass = -math.inf
+        self._next_edit_at = -math.inf
+        self._places_at = -math.inf
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -388,11 +393,8 @@ class JobEngine:
         room = self._accepting and active < self._config.max_active
         per_guild = self._config.max_active_per_guild
         work = math.inf
-        edits = math.inf
         for tracked in self._jobs.values():
             job = tracked.job
-            if job.state in TICKING_STATES and not tracked.edit_pending:
-                edits = min(edits, self._edit_due(tracked))
             if tracked.busy:
                 continue
             waiting = job.state is JobState.QUEUED and tracked.submission is None
@@ -400,7 +402,7 @@ class JobEngine:
                 work = min(work, tracked.due_at)
         if work < math.inf:
             work = max(work, self._budget.next_free(now))
-        edits = max(edits, self._last_edit_pass + EDIT_PASS_INTERVAL)
+        edits = max(self._next_edit_at, self._last_edit_pass + EDIT_PASS_INTERVAL)
         return min(work, edits, self._next_reannounce, now + 1.0)
 
     async def tick(self) -> None:
@@ -435,7 +437,10 @@ class JobEngine:
             for t in self._jobs.values()
             if t.job.state is JobState.QUEUED and not t.busy and t.due_at <= now
         ]
-        self._places = {job.id: place for place, job in enumerate(self._queue.order(queued), 1)}
+        if now >= self._places_at + PLACES_INTERVAL:
+            self._places_at = now
+            order = self._queue.order(queued)
+            self._places = {job.id: place for place, job in enumerate(order, 1)}
         if not self._accepting:
             return
         active, by_guild = self._active_counts()
@@ -499,17 +504,24 @@ class JobEngine:
         return tracked.last_edit_at + self._config.edit_interval * spread_by
 
     def _start_periodic_edits(self, now: float) -> None:
+        """Edit the ticking jobs whose turn has come; note when the next turn comes."""
         full: set[int] = set()  # channels the pacer turned down in this pass
+        next_edit_at = math.inf
         for tracked in list(self._jobs.values()):
             job = tracked.job
             if job.state not in TICKING_STATES or tracked.edit_pending:
                 continue
-            if self._edit_due(tracked) > now or job.channel_id in full:
-                continue
-            if self._pacer.allows(job.channel_id, now):
-                self._request_edit(tracked)
-            else:
-                full.add(job.channel_id)
+            due = self._edit_due(tracked)
+            if due <= now and job.channel_id not in full:
+                if self._pacer.allows(job.channel_id, now):
+                    self._request_edit(tracked)
+                    due = self._edit_due(tracked)
+                else:
+                    full.add(job.channel_id)
+            next_edit_at = min(next_edit_at, due)
+        # Kept rather than recomputed by _next_due over every job; a job added meanwhile
+        # waits at most for the loop's 1-second cap, which a cosmetic edit can afford.
+        self._next_edit_at = next_edit_at
         self._pacer.forget_idle(now)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
