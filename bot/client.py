@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -29,6 +30,9 @@ RESTARTING = "The bot is restarting; please try again in a minute."
 # How long a shutdown waits for commands already running to store their job and answer.
 COMMAND_GRACE = 5.0
 GENERIC_FAILURE = "Something went wrong on our side. Nothing was submitted; please try again."
+# Log-in retries while Discord is down or out of reach: 5, 10, 20, 40, then every 60 s.
+LOGIN_RETRY_DELAY = 5.0
+LOGIN_MAX_RETRY_DELAY = 60.0
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:
@@ -59,6 +63,12 @@ class VideoCommandTree(app_commands.CommandTree[Any]):
             log.error("Command /%s failed", command, exc_info=cause)
             text = GENERIC_FAILURE
         await send_ephemeral(interaction, text)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, discord.HTTPException):
+        return f"HTTP {exc.status}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 async def send_ephemeral(interaction: discord.Interaction[Any], text: str) -> None:
@@ -103,6 +113,9 @@ class VideoBot(commands.AutoShardedBot):
         self.gatekeeper = gatekeeper
         self.pruner = pruner
         self._closing = False
+        self._close_requested = asyncio.Event()
+        self._gateway_redirected = False
+        self._engine_started = False
         self._commands_running = 0
         self._commands_idle = asyncio.Event()
         self._commands_idle.set()
@@ -112,17 +125,54 @@ class VideoBot(commands.AutoShardedBot):
         shards, _url, limits = await self._ask_gateway()
         return shards, self.settings.discord_gateway_url, limits
 
+    async def start(self, token: str, *, reconnect: bool = True) -> None:
+        """Log in, waiting out a Discord outage, then connect (discord.py reconnects itself)."""
+        if await self._log_in_when_reachable(token):
+            await self.connect(reconnect=reconnect)
+
+    async def _log_in_when_reachable(self, token: str) -> bool:
+        """A start during a Discord outage waits for Discord instead of exiting.
+
+        The jobs are safe in the database meanwhile; only a refused token is final. False when
+        the bot was told to stop while waiting.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self.login(token)
+                return True
+            except (discord.DiscordServerError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                if self._closing:
+                    return False
+                delay = min(LOGIN_MAX_RETRY_DELAY, LOGIN_RETRY_DELAY * 2 ** min(attempt - 1, 8))
+                log.warning(
+                    "Discord cannot be reached to log in (%s); trying again in %.0f s",
+                    _describe(exc),
+                    delay,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._close_requested.wait(), delay)
+                if self._closing:
+                    return False
+
     async def setup_hook(self) -> None:
-        # AutoShardedBot asks GET /gateway/bot for the shard count and URL; keep its count but
-        # use the configured URL, so a proxy or the sandbox is honoured.
-        self._ask_gateway = self.http.get_bot_gateway
-        self.http.get_bot_gateway = self._gateway_from_settings  # type: ignore[method-assign]
+        """Runs inside each log-in attempt, so a retry after an outage must find it half done."""
+        if not self._gateway_redirected:
+            # AutoShardedBot asks GET /gateway/bot for the shard count and URL; keep its count
+            # but use the configured URL, so a proxy or the sandbox is honoured.
+            self._ask_gateway = self.http.get_bot_gateway
+            self.http.get_bot_gateway = self._gateway_from_settings  # type: ignore[method-assign]
+            self._gateway_redirected = True
         for extension in EXTENSIONS:
-            await self.load_extension(extension)
+            if extension not in self.extensions:
+                await self.load_extension(extension)
         synced = await self.tree.sync()
         log.info("Synced %d application command(s)", len(synced))
-        await self.engine.start()
-        self.pruner.start()
+        if not self._engine_started:
+            await self.engine.start()
+            self.pruner.start()
+            self._engine_started = True
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -147,6 +197,7 @@ class VideoBot(commands.AutoShardedBot):
     async def close(self) -> None:
         if not self._closing:
             self._closing = True
+            self._close_requested.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._commands_idle.wait(), COMMAND_GRACE)
             await self.pruner.stop()

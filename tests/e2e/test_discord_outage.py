@@ -5,11 +5,15 @@ The real bot (discord.py, httpx, SQLite) against both stand-ins over loopback.
 
 from __future__ import annotations
 
-from sandbox.discord_api import RecordedRequest
-from sandbox.harness import Stack
-from sandbox.together import JobScript
+from pathlib import Path
+
+import pytest
+
+from sandbox.discord_api import DiscordSandbox, RecordedRequest
+from sandbox.harness import TOGETHER_KEY, Stack, run_bot
+from sandbox.together import JobScript, TogetherSandbox
 from storage.models import JobState
-from tests.e2e.conftest import StackFactory
+from tests.e2e.conftest import FAST_JOB, StackFactory
 from tests.e2e.test_video_flow import answered, finished, stored
 
 OUTAGE_SECONDS = 8.0
@@ -86,3 +90,26 @@ async def test_a_body_that_is_not_a_video_uploads_nothing(make_stack: StackFacto
     why = {f["name"]: f["value"] for f in embed["fields"]}["Why"]
     assert "not a valid MP4 video" in why
     assert not any(f for r in stack.discord.requests for f in r.files if "video-" in f.filename)
+
+
+async def test_a_bot_started_during_an_outage_waits_for_discord_and_then_works(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with (
+        DiscordSandbox() as discord_sb,
+        TogetherSandbox(api_key=TOGETHER_KEY, default_script=FAST_JOB) as together_sb,
+    ):
+        discord_sb.outage_for(3.0)  # a restart while Discord's REST API is down
+        async with run_bot(discord_sb, together_sb, tmp_path) as (_bot, _task):
+            assert discord_sb.outage_refusals >= 1, "the first log-in met the outage"
+            assert "Discord cannot be reached to log in" in caplog.text
+            member = discord_sb.add_member(discord_sb.guild, "member")
+            interaction = await discord_sb.slash_command(
+                "video", {"prompt": "a kite over dunes"}, member=member
+            )
+            await discord_sb.wait_for(lambda: interaction.original_message is not None)
+            message = interaction.original_message
+            assert message is not None
+            await discord_sb.wait_for(
+                lambda: message.embeds[0].get("title") == "Your video is ready", timeout=30.0
+            )
