@@ -13,8 +13,8 @@ RUN apt-get update \
 
 RUN groupadd --gid 10001 bot \
     && useradd --create-home --uid 10001 --gid 10001 bot \
-    && mkdir /data \
-    && chown bot:bot /data
+    && mkdir -p /data/downloads \
+    && chown -R bot:bot /data
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
