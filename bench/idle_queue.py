@@ -2,68 +2,26 @@
 
 N jobs wait for a slot while `max_active` run at Together and take minutes. Nothing is due but
 a poll every few seconds, a cosmetic edit per job every 10 s and, once a slot frees, the next
-submission. The engine runs its real loop on the system clock against in-memory stand-ins (a
-store, an API that answers "in_progress", a notifier that draws nothing), so the figure is the
-engine's own: loop passes per second and CPU seconds per wall second.
+submission. The engine runs its real loop on the system clock against in-memory stand-ins
+(the unit tests' store, an API that answers "in_progress", a notifier that draws nothing), so
+the figure is the engine's own: loop passes per second and CPU seconds per wall second.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import itertools
 import tempfile
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 from bot.clock import SystemClock
 from bot.engine import EngineConfig, JobEngine, Progress
 from bot.media import DownloadedVideo
 from bot.together import CreateVideoRequest, VideoJob
-from storage.models import Job, JobState
-
-
-class MemoryStore:
-    """The engine's JobStore over a dict, with the compare-and-set rule of SQLite."""
-
-    def __init__(self, jobs: Iterable[Job]) -> None:
-        self.jobs = {job.id: job for job in jobs}
-
-    async def get(self, job_id: int) -> Job | None:
-        return self.jobs.get(job_id)
-
-    async def transition(
-        self, job_id: int, expected: JobState, new_state: JobState, now: float, **changes: object
-    ) -> Job | None:
-        job = self.jobs.get(job_id)
-        if job is None or job.state is not expected:
-            return None
-        updated = dataclasses.replace(job, state=new_state, updated_at=now, **changes)  # type: ignore[arg-type]
-        self.jobs[job_id] = updated
-        return updated
-
-    async def update(
-        self, job_id: int, expected: JobState, now: float, **changes: object
-    ) -> Job | None:
-        return await self.transition(job_id, expected, expected, now, **changes)
-
-    async def in_states(self, states: Iterable[JobState]) -> list[Job]:
-        wanted = set(states)
-        return [job for job in self.jobs.values() if job.state in wanted]
-
-    async def unannounced(self) -> list[Job]:
-        return []
-
-    async def set_message_id(self, job_id: int, message_id: int) -> bool:
-        return False
-
-    async def replace_message_id(self, job_id: int, old_id: int, new_id: int) -> bool:
-        return False
-
-    async def media(self, job_id: int) -> dict[str, bytes]:
-        return {}
+from storage.models import Job
+from tests.unit.fakes import FakeStore, make_job
 
 
 class BusyTogether:
@@ -95,51 +53,22 @@ async def no_fetch(url: str, dest: Path, **_: object) -> DownloadedVideo:
 
 
 def queued_job(job_id: int, now: float) -> Job:
-    return Job(
-        id=job_id,
-        state=JobState.QUEUED,
+    # Twenty servers and channels, one member per job, nothing submitted yet.
+    return make_job(
+        job_id,
+        now,
         guild_id=1 + job_id % 20,
         channel_id=100 + job_id % 20,
         user_id=job_id,
-        application_id=1,
-        interaction_id=1,
         interaction_token="",
-        message_id=10_000 + job_id,
-        upload_limit=10 * 1024 * 1024,
-        model="minimax/hailuo-02",
-        prompt="a queue",
-        negative_prompt=None,
-        width=1366,
-        height=768,
-        seconds=6,
-        fps=None,
-        steps=None,
-        seed=None,
-        guidance_scale=None,
-        output_format="MP4",
-        estimated_cost_usd=0.49,
-        together_id=None,
-        provider_status=None,
-        video_url=None,
-        cost_usd=None,
-        failure_reason=None,
-        created_at=now,
-        updated_at=now,
-        submitted_at=None,
-        finished_at=None,
-        delivered_at=None,
         deadline_at=now + 3600,
-        delivery=None,
-        thumbnail=None,
-        announced=True,
-        media_pruned_at=None,
     )
 
 
 async def measure(queued: int, seconds: float, warmup: float) -> tuple[float, float, int]:
     """(loop passes per second, CPU seconds per second, Together requests) once settled."""
     now = time.time()
-    store = MemoryStore(queued_job(i, now) for i in range(1, queued + 1))
+    store = FakeStore(queued_job(i, now) for i in range(1, queued + 1))
     api = BusyTogether()
     with tempfile.TemporaryDirectory() as workdir:
         config = EngineConfig(workdir=Path(workdir), requests_per_second=5.0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from sandbox.discord_api import DiscordSandbox, Interaction, Member
 from sandbox.harness import TOGETHER_KEY
 from sandbox.process import BotProcess
 from sandbox.together import JobScript, TogetherSandbox
+from tests.e2e.test_resilience import ManualClock
 
 READY = "Your video is ready"
 SECOND_TIMEOUT = 30.0
@@ -26,19 +26,6 @@ DELIVERY_TIMEOUT = 30.0
 # Long enough that a job is still running at Together for the second bot's whole attempt;
 # the test's clock then jumps ahead to finish it.
 LONG_JOB = JobScript(queue_seconds=0.2, run_seconds=600.0)
-
-
-class ManualClock:
-    """Together's clock: real time plus whatever the test adds, so a job finishes on cue."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.monotonic() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @pytest.fixture
