@@ -202,6 +202,20 @@ class DiscordSandbox:
     def add_role(self, guild: Guild, name: str, permissions: int = 0) -> Role:
         return self.state.add_role(guild, name, permissions)
 
+    def delete_message(self, message: Message) -> None:
+        """A moderator deletes the message: edits of it then get 404 Unknown Message (10008)."""
+        self._store.delete(message)
+
+    def delete_channel(self, channel: Channel) -> None:
+        """The channel and its messages go: requests to it get 404 Unknown Channel (10003)."""
+        for message in list(self.state.messages.values()):
+            if message.channel_id == channel.id and not message.deleted:
+                self._store.delete(message)
+        self.state.channels.pop(channel.id, None)
+        for guild in self.state.guilds.values():
+            if channel in guild.channels:
+                guild.channels.remove(channel)
+
     def add_member(
         self,
         guild: Guild,

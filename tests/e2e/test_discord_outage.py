@@ -5,6 +5,7 @@ The real bot (discord.py, httpx, SQLite) against both stand-ins over loopback.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,44 @@ async def test_a_bot_started_during_an_outage_waits_for_discord_and_then_works(
             await discord_sb.wait_for(
                 lambda: message.embeds[0].get("title") == "Your video is ready", timeout=30.0
             )
+
+
+async def test_a_deleted_progress_message_is_replaced_and_gets_the_video(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(
+        together_options={"default_script": JobScript(queue_seconds=0.3, run_seconds=3.0)}
+    )
+    interaction = await stack.video(prompt="a windmill at noon")
+    first = await answered(stack, interaction)
+    stack.discord.delete_message(first)  # a moderator tidies the channel
+    job = (await stack.bot.jobs.recent_for_member(stack.discord.guild.id, stack.member.id))[0]
+
+    delivered = await stored(stack.bot.jobs, job.id, JobState.DELIVERED)
+    assert delivered.message_id is not None and delivered.message_id != first.id
+    replacement = stack.discord.messages[delivered.message_id]
+    assert replacement.channel_id == first.channel_id and not replacement.deleted
+    assert [a.filename for a in replacement.attachments] == [f"video-{job.id}.mp4"]
+    assert len(video_uploads(stack, job.id)) == 1
+
+
+async def test_a_deleted_channel_fails_the_job_with_its_reason_and_is_not_retried(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(
+        together_options={"default_script": JobScript(queue_seconds=0.3, run_seconds=2.0)}
+    )
+    interaction = await stack.video(prompt="a canal in fog")
+    message = await answered(stack, interaction)
+    job = (await stack.bot.jobs.recent_for_member(stack.discord.guild.id, stack.member.id))[0]
+    stack.discord.delete_channel(stack.discord.state.channels[message.channel_id])
+
+    failed = await stored(stack.bot.jobs, job.id, JobState.FAILED)
+    assert failed.delivery == "failed"
+    assert "the channel was deleted" in (failed.failure_reason or "")
+    for _ in range(100):  # the end cannot be shown: it counts as told, not retried for ever
+        if (current := await stack.bot.jobs.get(job.id)) is not None and current.announced:
+            break
+        await asyncio.sleep(0.05)
+    assert current is not None and current.announced and current.interaction_token == ""
+    assert not video_uploads(stack, job.id)
