@@ -505,8 +505,25 @@ CHAOS_FAULT_RATE = 0.10
 # never records it), or a random moment.
 CHAOS_KILLS = ((6, "submit"), (15, "upload"), (24, "timer"))
 CHAOS_TRIGGER_TIMEOUT = 20.0
-CHAOS_FINISH_TIMEOUT = 90.0  # for every job to reach a final state
-CHAOS_SHOW_TIMEOUT = 15.0  # then for every message to show it
+# Discord's REST API goes down for a minute, twice: armed after this many commands, each starts
+# the moment a job the bot follows has finished at Together (its video not yet fetched), with
+# the bot up (not in its start-up: it cannot log in during an outage).
+CHAOS_OUTAGES = (4, 20)
+CHAOS_OUTAGE_SECONDS = 60.0
+CHAOS_OUTAGE_TRIGGER_TIMEOUT = 30.0
+# Members hold command `after + CHAOS_OUTAGE_LEAD` until that outage has started, so commands
+# are left to send into it however long its trigger takes.
+CHAOS_OUTAGE_LEAD = 6
+CHAOS_OUTAGE_WAIT = 150.0  # for an outage to start (a restart can wait out the other one)
+# Members keep sending this many commands into an outage (they get no answer, as on Discord,
+# and the bot cancels those jobs), then wait for Discord to come back.
+CHAOS_OUTAGE_COMMANDS = 3
+# For every job to reach a final state, once the commands, kills and outages are over: a
+# delivery retries at least every 60 s, so within a minute of Discord's return plus the work.
+CHAOS_FINISH_TIMEOUT = 120.0
+# Then for every message to show it: a final state whose edit an outage lost is shown again by
+# the bot's pass every 60 s.
+CHAOS_SHOW_TIMEOUT = 75.0
 CHAOS_MEMBERS = 4
 SCENES = (
     "a red fox crossing a frozen river",
@@ -566,6 +583,25 @@ class KillSwitch:
 
 
 @dataclass
+class OutageRecord:
+    """One Discord outage as the run saw it."""
+
+    after_command: int
+    trigger: str
+    refused_before: int  # the stand-in's refusal count when it started
+    refused: int = 0
+    commands: int = 0  # commands sent while it was on
+    delivering: set[int] = field(default_factory=set)  # jobs seen in "delivering" during it
+
+    def describe(self) -> str:
+        return (
+            f"after command {self.after_command} ({self.trigger}): {self.refused} requests "
+            f"refused, {self.commands} commands sent into it, jobs delivering during it "
+            f"{sorted(self.delivering)}"
+        )
+
+
+@dataclass
 class ChaosRun:
     seed: int
     rng: random.Random
@@ -577,37 +613,123 @@ class ChaosRun:
     sent: list[int] = field(default_factory=list)
     kills: list[str] = field(default_factory=list)
     killed_in_submission: bool = False
+    outages: list[OutageRecord] = field(default_factory=list)
+    starting: bool = False  # bot.start() is under way
 
     async def send_commands(self) -> None:
         for number in range(1, CHAOS_COMMANDS + 1):
+            for index, after in enumerate(CHAOS_OUTAGES):
+                if number == after + CHAOS_OUTAGE_LEAD:
+                    await self.discord.wait_for(
+                        partial(self._outages_started, index + 1), timeout=CHAOS_OUTAGE_WAIT
+                    )
+            await self._wait_out_outage()
             member = self.rng.choice(self.members)
             prompt = f"{chaos_token(number)} {self.rng.choice(SCENES)}"
             # While the bot is down the command goes nowhere, as on Discord.
             await self.discord.slash_command("video", {"prompt": prompt}, member=member)
             self.sent.append(number)
+            if self.discord.in_outage and self.outages:
+                self.outages[-1].commands += 1
             await asyncio.sleep(self.rng.uniform(0.3, 1.0))  # a member's pace, not a wait
+
+    async def _wait_out_outage(self) -> None:
+        """Members try a few commands while Discord is down, then wait for it to come back."""
+        if self.discord.in_outage and self.outages[-1].commands >= CHAOS_OUTAGE_COMMANDS:
+            await self.discord.wait_for(self._discord_up, timeout=CHAOS_OUTAGE_SECONDS + 10)
 
     def _sent_at_least(self, count: int) -> bool:
         return len(self.sent) >= count
 
+    def _discord_up(self) -> bool:
+        return not self.discord.in_outage
+
+    def _bot_up(self) -> bool:
+        return self.bot.running and not self.starting
+
+    def _outages_started(self, count: int) -> bool:
+        return len(self.outages) >= count
+
+    def _job_just_finished(self) -> bool:
+        """A job the bot follows has finished at Together; its video is not fetched yet."""
+        done = {
+            job.id
+            for job in self.together.jobs.values()
+            if job.status == "completed" and job.downloads == 0
+        }
+        # Not one whose submission the bot lost (a kill, an unanswered POST): nobody fetches it.
+        return bool(done) and any(
+            row["together_id"] in done and row["state"] in ("running", "delivering")
+            for row in read_jobs(self.bot.database_path)
+        )
+
+    async def _outage_due(self) -> bool:
+        """Waits for a job to finish at Together with the bot up; False on the timeout."""
+        deadline = time.monotonic() + CHAOS_OUTAGE_TRIGGER_TIMEOUT
+        while not (self._bot_up() and self._job_just_finished()):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(DB_POLL / 2)
+        return True
+
+    async def cut_discord(self) -> None:
+        """The two outages: each starts as a job finishes at Together, with the bot up."""
+        for after in CHAOS_OUTAGES:
+            await self.discord.wait_for(partial(self._sent_at_least, after), timeout=300.0)
+            trigger = "a job finished at Together"
+            if not await self._outage_due():
+                trigger = "no job finished: started on the timeout"
+                await self.discord.wait_for(self._bot_up, timeout=CHAOS_OUTAGE_WAIT)
+            record = OutageRecord(len(self.sent), trigger, self.discord.outage_refusals)
+            self.outages.append(record)
+            self.discord.outage_for(CHAOS_OUTAGE_SECONDS)
+            while self.discord.in_outage:
+                record.delivering.update(
+                    row["id"]
+                    for row in read_jobs(self.bot.database_path)
+                    if row["state"] == "delivering"
+                )
+                await asyncio.sleep(DB_POLL * 2)
+            record.refused = self.discord.outage_refusals - record.refused_before
+
     async def kill_and_restart(self) -> None:
         for after, trigger in CHAOS_KILLS:
-            await self.discord.wait_for(partial(self._sent_at_least, after), timeout=120.0)
+            await self.discord.wait_for(partial(self._sent_at_least, after), timeout=300.0)
             if trigger == "timer":
                 await asyncio.sleep(self.rng.uniform(0.0, 2.0))
                 self.switch.fire()
             else:
                 self.switch.arm(trigger)
-                try:
-                    await asyncio.wait_for(self.switch.fired.wait(), CHAOS_TRIGGER_TIMEOUT)
+                if await self._triggered():
                     self.killed_in_submission |= trigger == "submit"
-                except TimeoutError:
+                else:
                     trigger += " (did not come: killed on the timeout)"
                     self.switch.fire()
             code = await self.bot.wait()
-            self.kills.append(f"after command {len(self.sent)}: {trigger} (exit {code})")
+            kill = f"after command {len(self.sent)}: {trigger} (exit {code})"
             await asyncio.sleep(self.rng.uniform(0.5, 2.0))  # downtime: commands go unanswered
-            await self.bot.start()
+            if self.discord.in_outage:
+                # The bot cannot log in while Discord's REST API is down: start it once it is back.
+                kill += ", restarted after the outage"
+                await self.discord.wait_for(self._discord_up, timeout=CHAOS_OUTAGE_SECONDS + 10)
+            self.kills.append(kill)
+            self.starting = True  # no outage starts during a start-up
+            try:
+                await self.bot.start()
+            finally:
+                self.starting = False
+
+    async def _triggered(self) -> bool:
+        """Whether the armed trigger fires within CHAOS_TRIGGER_TIMEOUT of Discord being up
+        (an outage holds uploads back, and the submissions of commands it left unanswered)."""
+        waited = 0.0
+        while not self.switch.fired.is_set():
+            if waited >= CHAOS_TRIGGER_TIMEOUT:
+                return False
+            await asyncio.sleep(DB_POLL)
+            if not self.discord.in_outage:
+                waited += DB_POLL
+        return True
 
     def scripts(self, count: int) -> list[JobScript]:
         scripts = []
@@ -654,7 +776,7 @@ def job_message(discord_sb: DiscordSandbox, row: dict[str, Any]) -> Message | No
 
 
 @pytest.mark.chaos
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 async def test_chaos_kills_faults_and_restarts_lose_nothing_and_bill_nothing_twice(
     tmp_path: Path,
 ) -> None:
@@ -692,7 +814,7 @@ async def test_chaos_kills_faults_and_restarts_lose_nothing_and_bill_nothing_twi
         ]
         run = ChaosRun(seed, rng, discord_sb, together_sb, bot, switch, members)
         together_sb.script_next(*run.scripts(CHAOS_COMMANDS + 10))
-        await asyncio.gather(run.send_commands(), run.kill_and_restart())
+        await asyncio.gather(run.send_commands(), run.kill_and_restart(), run.cut_discord())
         with contextlib.suppress(TimeoutError):
             await wait_for_rows(
                 bot.database_path,
@@ -712,7 +834,8 @@ async def test_chaos_kills_faults_and_restarts_lose_nothing_and_bill_nothing_twi
     summary = (
         f"seed {seed}: {len(run.sent)} commands, {len(rows)} accepted, {dict(states)}; "
         f"failures: {dict(failures)}; "
-        f"kills: {run.kills}; faults injected: Discord {discord_sb.random_faults.injected}, "
+        f"kills: {run.kills}; outages: {[o.describe() for o in run.outages]}; "
+        f"faults injected: Discord {discord_sb.random_faults.injected}, "
         f"Together {together_sb.faults_injected}; tracebacks logged: {logs.count('Traceback')}; "
         f"{time.monotonic() - started:.0f} s"
     )
@@ -720,6 +843,9 @@ async def test_chaos_kills_faults_and_restarts_lose_nothing_and_bill_nothing_twi
     assert exit_code == 0, summary
     assert len(run.kills) == len(CHAOS_KILLS) and bot.starts == len(CHAOS_KILLS) + 1
     assert discord_sb.random_faults.injected > 0 and together_sb.faults_injected > 0
+    assert len(run.outages) == len(CHAOS_OUTAGES), summary
+    assert all(outage.refused > 0 for outage in run.outages), summary
+    assert discord_sb.outage_refusals == sum(outage.refused for outage in run.outages)
     assert len(rows) >= CHAOS_COMMANDS // 3, f"too few jobs were accepted: {summary}"
     assert "Job engine tick failed" not in logs, summary
 
@@ -776,6 +902,31 @@ async def test_chaos_kills_faults_and_restarts_lose_nothing_and_bill_nothing_twi
             if message is None or not shows_its_end(message, row):
                 shown = None if message is None else (title(message), embed_field(message, "Why"))
                 stale.append(f"job {job_id} is {state} ({row['failure_reason']!r}); shows {shown}")
+    # Outages: Discord merely down is a passing fault. A video Together made is never given
+    # up for it: the jobs that waited in "delivering" through an outage were delivered (once,
+    # as checked above) when Discord was back, every video Together made reached its message,
+    # and no job failed because its video "could not be posted".
+    by_id = {row["id"]: row for row in rows}
+    held = sorted({job_id for outage in run.outages for job_id in outage.delivering})
+    if not held:
+        problems.append("no job was waiting to be delivered during an outage")
+    for job_id in held:
+        row = by_id[job_id]
+        if row["state"] != "delivered":
+            problems.append(
+                f"job {job_id} waited through an outage, then ended {row['state']} "
+                f"({row['failure_reason']!r})"
+            )
+    for row in rows:
+        if "could not be posted" in (row["failure_reason"] or ""):
+            problems.append(f"job {row['id']} gave its video up: {row['failure_reason']!r}")
+        made = [
+            j
+            for j in together_sb.jobs.values()
+            if j.id == row["together_id"] and j.status == "completed"
+        ]
+        if made and row["state"] != "delivered":
+            problems.append(f"job {row['id']}: Together made its video, yet it is {row['state']}")
     assert not problems, f"{problems}; {summary}"
     if run.killed_in_submission:
         assert interrupted >= 1, f"the kill during a submission left no interrupted job; {summary}"
