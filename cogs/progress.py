@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import discord
 
-from bot.delivery import FileRefused, MessageUnreachable
-from bot.engine import Progress
+from bot.engine import FileRefused, MessageUnreachable, Progress
 from cogs.buttons import view_for
 from cogs.render import job_embed, result_embed
 from storage.models import Job, JobState

@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 from bot.clock import ManualClock
-from bot.delivery import Courier, Delivered, DeliveryConfig
+from bot.engine.delivery import Courier, Delivered, DeliveryConfig
 from storage.models import Job
 from tests.unit.fakes import FakeFetcher, make_job
 

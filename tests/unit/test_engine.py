@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.clock import ManualClock
-from bot.delivery import FileRefused, MessageUnreachable
-from bot.engine import EngineConfig, JobEngine, Progress
+from bot.engine import EngineConfig, FileRefused, JobEngine, MessageUnreachable, Progress
+from bot.engine.tracked import Submission
 from bot.media import DownloadFailed, DownloadRefused
 from bot.reencode import CannotFit, FitResult
 from bot.together import (
@@ -35,10 +35,16 @@ EDIT = 10.0
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, **config: object) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        store: FakeStore | None = None,
+        api: FakeAPI | None = None,
+        **config: object,
+    ) -> None:
         self.clock = ManualClock()
-        self.store = FakeStore()
-        self.api = FakeAPI(self.clock)
+        self.store = store or FakeStore()
+        self.api = api or FakeAPI(self.clock)
         self.fetch = FakeFetcher()
         self.notifier = RecordingNotifier()
         options: dict[str, object] = dict(
@@ -636,9 +642,7 @@ async def test_final_state_is_announced_once_shown_and_reshown_after_restart(
     await h.run_for(10)
     assert h.state() is JobState.FAILED and not h.store.jobs[1].announced
 
-    restarted = Harness(tmp_path)
-    restarted.store = h.store
-    restarted.engine._store = h.store
+    restarted = Harness(tmp_path, store=h.store)
     await restarted.engine.recover()
     await restarted.engine.drain()
     assert [j.state for j in restarted.notifier.shown] == [JobState.FAILED]
@@ -741,10 +745,10 @@ class LaggingStore(FakeStore):
 
 async def test_request_budget_holds_when_writes_lag_behind(tmp_path: Path) -> None:
     """A budget token is spent when the POST leaves, not when its job's write was started."""
-    h = Harness(tmp_path, max_active=100, max_active_per_guild=100, requests_per_second=5)
     store = LaggingStore()
-    h.store = store
-    h.engine._store = store
+    h = Harness(
+        tmp_path, store=store, max_active=100, max_active_per_guild=100, requests_per_second=5
+    )
     h.api.default_script = [status("in_progress")]
     for job_id in range(1, 41):
         h.add(job_id, user_id=job_id)
@@ -772,15 +776,13 @@ async def test_a_job_built_but_not_sent_at_shutdown_is_queued_again(tmp_path: Pa
     h.add(2, user_id=2)
     await h.step()  # job 1 takes the only token of this second
     tracked = h.engine._jobs[2]
-    tracked.submission = "preparing"  # job 2's submission starts, and finds no token
-    await h.engine._submit(tracked)
+    tracked.submission = Submission.PREPARING  # job 2's submission starts, finds no token
+    await h.engine._submitter.submit(tracked)
     assert h.state(2) is JobState.SUBMITTING and len(h.api.posts) == 1
     await h.engine.stop()
     assert h.state(2) is JobState.QUEUED, "never sent, so safe to submit after the restart"
 
-    restarted = Harness(tmp_path, requests_per_second=1)
-    restarted.store = h.store
-    restarted.engine._store = h.store
+    restarted = Harness(tmp_path, store=h.store, requests_per_second=1)
     restarted.api.default_script = [status("in_progress")]
     restarted.api.scripts["vid_1"] = [status("in_progress")]
     await restarted.engine.recover()
@@ -798,10 +800,8 @@ class ExplodingAPI(FakeAPI):
 async def test_an_unexpected_error_during_the_post_fails_the_job_without_resending(
     tmp_path: Path,
 ) -> None:
-    h = Harness(tmp_path)
-    api = ExplodingAPI(h.clock)
-    h.api = api
-    h.engine._api = api
+    api = ExplodingAPI()
+    h = Harness(tmp_path, api=api)
     h.add()
     await h.run_for(30)
     assert h.state() is JobState.FAILED
@@ -826,10 +826,8 @@ class ForgetfulStore(FakeStore):
 
 
 async def test_a_failed_write_after_the_post_is_retried_not_resent(tmp_path: Path) -> None:
-    h = Harness(tmp_path, retry_delay=1.0)
     store = ForgetfulStore()
-    h.store = store
-    h.engine._store = store
+    h = Harness(tmp_path, store=store, retry_delay=1.0)
     h.api.default_script = [status("in_progress")]
     h.add()
     await h.run_for(5)

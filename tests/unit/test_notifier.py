@@ -8,7 +8,7 @@ import time
 import discord
 import pytest
 
-from bot.delivery import FileRefused, MessageUnreachable
+from bot.engine import FileRefused, MessageUnreachable
 from cogs.progress import DiscordNotifier, _raise_sorted
 from tests.unit.fakes import make_job
 

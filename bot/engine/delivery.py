@@ -6,8 +6,8 @@ download; a download that fails for a passing reason is tried again while Togeth
 still work. Only a permanent answer ends a delivery: the file Together sent is refused (an
 unsafe address, not a video), or Discord says the message can never be reached.
 
-Like the engine, this module imports neither discord nor httpx: it talks to a fetcher, a
-fitter and an uploader, and reads time from a Clock.
+Like the rest of the engine, this module imports neither discord nor httpx: it talks to a
+fetcher, a fitter and an uploader (the ports), and reads time from a Clock.
 """
 
 from __future__ import annotations
@@ -15,55 +15,31 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from bot.clock import Clock
+from bot.engine.ports import (
+    FileRefused,
+    MessageUnreachable,
+    Notifier,
+    Uploader,
+    VideoFetcher,
+    VideoFitter,
+)
+from bot.engine.runtime import Runtime
+from bot.engine.tracked import Tracked
+from bot.engine.transitions import StateWriter
 from bot.media import DownloadedVideo, DownloadError, VideoFormat, VideoTooLarge
-from bot.reencode import CannotFit, FitResult
-from storage.models import Job
+from bot.reencode import CannotFit
+from storage.models import Job, JobState
 
 log = logging.getLogger(__name__)
 
 # The folder of one job's files; recover() removes every such folder left by a crash.
 JOB_FOLDER_PREFIX = "job-"
-
-
-class MessageUnreachable(Exception):
-    """Raised by a Notifier: the job's channel is gone, or the bot may no longer post there.
-
-    Permanent, unlike any other error from a Notifier, which counts as passing (an outage,
-    a timeout, a rate limit) and is retried. ``reason`` is a plain sentence for logs and
-    the job's record.
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class FileRefused(Exception):
-    """Raised by ``Notifier.deliver``: Discord refused the file itself (too large for the
-    channel after all); the link is posted instead."""
-
-
-class VideoFetcher(Protocol):
-    async def __call__(
-        self, url: str, dest: Path, *, max_bytes: int, expected_format: VideoFormat
-    ) -> DownloadedVideo: ...
-
-
-class VideoFitter(Protocol):
-    async def __call__(
-        self, source: Path, limit_bytes: int, workdir: Path, *, source_format: VideoFormat
-    ) -> FitResult: ...
-
-
-# Puts the result in the job's message: the file, or the link when None; returns the id of a
-# message it had to post because the job had none (see Notifier.deliver).
-Uploader = Callable[[Job, Path | None], Awaitable[int | None]]
 
 
 @dataclass(frozen=True)
@@ -281,3 +257,53 @@ class Courier:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+
+
+class Deliveries:
+    """Starts the delivery attempts that are due and records how each one ended."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        writer: StateWriter,
+        courier: Courier,
+        notifier: Callable[[], Notifier],
+    ) -> None:
+        self._runtime = runtime
+        self._writer = writer
+        self.courier = courier
+        self._notifier = notifier
+
+    def start(self, now: float) -> None:
+        for tracked in list(self._runtime.jobs.values()):
+            delivering = tracked.job.state is JobState.DELIVERING
+            if delivering and not tracked.busy and tracked.due_at <= now:
+                self._runtime.spawn_work(tracked, self.attempt(tracked))
+
+    async def attempt(self, tracked: Tracked) -> None:
+        """One delivery attempt; the Courier keeps the file between attempts."""
+        job = tracked.job
+
+        async def upload(job: Job, video: Path | None) -> int | None:
+            async with tracked.edit_lock:  # not in the middle of a progress edit
+                return await self._notifier().deliver(job, video)
+
+        outcome = await self.courier.attempt(job, upload)
+        if isinstance(outcome, Delivered):
+            if outcome.posted_message_id is not None:
+                await self._writer.remember_message(tracked, outcome.posted_message_id)
+            await self._writer.move(
+                tracked,
+                JobState.DELIVERED,
+                delivered_at=self._runtime.now(),
+                delivery=outcome.mode,
+                interaction_token="",  # the message shows its end: the token is not needed
+            )
+        elif isinstance(outcome, GiveUp):
+            await self._writer.move(
+                tracked, JobState.FAILED, failure_reason=outcome.reason, delivery="failed"
+            )
+        else:
+            tracked.due_at = self._runtime.now() + outcome.after
+            return
+        self.courier.release(job.id)

@@ -1,0 +1,34 @@
+"""The engine's settings, from bot/settings.py through bot/app.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    workdir: Path  # DOWNLOAD_DIR: each job's files live in a private folder below it
+    poll_interval: float = 5.0
+    edit_interval: float = 10.0
+    max_active: int = 20
+    max_active_per_guild: int = 10
+    # Requests to Together (submissions and polls) in any one-second window; 0: unlimited.
+    requests_per_second: float = 5.0
+    # Periodic edits per channel in any 5 seconds (state changes always go out).
+    edits_per_channel: int = 4
+    submit_attempts: int = 3
+    final_edit_attempts: int = 5
+    retry_delay: float = 5.0
+    max_retry_delay: float = 120.0
+    # Deliveries retry passing faults at least this often, for as long as the video is in hand.
+    max_delivery_delay: float = 60.0
+    # Videos over the upload limit are downloaded up to this size and re-encoded to fit.
+    max_download_bytes: int = 512 * 1024 * 1024
+    # How long after completion Together's video link is assumed to work (not published).
+    link_lifetime: float = 3600.0
+    # Final states whose edit failed (an outage) are shown again this often.
+    reannounce_interval: float = 60.0
+    # At its deadline a job gets one last status check; while Together cannot answer it, the
+    # check is retried for this long before the job is timed out.
+    final_check_grace: float = 900.0

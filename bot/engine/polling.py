@@ -1,0 +1,100 @@
+"""Polling: read each running job's status from Together within the request budget."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.engine.decisions import Finish, after_status, backoff, timed_out
+from bot.engine.ports import VideoAPI
+from bot.engine.runtime import Runtime
+from bot.engine.tracked import Tracked
+from bot.engine.transitions import StateWriter
+from bot.scheduling import PollPlanner, RateBudget
+from bot.together import TogetherError, VideoJob
+from storage.models import JobState
+
+log = logging.getLogger("bot.engine")
+
+
+class Poller:
+    def __init__(
+        self,
+        runtime: Runtime,
+        writer: StateWriter,
+        api: VideoAPI,
+        budget: RateBudget,
+        planner: PollPlanner,
+    ) -> None:
+        self._runtime = runtime
+        self._config = runtime.config
+        self._writer = writer
+        self._api = api
+        self._budget = budget
+        self._planner = planner
+
+    def start(self, now: float) -> None:
+        running = [
+            t for t in self._runtime.jobs.values() if t.job.state is JobState.RUNNING and not t.busy
+        ]
+        # Most overdue first: under a tight budget the longest-waiting poll goes next. A job at
+        # its deadline is polled once more before it is timed out (see poll).
+        for tracked in sorted(running, key=lambda t: t.due_at):
+            if tracked.due_at <= now and self._budget.try_take(now):
+                self._runtime.spawn_work(tracked, self.poll(tracked))
+
+    async def poll(self, tracked: Tracked) -> None:
+        job = tracked.job
+        assert job.together_id is not None
+        try:
+            status = await self._api.get_video(job.together_id)
+        except TogetherError as exc:
+            now = self._runtime.now()
+            if now >= job.deadline_at + self._config.final_check_grace:
+                await self._writer.finish(tracked, timed_out(job, now))
+            else:
+                self._wait_after(tracked, exc)
+            return
+        tracked.poll_failures = 0
+        await self.apply(tracked, status)
+        # Checked after a fresh answer, so a video that finished meanwhile is still delivered.
+        now = self._runtime.now()
+        if tracked.job.state is JobState.RUNNING and now >= job.deadline_at:
+            await self._writer.finish(tracked, timed_out(tracked.job, now))
+
+    def _wait_after(self, tracked: Tracked, exc: TogetherError) -> None:
+        """Outages mean waiting, never failing the job: the deadline (and, past it, the grace
+        for one last answer) bounds how long."""
+        tracked.poll_failures += 1
+        delay = backoff(
+            tracked.poll_failures, self._config.retry_delay, self._config.max_retry_delay
+        )
+        wait = max(exc.retry_after or 0.0, delay)
+        log.warning(
+            "Job %d: could not read its status (%s); next try in %.0f s",
+            tracked.job.id,
+            exc.message,
+            wait,
+        )
+        tracked.due_at = self._runtime.now() + wait
+
+    async def apply(self, tracked: Tracked, status: VideoJob) -> None:
+        """Carry out what a status from Together means (also used for a POST's answer)."""
+        now = self._runtime.now()
+        decision = after_status(tracked.job, status, now)
+        if isinstance(decision, Finish):
+            if decision.state is JobState.DELIVERING:
+                self._observe(tracked, status, now)
+            if await self._writer.finish(tracked, decision) and not tracked.job.state.is_final:
+                tracked.due_at = now  # delivering: download at once
+                self._runtime.wake.set()
+            return
+        changed = decision.provider_status
+        if changed is not None and await self._writer.record_status(tracked, changed):
+            self._writer.on_moved(tracked)  # the member sees Together's new status
+        next_poll = self._planner.next_poll(tracked.job, now)
+        tracked.due_at = min(next_poll, max(now, tracked.job.deadline_at))
+
+    def _observe(self, tracked: Tracked, status: VideoJob, now: float) -> None:
+        started = tracked.job.submitted_at
+        if started is not None:
+            self._planner.observe(tracked.job.model, (status.completed_at or now) - started)

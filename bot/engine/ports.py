@@ -1,0 +1,148 @@
+"""The engine's ports: what it needs from the world, and what each side promises.
+
+Every store method is a compare-and-set or a read; none blocks another caller. Where two
+writers race (a moderator's cancel and a submission, two processes, a restart and a late
+answer), the docstrings say what the loser sees. The engine imports neither discord,
+aiosqlite nor httpx: storage/, bot/together.py, bot/media.py and cogs/progress.py implement
+these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from bot.media import DownloadedVideo, VideoFormat
+from bot.reencode import FitResult
+from bot.together import CreateVideoRequest, VideoJob
+from storage.models import Job, JobState
+
+
+class JobStore(Protocol):
+    """The jobs table (storage.jobs.JobRepository)."""
+
+    async def get(self, job_id: int) -> Job | None:
+        """The job as stored now, or None if there is no such job."""
+        ...
+
+    async def transition(
+        self, job_id: int, expected: JobState, new_state: JobState, now: float, **changes: object
+    ) -> Job | None:
+        """Move the job from ``expected`` to ``new_state`` and set ``changes``, atomically.
+
+        Returns the updated job, or None when the job was no longer in ``expected``: another
+        writer won, and nothing was changed.
+        """
+        ...
+
+    async def update(
+        self, job_id: int, expected: JobState, now: float, **changes: object
+    ) -> Job | None:
+        """Set ``changes`` only while the job is in ``expected``; None when it no longer is."""
+        ...
+
+    async def in_states(self, states: Iterable[JobState]) -> list[Job]:
+        """Every job in one of ``states``, oldest first."""
+        ...
+
+    async def unannounced(self) -> list[Job]:
+        """Finished jobs whose final state has not reached their message yet."""
+        ...
+
+    async def set_message_id(self, job_id: int, message_id: int) -> bool:
+        """Record the message if none is recorded; False when one already was (kept)."""
+        ...
+
+    async def replace_message_id(self, job_id: int, old_id: int, new_id: int) -> bool:
+        """Point the job at a new message where its old one was deleted; False when the job's
+        message is no longer ``old_id`` (another writer moved it first)."""
+        ...
+
+    async def media(self, job_id: int) -> dict[str, bytes]:
+        """The job's keyframe images by kind; empty once pruned or when it had none."""
+        ...
+
+
+class VideoAPI(Protocol):
+    """Together's /v2/videos (bot.together.TogetherClient); errors are TogetherError."""
+
+    async def create_video(self, request: CreateVideoRequest) -> VideoJob:
+        """POST one job. Never retried by the client: an unclear failure may have billed."""
+        ...
+
+    async def get_video(self, job_id: str) -> VideoJob:
+        """The job's current status at Together."""
+        ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the engine knows beyond the job itself: its place in line, the time it may take."""
+
+    place: int | None = None  # 1 = next to get a slot
+    eta_seconds: float | None = None
+
+
+class MessageUnreachable(Exception):
+    """Raised by a Notifier: the job's channel is gone, or the bot may no longer post there.
+
+    Final, unlike any other error from a Notifier, which counts as passing (an outage, a
+    timeout, a rate limit) and is retried. ``reason`` is a plain sentence for logs and the
+    job's record.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FileRefused(Exception):
+    """Raised by ``Notifier.deliver``: Discord refused the file itself (too large for the
+    channel after all); the link is posted instead."""
+
+
+class Notifier(Protocol):
+    """The job's message in Discord (cogs.progress.DiscordNotifier).
+
+    Both methods return the id of a message they had to post because the job had none (or
+    the one it had was deleted), else None. Both raise ``MessageUnreachable`` when that is
+    final; any other error is passing and the call is made again later.
+    """
+
+    async def show(self, job: Job, progress: Progress) -> int | None:
+        """Render the job's current state in its progress message."""
+        ...
+
+    async def deliver(self, job: Job, video: Path | None) -> int | None:
+        """Put the result in the job's message: the file, or Together's link when video is None.
+
+        Must be safe to call again after a crash: if the video is already there, do nothing.
+        May raise ``FileRefused`` when Discord will not take the file: the link goes instead.
+        """
+        ...
+
+
+class VideoFetcher(Protocol):
+    """Downloads a finished video (bot.media.download_video).
+
+    Raises VideoTooLarge over ``max_bytes``, DownloadError (``permanent`` or not) otherwise.
+    """
+
+    async def __call__(
+        self, url: str, dest: Path, *, max_bytes: int, expected_format: VideoFormat
+    ) -> DownloadedVideo: ...
+
+
+class VideoFitter(Protocol):
+    """Shrinks a video under a size (bot.reencode.fit_under_limit); raises CannotFit."""
+
+    async def __call__(
+        self, source: Path, limit_bytes: int, workdir: Path, *, source_format: VideoFormat
+    ) -> FitResult: ...
+
+
+# Puts the result in the job's message: the file, or the link when None; returns the id of a
+# message it had to post (see Notifier.deliver).
+Uploader = Callable[[Job, Path | None], Awaitable[int | None]]

@@ -1,0 +1,48 @@
+"""What the engine's collaborators share: the tracked jobs, the clock, the tasks and the wake-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from bot.clock import Clock
+from bot.engine.config import EngineConfig
+from bot.engine.tracked import Tracked
+
+log = logging.getLogger("bot.engine")
+
+
+class Runtime:
+    def __init__(self, clock: Clock, config: EngineConfig) -> None:
+        self.clock = clock
+        self.config = config
+        self.jobs: dict[int, Tracked] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        # Set by anything that may make work due sooner: a new job, a finished task.
+        self.wake = asyncio.Event()
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def spawn_work(self, tracked: Tracked, coro: Coroutine[Any, Any, None]) -> None:
+        """Run one step of the job's life; the scheduler leaves the job alone until it ends."""
+        tracked.busy = True
+
+        async def run() -> None:
+            try:
+                await coro
+            except Exception:
+                log.exception("Job %d: unexpected error; will try again", tracked.job.id)
+                tracked.due_at = self.clock.now() + self.config.retry_delay
+            finally:
+                tracked.busy = False
+                self.wake.set()
+
+        self.spawn(run(), f"job-{tracked.job.id}")

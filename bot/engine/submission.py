@@ -1,0 +1,211 @@
+"""Submission: take jobs from the fair queue and POST them, never twice.
+
+A job is stored as "submitting" before its POST leaves, and only a budget's worth of jobs are
+prepared ahead of their POSTs. A POST that may have reached Together is never sent again: an
+unclear answer fails the job instead (see ``Submission`` for the sub-states).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from bot.catalog import Catalog
+from bot.engine.decisions import RetrySubmission, after_submit_error, backoff, interrupted
+from bot.engine.polling import Poller
+from bot.engine.ports import JobStore, VideoAPI
+from bot.engine.request import build_request
+from bot.engine.runtime import Runtime
+from bot.engine.tracked import Submission, Tracked
+from bot.engine.transitions import StateWriter
+from bot.scheduling import FairQueue, PollPlanner, RateBudget
+from bot.together import TogetherError, VideoJob
+from storage.models import Job, JobState
+
+log = logging.getLogger("bot.engine")
+
+
+class Submitter:
+    def __init__(
+        self,
+        runtime: Runtime,
+        writer: StateWriter,
+        store: JobStore,
+        api: VideoAPI,
+        budget: RateBudget,
+        planner: PollPlanner,
+        poller: Poller,
+        catalog: Catalog | None,
+    ) -> None:
+        self._runtime = runtime
+        self._config = runtime.config
+        self._writer = writer
+        self._store = store
+        self._api = api
+        self._budget = budget
+        self._planner = planner
+        self._poller = poller
+        self._catalog = catalog
+        self.queue = FairQueue()
+
+    # -- scheduling ----------------------------------------------------------------------
+
+    def waiting(self, now: float) -> list[Job]:
+        """Queued jobs that may be picked now."""
+        return [
+            t.job
+            for t in self._runtime.jobs.values()
+            if t.job.state is JobState.QUEUED and not t.busy and t.due_at <= now
+        ]
+
+    def start(self, now: float, queued: list[Job], active: int, by_guild: dict[int, int]) -> None:
+        """Prepare the next submissions the slots and the budget have room for."""
+        # Submissions are prepared (stored as "submitting", body built) only a budget's worth
+        # ahead of the POSTs: a job prepared long before its POST would be failed, not sent,
+        # if the bot died meanwhile.
+        pending = sum(
+            1
+            for t in self._runtime.jobs.values()
+            if t.submission in (Submission.PREPARING, Submission.READY)
+        )
+        ahead = self._budget.capacity if not self._budget.unlimited else math.inf
+        while queued and active < self._config.max_active and pending < ahead:
+            if self._budget.next_free(now) > now:
+                return
+            job = self.queue.pick(queued, by_guild, self._config.max_active_per_guild)
+            if job is None:
+                return
+            queued.remove(job)
+            self.queue.served(job)
+            active += 1
+            pending += 1
+            by_guild[job.guild_id] = by_guild.get(job.guild_id, 0) + 1
+            tracked = self._runtime.jobs[job.id]
+            tracked.submission = Submission.PREPARING
+            self._runtime.spawn_work(tracked, self.submit(tracked))
+
+    def start_sends(self, now: float) -> None:
+        """POST the submissions that are ready, and settle any whose task ended half-way."""
+        due = [
+            t
+            for t in self._runtime.jobs.values()
+            if (t.submission is not None or t.job.state is JobState.SUBMITTING)
+            and not t.busy
+            and t.due_at <= now
+        ]
+        for tracked in sorted(due, key=lambda t: (t.due_at, t.job.id)):
+            self._settle(tracked, now)
+
+    def _settle(self, tracked: Tracked, now: float) -> None:
+        job = tracked.job
+        if job.state is JobState.QUEUED and tracked.submission is Submission.PREPARING:
+            tracked.submission = None  # failed before it was stored: back in line
+        if job.state is not JobState.SUBMITTING:
+            return
+        if tracked.submission is Submission.READY:
+            if self._budget.try_take(now):
+                self._runtime.spawn_work(tracked, self._send(tracked))
+        elif tracked.submission is Submission.PREPARING:
+            self._runtime.spawn_work(tracked, self.submit(tracked))
+        elif tracked.accepted is not None:
+            self._runtime.spawn_work(tracked, self._record_accepted(tracked, tracked.accepted))
+        else:
+            # Not submitted by this process, or its POST may have gone out: never resend.
+            restarted = tracked.submission is None
+            self._runtime.spawn_work(tracked, self.fail_interrupted(tracked, restarted))
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def fail_interrupted(self, tracked: Tracked, restarted: bool = True) -> None:
+        await self._writer.finish(tracked, interrupted(self._runtime.now(), restarted))
+
+    async def submit(self, tracked: Tracked) -> None:
+        """Store the job as "submitting" and build its body; POST it if the budget has room."""
+        queued = tracked.job.state is JobState.QUEUED
+        if queued and not await self._writer.move(tracked, JobState.SUBMITTING):
+            tracked.submission = None
+            return
+        job = tracked.job
+        model = self._catalog.get(job.model) if self._catalog else None
+        tracked.request = build_request(job, await self._store.media(job.id), model)
+        tracked.submission = Submission.READY
+        # The budget token is taken right before the request goes out, never before a write:
+        # a token taken early would be spent late, bunched with the next window's requests.
+        now = self._runtime.now()
+        if self._budget.try_take(now):
+            await self._send(tracked)
+        else:
+            tracked.due_at = self._budget.next_free(now)
+
+    async def _send(self, tracked: Tracked) -> None:
+        job, request = tracked.job, tracked.request
+        assert request is not None and job.state is JobState.SUBMITTING
+        tracked.submission, tracked.request = Submission.SENDING, None
+        try:
+            created = await self._api.create_video(request)
+        except TogetherError as exc:
+            await self._failed(tracked, exc)
+            return
+        # Logged before it is stored: should the write fail for good, the id is still on record.
+        log.info("Job %d: accepted by Together as %s", job.id, created.id)
+        tracked.accepted = created
+        await self._record_accepted(tracked, created)
+
+    async def _record_accepted(self, tracked: Tracked, created: VideoJob) -> None:
+        """Store Together's id; retried by the scheduler if the write fails, never re-POSTed."""
+        job = tracked.job
+        now = self._runtime.now()
+        # The job's time limit (the model's, from the catalog) counts from submission:
+        # time spent waiting in the bot's own queue is not Together's.
+        time_limit = job.deadline_at - job.created_at
+        moved = await self._writer.move(
+            tracked,
+            JobState.RUNNING,
+            together_id=created.id,
+            provider_status=created.status or "queued",
+            submitted_at=now,
+            deadline_at=now + time_limit,
+        )
+        tracked.submission, tracked.accepted = None, None
+        if moved:
+            tracked.attempts = 0
+            if created.status is not None and created.is_finished:
+                await self._poller.apply(tracked, created)
+            else:
+                tracked.due_at = self._planner.next_poll(tracked.job, now)
+
+    async def _failed(self, tracked: Tracked, exc: TogetherError) -> None:
+        tracked.submission = None
+        tracked.attempts += 1
+        delay = backoff(tracked.attempts, self._config.retry_delay, self._config.max_retry_delay)
+        now = self._runtime.now()
+        decision = after_submit_error(
+            exc, tracked.attempts, self._config.submit_attempts, delay, now
+        )
+        if isinstance(decision, RetrySubmission):
+            log.warning(
+                "Job %d: Together did not take the job (%s); retrying in %.0f s",
+                tracked.job.id,
+                exc.message,
+                decision.wait,
+            )
+            tracked.due_at = now + decision.wait
+            await self._writer.move(tracked, JobState.QUEUED)
+            return
+        log.warning("Job %d: submission failed: %s", tracked.job.id, exc.message)
+        await self._writer.finish(tracked, decision)
+
+    async def unprepare(self) -> None:
+        """Put back in line the jobs stored as "submitting" whose POST never left.
+
+        Certain they never reached Together, so the next start submits them instead of
+        failing them as interrupted.
+        """
+        for tracked in list(self._runtime.jobs.values()):
+            if tracked.submission is not Submission.READY:
+                continue
+            if tracked.job.state is not JobState.SUBMITTING:
+                continue
+            if await self._writer.requeue_unsent(tracked):
+                tracked.submission, tracked.request = None, None
+                log.info("Job %d: not sent before shutdown; back in the queue", tracked.job.id)

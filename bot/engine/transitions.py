@@ -1,0 +1,125 @@
+"""The one writer of a job's state: every move goes to the store first, then to the member."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+
+from bot.engine.decisions import Finish
+from bot.engine.ports import JobStore
+from bot.engine.runtime import Runtime
+from bot.engine.tracked import Tracked
+from storage.models import Job, JobState
+
+log = logging.getLogger("bot.engine")
+
+
+class StateWriter:
+    """Compare-and-set writes of jobs the engine tracks, and their bookkeeping.
+
+    ``on_moved`` is told of every successful move but one to "delivered" (whose message the
+    delivery itself has just shown), so the member sees it.
+    """
+
+    def __init__(self, store: JobStore, runtime: Runtime) -> None:
+        self._store = store
+        self._runtime = runtime
+        self.on_moved: Callable[[Tracked], None] = lambda tracked: None
+
+    async def move(self, tracked: Tracked, new_state: JobState, **changes: object) -> bool:
+        """Compare-and-set the job's state; on success show it, on a lost race adopt the winner.
+
+        Returns False when another writer moved the job first: the working copy then holds
+        what the store holds (or is dropped, if that is final).
+        """
+        job = tracked.job
+        if new_state.is_final and new_state is not JobState.DELIVERED:
+            changes["announced"] = False  # until the edit that shows it has landed
+        updated = await self._store.transition(
+            job.id, job.state, new_state, self._runtime.now(), **changes
+        )
+        if updated is None:
+            await self._adopt_winner(tracked, new_state)
+            return False
+        if updated.message_id is None and tracked.posted_message_id is not None:
+            updated = dataclasses.replace(updated, message_id=tracked.posted_message_id)
+        tracked.job = updated
+        if updated.state is not JobState.DELIVERED:
+            self.on_moved(tracked)
+        if updated.state.is_final:
+            self._runtime.jobs.pop(job.id, None)
+        log.info("Job %d: %s -> %s", job.id, job.state, new_state)
+        return True
+
+    async def finish(self, tracked: Tracked, decision: Finish) -> bool:
+        return await self.move(tracked, decision.state, **decision.changes)
+
+    async def _adopt_winner(self, tracked: Tracked, lost: JobState) -> None:
+        job = tracked.job
+        fresh = await self._store.get(job.id)
+        log.info(
+            "Job %d: state moved elsewhere (now %s); %s not applied",
+            job.id,
+            fresh.state if fresh else "gone",
+            lost,
+        )
+        if fresh is None or fresh.state.is_final:
+            self._runtime.jobs.pop(job.id, None)
+        else:
+            tracked.job = fresh
+
+    async def record_status(self, tracked: Tracked, provider_status: str) -> bool:
+        """Note Together's status of a running job; False if it is no longer running."""
+        updated = await self._store.update(
+            tracked.job.id, JobState.RUNNING, self._runtime.now(), provider_status=provider_status
+        )
+        if updated is None:
+            return False
+        tracked.job = updated
+        return True
+
+    async def requeue_unsent(self, tracked: Tracked) -> bool:
+        """Put a job stored as "submitting" whose POST never left back in line (no edit)."""
+        job = tracked.job
+        back = await self._store.transition(
+            job.id, JobState.SUBMITTING, JobState.QUEUED, self._runtime.now()
+        )
+        if back is None:
+            return False
+        tracked.job = back
+        return True
+
+    async def cancel_untracked(self, job_id: int, reason: str) -> Job | None:
+        """Cancel a queued job this engine does not hold; None when it is no longer queued."""
+        now = self._runtime.now()
+        return await self._store.transition(
+            job_id,
+            JobState.QUEUED,
+            JobState.CANCELLED,
+            now,
+            failure_reason=reason,
+            finished_at=now,
+            announced=False,
+        )
+
+    async def announced(self, shown: Job) -> None:
+        """The final state reached the member (or never can): stop showing it, drop the token."""
+        # A final state never changes again, so this compare-and-set cannot lose a race.
+        await self._store.update(
+            shown.id, shown.state, self._runtime.now(), announced=True, interaction_token=""
+        )
+
+    async def remember_message(self, tracked: Tracked, message_id: int) -> None:
+        """Without this, every later edit of a job that had no message would post another.
+
+        A job whose message was deleted gets the new one in its place.
+        """
+        tracked.posted_message_id = message_id
+        old = tracked.job.message_id
+        if old != message_id:
+            tracked.job = dataclasses.replace(tracked.job, message_id=message_id)
+        if old is None:
+            await self._store.set_message_id(tracked.job.id, message_id)
+        elif old != message_id:
+            await self._store.replace_message_id(tracked.job.id, old, message_id)
