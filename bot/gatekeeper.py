@@ -20,8 +20,8 @@ from bot.quota import (
     model_allowed,
 )
 from storage.jobs import JobRepository
-from storage.models import Job, NewJob
-from storage.quotas import EffectiveLimits, GuildSettingsRepository, MemberUsage
+from storage.models import EffectiveLimits, Job, MemberUsage, NewJob
+from storage.quotas import GuildSettingsRepository
 
 
 class QuotaExceeded(UserFacingError):

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from storage.quotas import (
+from storage.models import (
     DAY_SECONDS,
     MONEY_EPSILON,
     MONTH_SECONDS,

@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from bot.errors import InvalidOptionError
 from cogs.text import job_line, limits_text, money
-from storage.quotas import ModelRule
+from storage.models import ModelRule
 
 if TYPE_CHECKING:
     from bot.client import VideoBot

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from storage.db import Database, fetch_all, fetch_one
-from storage.models import FINAL_STATES, Job, JobState, NewJob
-
-if TYPE_CHECKING:
-    from storage.quotas import EffectiveLimits, MemberUsage
+from storage.models import FINAL_STATES, EffectiveLimits, Job, JobState, MemberUsage, NewJob
 
 _R = TypeVar("_R")
 

@@ -9,18 +9,29 @@ Together's reported cost when known, else the catalog estimate. Usage is always 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Literal
+from collections.abc import Iterable
+from dataclasses import asdict, replace
 
 import aiosqlite
 
 from storage.db import Database, fetch_all, fetch_one
 from storage.jobs import _JOB_COLUMNS, _NEW_JOB_COLUMNS, _to_job
-from storage.models import Job, NewJob
-
-DAY_SECONDS = 86_400
-MONTH_SECONDS = 30 * DAY_SECONDS
+from storage.models import (
+    DAY_SECONDS,
+    LIMIT_NAMES,
+    MONEY_EPSILON,
+    MONTH_SECONDS,
+    AuditEntry,
+    EffectiveLimits,
+    GuildLimits,
+    Job,
+    MemberUsage,
+    ModelRule,
+    NewJob,
+    ServerRules,
+    UsageReport,
+    UsageRow,
+)
 
 # The rule above as SQL, shared by every usage query so they cannot disagree.
 _COUNTS = """state NOT IN ('cancelled', 'timed_out')
@@ -28,9 +39,6 @@ _COUNTS = """state NOT IN ('cancelled', 'timed_out')
 _SPEND = "COALESCE(cost_usd, estimated_cost_usd)"
 # Word for word the WHERE clause of the jobs_unfinished partial index, so SQLite uses it.
 _UNFINISHED = "state IN ('queued', 'submitting', 'running', 'delivering')"
-
-# Float dollars summed in SQL drift by ~1e-15; a video that lands exactly on the budget is fine.
-MONEY_EPSILON = 1e-9
 
 # One pass over the server's counting jobs of the last 30 days gives every windowed figure.
 SELECT_WINDOW_USAGE = f"""
@@ -134,79 +142,6 @@ SELECT id, guild_id, actor_id, action, detail, created_at FROM audit_log
 WHERE guild_id = ? ORDER BY id DESC LIMIT ?
 """
 
-ModelRule = Literal["allow", "deny"]
-
-
-@dataclass(frozen=True, slots=True)
-class GuildLimits:
-    """A server's own limits; None means "use the bot-wide default"."""
-
-    user_daily: int | None = None
-    guild_daily: int | None = None
-    user_concurrent: int | None = None
-    monthly_budget_usd: float | None = None
-    max_seconds: int | None = None
-
-
-LIMIT_NAMES = tuple(field.name for field in fields(GuildLimits))
-
-
-@dataclass(frozen=True, slots=True)
-class EffectiveLimits:
-    """The limits that apply to one member on one server (see quota.effective_limits)."""
-
-    user_daily: int
-    guild_daily: int
-    user_concurrent: int
-    monthly_budget_usd: float
-    max_seconds: int | None  # None: only the model's own limit applies
-
-
-@dataclass(frozen=True, slots=True)
-class MemberUsage:
-    """Everything the quota policy needs about one member, read in one transaction.
-
-    The *_oldest fields are the created_at of the oldest counting job in that window: when it
-    leaves the window, a slot frees up. For the month it is the oldest job that cost anything
-    (a free job frees no budget). None when the window holds no such job.
-    """
-
-    user_day: int
-    guild_day: int
-    user_active: int
-    guild_month_usd: float
-    user_day_oldest: float | None
-    guild_day_oldest: float | None
-    guild_month_oldest: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    id: int
-    guild_id: int
-    actor_id: int
-    action: str
-    detail: str
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class UsageRow:
-    """One member's last 30 days."""
-
-    user_id: int
-    jobs: int
-    spend_usd: float
-
-
-@dataclass(frozen=True, slots=True)
-class UsageReport:
-    day_jobs: int
-    day_usd: float
-    month_jobs: int
-    month_usd: float
-    top_members: list[UsageRow]
-
 
 def _window_starts(now: float) -> dict[str, float]:
     """The :day_start and :month_start parameters of the usage queries."""
@@ -257,17 +192,6 @@ def _check_limit(name: str, value: float | None) -> float | None:
 
 def _describe(name: str, value: object) -> str:
     return f"{name}={'default' if value is None else value}"
-
-
-@dataclass(frozen=True, slots=True)
-class ServerRules:
-    """Everything /video checks about a server before it reads any usage."""
-
-    limits: GuildLimits
-    role_quotas: Mapping[int, int]  # role_id -> that role's daily limit per member
-    model_rules: Mapping[str, str]  # model_id -> 'allow' or 'deny'
-    channels: frozenset[int]  # empty: every channel
-    blocked: frozenset[int]
 
 
 class GuildSettingsRepository:

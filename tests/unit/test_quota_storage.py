@@ -19,13 +19,9 @@ from hypothesis import strategies as st
 from bot.quota import check
 from storage.db import Database, open_database
 from storage.jobs import JobRepository
-from storage.models import Job, JobState
+from storage.models import EffectiveLimits, GuildLimits, Job, JobState, MemberUsage, UsageRow
 from storage.quotas import (
-    EffectiveLimits,
-    GuildLimits,
     GuildSettingsRepository,
-    MemberUsage,
-    UsageRow,
     insert_within_limits,
     read_member_usage,
 )
