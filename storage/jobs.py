@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiosqlite
 
 from storage.db import Database, fetch_all, fetch_one
 from storage.models import FINAL_STATES, EffectiveLimits, Job, JobState, MemberUsage, NewJob
+from storage.quotas import insert_within_limits, read_member_usage
+from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, job_from_row
 
 _R = TypeVar("_R")
 
-_JOB_COLUMNS = tuple(field.name for field in dataclasses.fields(Job))
-_NEW_JOB_COLUMNS = tuple(field.name for field in dataclasses.fields(NewJob))
 # Columns a transition or update may set; ids, the request and its owner never change.
 MUTABLE_COLUMNS = frozenset(
     {
@@ -37,11 +37,11 @@ MUTABLE_COLUMNS = frozenset(
 )
 
 INSERT_JOB = f"""
-INSERT INTO jobs (state, updated_at, {", ".join(_NEW_JOB_COLUMNS)})
-VALUES ('queued', :created_at, {", ".join(":" + c for c in _NEW_JOB_COLUMNS)})
-RETURNING {", ".join(_JOB_COLUMNS)}
+INSERT INTO jobs (state, updated_at, {", ".join(NEW_JOB_COLUMNS)})
+VALUES ('queued', :created_at, {", ".join(":" + c for c in NEW_JOB_COLUMNS)})
+RETURNING {", ".join(JOB_COLUMNS)}
 """
-SELECT_JOB = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE id = ?"
+SELECT_JOB = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = ?"
 SELECT_IN_STATES = """
 SELECT {columns} FROM jobs WHERE state IN ({marks}) ORDER BY id
 """
@@ -67,19 +67,12 @@ RETURNING id
 DELETE_MEDIA = "DELETE FROM job_media WHERE job_id = ?"
 SET_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id IS NULL RETURNING id"
 REPLACE_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id = ? RETURNING id"
-SELECT_UNANNOUNCED = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE announced = 0 ORDER BY id"
+SELECT_UNANNOUNCED = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE announced = 0 ORDER BY id"
 SELECT_BY_MEMBER = f"""
-SELECT {", ".join(_JOB_COLUMNS)} FROM jobs
+SELECT {", ".join(JOB_COLUMNS)} FROM jobs
 WHERE guild_id = ? AND user_id = ?
 ORDER BY id DESC LIMIT ?
 """
-
-
-def _to_job(row: aiosqlite.Row | tuple[Any, ...]) -> Job:
-    values = dict(zip(_JOB_COLUMNS, row, strict=True))
-    values["state"] = JobState(values["state"])
-    values["announced"] = bool(values["announced"])
-    return Job(**values)
 
 
 def _assignments(changes: Mapping[str, object]) -> str:
@@ -95,7 +88,7 @@ async def _insert(
     """Insert a queued job and its images inside the caller's transaction."""
     row = await fetch_one(conn, INSERT_JOB, dataclasses.asdict(new_job))
     assert row is not None
-    job = _to_job(row)
+    job = job_from_row(row)
     if media:
         await conn.executemany(INSERT_MEDIA, [(job.id, kind, data) for kind, data in media.items()])
     return job
@@ -130,9 +123,6 @@ class JobRepository:
         four. Under a burst every command waits for the reservations before its own, so their
         length is what members feel. A refusal, and any job with images, takes the full path.
         """
-        # Imported here: storage.quotas imports this module's column list and _to_job.
-        from storage.quotas import insert_within_limits, read_member_usage
-
         if limits is not None and not media:
             async with self._db.access() as conn:
                 accepted = await insert_within_limits(conn, new_job, limits)
@@ -149,7 +139,7 @@ class JobRepository:
 
     async def get(self, job_id: int) -> Job | None:
         row = await self._db.fetch_one(SELECT_JOB, (job_id,))
-        return _to_job(row) if row else None
+        return job_from_row(row) if row else None
 
     async def transition(
         self,
@@ -167,12 +157,12 @@ class JobRepository:
         # read of its result are atomic, in one trip to SQLite's thread.
         sql = (
             f"UPDATE jobs SET state = :new_state, updated_at = :now{_assignments(changes)} "
-            f"WHERE id = :id AND state = :expected RETURNING {', '.join(_JOB_COLUMNS)}"
+            f"WHERE id = :id AND state = :expected RETURNING {', '.join(JOB_COLUMNS)}"
         )
         params = {**changes, "new_state": new_state.value, "now": now}
         params |= {"id": job_id, "expected": expected.value}
         row = await self._db.fetch_one(sql, params)
-        return _to_job(row) if row else None
+        return job_from_row(row) if row else None
 
     async def update(
         self, job_id: int, expected: JobState, now: float, **changes: object
@@ -204,10 +194,10 @@ class JobRepository:
     async def in_states(self, states: Iterable[JobState]) -> list[Job]:
         wanted = [state.value for state in states]
         sql = SELECT_IN_STATES.format(
-            columns=", ".join(_JOB_COLUMNS), marks=", ".join("?" for _ in wanted)
+            columns=", ".join(JOB_COLUMNS), marks=", ".join("?" for _ in wanted)
         )
         rows = await self._db.fetch_all(sql, wanted)
-        return [_to_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     async def set_message_id(self, job_id: int, message_id: int) -> bool:
         """Record the job's message if none is recorded yet, whatever state the job is in."""
@@ -225,7 +215,7 @@ class JobRepository:
     async def unannounced(self) -> list[Job]:
         """Finished jobs whose final state has not reached their message yet."""
         rows = await self._db.fetch_all(SELECT_UNANNOUNCED)
-        return [_to_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     async def recent_durations(self, limit: int = 2000) -> dict[str, list[float]]:
         """Seconds from submission to completion of recent finished jobs, by model, oldest first."""
@@ -237,4 +227,4 @@ class JobRepository:
 
     async def recent_for_member(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
         rows = await self._db.fetch_all(SELECT_BY_MEMBER, (guild_id, user_id, limit))
-        return [_to_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]

@@ -15,7 +15,6 @@ from dataclasses import asdict, replace
 import aiosqlite
 
 from storage.db import Database, fetch_all, fetch_one
-from storage.jobs import _JOB_COLUMNS, _NEW_JOB_COLUMNS, _to_job
 from storage.models import (
     DAY_SECONDS,
     LIMIT_NAMES,
@@ -32,13 +31,12 @@ from storage.models import (
     UsageReport,
     UsageRow,
 )
+from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, UNFINISHED, job_from_row
 
 # The rule above as SQL, shared by every usage query so they cannot disagree.
 _COUNTS = """state NOT IN ('cancelled', 'timed_out')
     AND NOT (state = 'failed' AND together_id IS NULL)"""
 _SPEND = "COALESCE(cost_usd, estimated_cost_usd)"
-# Word for word the WHERE clause of the jobs_unfinished partial index, so SQLite uses it.
-_UNFINISHED = "state IN ('queued', 'submitting', 'running', 'delivering')"
 
 # One pass over the server's counting jobs of the last 30 days gives every windowed figure.
 SELECT_WINDOW_USAGE = f"""
@@ -51,7 +49,7 @@ SELECT
     MIN(CASE WHEN {_SPEND} > 0 THEN created_at END),
     -- Unfinished jobs count toward concurrency whatever their age.
     (SELECT COUNT(*) FROM jobs
-     WHERE guild_id = :guild_id AND user_id = :user_id AND {_UNFINISHED}) AS user_active
+     WHERE guild_id = :guild_id AND user_id = :user_id AND {UNFINISHED}) AS user_active
 FROM jobs
 WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
 """
@@ -59,15 +57,15 @@ WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
 # statement (atomic on its own in autocommit mode), so one trip to SQLite's thread. Same
 # comparisons, in the same terms, as quota.check; test_quota_storage holds them together.
 INSERT_WITHIN_LIMITS = f"""
-INSERT INTO jobs (state, updated_at, {", ".join(_NEW_JOB_COLUMNS)})
-SELECT 'queued', :created_at, {", ".join(":" + c for c in _NEW_JOB_COLUMNS)}
+INSERT INTO jobs (state, updated_at, {", ".join(NEW_JOB_COLUMNS)})
+SELECT 'queued', :created_at, {", ".join(":" + c for c in NEW_JOB_COLUMNS)}
 FROM ({SELECT_WINDOW_USAGE}) AS usage
 WHERE (:max_seconds IS NULL OR :seconds <= :max_seconds)
     AND usage.user_active < :user_concurrent
     AND usage.user_day < :user_daily
     AND usage.guild_day < :guild_daily
     AND usage.guild_month_usd + :estimated_cost_usd <= :monthly_budget_usd + {MONEY_EPSILON!r}
-RETURNING {", ".join(_JOB_COLUMNS)}
+RETURNING {", ".join(JOB_COLUMNS)}
 """
 SELECT_REPORT_TOTALS = f"""
 SELECT
@@ -89,8 +87,8 @@ ORDER BY spend DESC, COUNT(*) DESC, user_id
 LIMIT :top
 """
 SELECT_UNFINISHED = f"""
-SELECT {", ".join(_JOB_COLUMNS)} FROM jobs
-WHERE guild_id = ? AND {_UNFINISHED}
+SELECT {", ".join(JOB_COLUMNS)} FROM jobs
+WHERE guild_id = ? AND {UNFINISHED}
 ORDER BY id
 """
 
@@ -173,7 +171,7 @@ async def insert_within_limits(
     """Store the job if the member's usage leaves room under `limits`; None if it does not."""
     params = {**asdict(new_job), **asdict(limits), **_window_starts(new_job.created_at)}
     row = await fetch_one(conn, INSERT_WITHIN_LIMITS, params)
-    return _to_job(row) if row else None
+    return job_from_row(row) if row else None
 
 
 def _check_limit(name: str, value: float | None) -> float | None:
@@ -386,4 +384,4 @@ class GuildSettingsRepository:
     async def unfinished_jobs(self, guild_id: int) -> list[Job]:
         """The server's jobs still in progress, oldest first."""
         rows = await self._db.fetch_all(SELECT_UNFINISHED, (guild_id,))
-        return [_to_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
