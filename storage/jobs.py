@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar
+from collections.abc import Iterable, Mapping
 
 import aiosqlite
 
 from storage.db import Database, fetch_all, fetch_one
-from storage.models import FINAL_STATES, EffectiveLimits, Job, JobState, MemberUsage, NewJob
-from storage.quotas import insert_within_limits, read_member_usage
-from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, job_from_row
-
-_R = TypeVar("_R")
+from storage.models import FINAL_STATES, Job, JobState, NewJob
+from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, UNFINISHED, job_from_row
 
 # Columns a transition or update may set; ids, the request and its owner never change.
 MUTABLE_COLUMNS = frozenset(
@@ -53,6 +49,12 @@ WHERE state IN ('delivering', 'delivered') AND submitted_at IS NOT NULL
   AND finished_at > submitted_at
 ORDER BY id DESC LIMIT ?
 """
+SELECT_UNFINISHED = f"""
+SELECT {", ".join(JOB_COLUMNS)} FROM jobs
+WHERE guild_id = ? AND {UNFINISHED}
+ORDER BY id
+"""
+
 # Finished jobs past retention that still have images; a bounded batch per transaction.
 MARK_MEDIA_PRUNED = """
 UPDATE jobs SET media_pruned_at = :now
@@ -82,10 +84,14 @@ def _assignments(changes: Mapping[str, object]) -> str:
     return "".join(f", {column} = :{column}" for column in changes)
 
 
-async def _insert(
+async def insert_job(
     conn: aiosqlite.Connection, new_job: NewJob, media: Mapping[str, bytes] | None
 ) -> Job:
-    """Insert a queued job and its images inside the caller's transaction."""
+    """Insert a queued job and its images inside the caller's transaction; returns the job.
+
+    Atomic only with the transaction the caller holds (JobRepository.create opens one; the
+    quota reservation in storage.reservations runs it in the transaction that read the usage).
+    """
     row = await fetch_one(conn, INSERT_JOB, dataclasses.asdict(new_job))
     assert row is not None
     job = job_from_row(row)
@@ -103,39 +109,7 @@ class JobRepository:
     async def create(self, new_job: NewJob, media: Mapping[str, bytes] | None = None) -> Job:
         """Store a new queued job and its images in one transaction."""
         async with self._db.transaction() as conn:
-            return await _insert(conn, new_job, media)
-
-    async def create_within_quota(
-        self,
-        new_job: NewJob,
-        decide: Callable[[MemberUsage], _R | None],
-        media: Mapping[str, bytes] | None = None,
-        limits: EffectiveLimits | None = None,
-    ) -> Job | _R:
-        """Store the job only if `decide` accepts the member's usage; else return its refusal.
-
-        The usage read, the decision and the insert share one BEGIN IMMEDIATE transaction, so
-        concurrent requests (from this connection or another) are serialized and can never
-        overshoot a limit together. `decide` is plain sync code: no awaiting under the lock.
-
-        With `limits` (the ones `decide` applies) and no images, one statement tries first: it
-        inserts the job if the usage leaves room, in one trip to SQLite's thread instead of
-        four. Under a burst every command waits for the reservations before its own, so their
-        length is what members feel. A refusal, and any job with images, takes the full path.
-        """
-        if limits is not None and not media:
-            async with self._db.access() as conn:
-                accepted = await insert_within_limits(conn, new_job, limits)
-            if accepted is not None:
-                return accepted
-        async with self._db.transaction() as conn:
-            usage = await read_member_usage(
-                conn, new_job.guild_id, new_job.user_id, new_job.created_at
-            )
-            refusal = decide(usage)
-            if refusal is not None:
-                return refusal
-            return await _insert(conn, new_job, media)
+            return await insert_job(conn, new_job, media)
 
     async def get(self, job_id: int) -> Job | None:
         row = await self._db.fetch_one(SELECT_JOB, (job_id,))
@@ -227,4 +201,9 @@ class JobRepository:
 
     async def recent_for_member(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
         rows = await self._db.fetch_all(SELECT_BY_MEMBER, (guild_id, user_id, limit))
+        return [job_from_row(row) for row in rows]
+
+    async def unfinished_in_guild(self, guild_id: int) -> list[Job]:
+        """The server's jobs still in progress, oldest first."""
+        rows = await self._db.fetch_all(SELECT_UNFINISHED, (guild_id,))
         return [job_from_row(row) for row in rows]
