@@ -101,17 +101,27 @@ async def insert_job(
 
 
 class JobRepository:
-    """Jobs in SQLite. Every state change is a compare-and-set on (id, state)."""
+    """Jobs in SQLite. Every state change is a compare-and-set on (id, state).
+
+    Each method is one statement or one transaction of its own, so it is atomic; a method that
+    can lose a race to another writer says what it returns when it does. None of them raises
+    for a missing job: it reads as "nothing there" or "someone else won".
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def create(self, new_job: NewJob, media: Mapping[str, bytes] | None = None) -> Job:
-        """Store a new queued job and its images in one transaction."""
+        """Store a new queued job and its images in one transaction; returns the stored job.
+
+        The job and its images are stored together or not at all. It does not check any quota:
+        /video stores its jobs through storage.reservations instead.
+        """
         async with self._db.transaction() as conn:
             return await insert_job(conn, new_job, media)
 
     async def get(self, job_id: int) -> Job | None:
+        """The job as stored now, or None when no job has that id."""
         row = await self._db.fetch_one(SELECT_JOB, (job_id,))
         return job_from_row(row) if row else None
 
@@ -125,7 +135,9 @@ class JobRepository:
     ) -> Job | None:
         """Move the job from `expected` to `new_state`, setting `changes` in the same statement.
 
-        Returns the updated job, or None when the job was not in `expected` (someone else won).
+        Returns the updated job, or None when the job was not in `expected` (someone else won,
+        or there is no such job); nothing is written then. Raises ValueError, before writing
+        anything, when `changes` names a column outside MUTABLE_COLUMNS.
         """
         # One statement in autocommit mode is its own transaction: the compare-and-set and the
         # read of its result are atomic, in one trip to SQLite's thread.
@@ -141,11 +153,18 @@ class JobRepository:
     async def update(
         self, job_id: int, expected: JobState, now: float, **changes: object
     ) -> Job | None:
-        """Set fields without changing state, only while the job is still in `expected`."""
+        """Set fields without changing state, only while the job is still in `expected`.
+
+        The same compare-and-set as `transition`: None (and nothing written) when the job has
+        left `expected`.
+        """
         return await self.transition(job_id, expected, expected, now, **changes)
 
     async def media(self, job_id: int) -> dict[str, bytes]:
-        """The job's images by kind ('first_frame', 'last_frame', 'reference')."""
+        """The job's images by kind ('first_frame', 'last_frame', 'reference').
+
+        Empty when the job had none, or they were pruned (see Job.media_pruned_at).
+        """
         rows = await self._db.fetch_all(SELECT_MEDIA, (job_id,))
         return {str(kind): bytes(data) for kind, data in rows}
 
@@ -153,6 +172,8 @@ class JobRepository:
         """Delete the images of jobs that ended before `before`; returns how many jobs.
 
         Each job is marked in the same transaction, so its Retry can say why it cannot run.
+        Batches of `batch` jobs are separate transactions: an interruption keeps the batches
+        already done, and each of those jobs is both marked and emptied.
         """
         final = ", ".join(f"'{state.value}'" for state in FINAL_STATES)
         sql = MARK_MEDIA_PRUNED.format(final=final)
@@ -166,6 +187,7 @@ class JobRepository:
                 return pruned
 
     async def in_states(self, states: Iterable[JobState]) -> list[Job]:
+        """Every job in one of `states`, oldest first (one read)."""
         wanted = [state.value for state in states]
         sql = SELECT_IN_STATES.format(
             columns=", ".join(JOB_COLUMNS), marks=", ".join("?" for _ in wanted)
@@ -174,14 +196,19 @@ class JobRepository:
         return [job_from_row(row) for row in rows]
 
     async def set_message_id(self, job_id: int, message_id: int) -> bool:
-        """Record the job's message if none is recorded yet, whatever state the job is in."""
+        """Record the job's message if none is recorded yet, whatever state the job is in.
+
+        A compare-and-set on an empty message_id: False (and nothing written) when the job
+        already has a message, recorded by another writer first, or there is no such job.
+        """
         row = await self._db.fetch_one(SET_MESSAGE_ID, (message_id, job_id))
         return row is not None
 
     async def replace_message_id(self, job_id: int, old_id: int, new_id: int) -> bool:
         """Point the job at ``new_id`` where its message was ``old_id`` (deleted by someone).
 
-        False when the job's message is no longer ``old_id``: another writer moved it first.
+        False when the job's message is no longer ``old_id``: another writer moved it first
+        (or there is no such job). Nothing is written then.
         """
         row = await self._db.fetch_one(REPLACE_MESSAGE_ID, (new_id, job_id, old_id))
         return row is not None
@@ -200,10 +227,11 @@ class JobRepository:
         return durations
 
     async def recent_for_member(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
+        """The member's latest `limit` jobs on the server, newest first, whatever their state."""
         rows = await self._db.fetch_all(SELECT_BY_MEMBER, (guild_id, user_id, limit))
         return [job_from_row(row) for row in rows]
 
     async def unfinished_in_guild(self, guild_id: int) -> list[Job]:
-        """The server's jobs still in progress, oldest first."""
+        """The server's jobs still in progress (queued to delivering), oldest first."""
         rows = await self._db.fetch_all(SELECT_UNFINISHED, (guild_id,))
         return [job_from_row(row) for row in rows]

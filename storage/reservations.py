@@ -40,6 +40,10 @@ class Reservations:
         inserts the job if the usage leaves room, in one trip to SQLite's thread instead of
         four. Under a burst every command waits for the reservations before its own, so their
         length is what members feel. A refusal, and any job with images, takes the full path.
+
+        Returns the stored job, or what `decide` returned when it refused (nothing is stored
+        then). If `decide` raises, the transaction rolls back, nothing is stored, and the
+        exception propagates.
         """
         if limits is not None and not media:
             async with self._db.access() as conn:

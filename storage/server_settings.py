@@ -94,6 +94,12 @@ class GuildSettingsRepository:
         self._loading: dict[int, asyncio.Future[ServerRules]] = {}
 
     async def rules(self, guild_id: int) -> ServerRules:
+        """The server's rules, read once with the connection held, then served from memory.
+
+        Commands that ask at once before the first read share it. The copy is dropped by every
+        change made through this repository; a change written by another connection or process
+        is not seen until then.
+        """
         cached = self._rules.get(guild_id)
         if cached is not None:
             return cached
@@ -132,12 +138,18 @@ class GuildSettingsRepository:
     # --- limits -------------------------------------------------------------------------
 
     async def limits(self, guild_id: int) -> GuildLimits:
+        """The server's own limits (None: the bot-wide default), from the same copy as rules."""
         return (await self.rules(guild_id)).limits
 
     async def set_limits(
         self, guild_id: int, actor_id: int, now: float, **changes: float | None
     ) -> GuildLimits:
-        """Change only the given limits (None = back to the default); returns all of them."""
+        """Change only the given limits (None = back to the default); returns all of them.
+
+        Raises ValueError, before writing anything, for an unknown limit or a value that is
+        negative, or not a whole number where one is needed. The change and its audit entry are
+        one transaction. With no changes, nothing is written or audited.
+        """
         checked = {name: _check_limit(name, value) for name, value in changes.items()}
         async with self._db.transaction() as conn:
             current = await self._read_limits(conn, guild_id)
@@ -164,7 +176,11 @@ class GuildSettingsRepository:
     async def set_role_quota(
         self, guild_id: int, role_id: int, user_daily: int | None, actor_id: int, now: float
     ) -> None:
-        """Give a role its own daily limit, or remove it with None."""
+        """Give a role its own daily limit, or remove it with None.
+
+        Raises ValueError, before writing anything, for a negative or fractional limit. The
+        change and its audit entry are one transaction.
+        """
         _check_limit("user_daily", user_daily)
         async with self._db.transaction() as conn:
             if user_daily is None:
@@ -179,7 +195,11 @@ class GuildSettingsRepository:
     async def set_model_rule(
         self, guild_id: int, model_id: str, rule: ModelRule | None, actor_id: int, now: float
     ) -> None:
-        """Allow or deny a model on the server; None removes the rule."""
+        """Allow or deny a model on the server; None removes the rule.
+
+        Raises ValueError, before writing anything, for another rule. The change and its audit
+        entry are one transaction.
+        """
         if rule not in ("allow", "deny", None):
             raise ValueError(f"unknown model rule {rule!r}")
         async with self._db.transaction() as conn:
@@ -195,7 +215,10 @@ class GuildSettingsRepository:
     async def set_channels(
         self, guild_id: int, channel_ids: Iterable[int], actor_id: int, now: float
     ) -> None:
-        """Replace the allowed channels; an empty set allows every channel."""
+        """Replace the allowed channels; an empty set allows every channel.
+
+        The old set is replaced, and the change audited, in one transaction.
+        """
         wanted = sorted(set(channel_ids))
         async with self._db.transaction() as conn:
             await conn.execute(DELETE_CHANNELS, (guild_id,))
@@ -208,7 +231,11 @@ class GuildSettingsRepository:
     async def set_blocked(
         self, guild_id: int, user_id: int, blocked: bool, actor_id: int, now: float
     ) -> bool:
-        """Block or unblock a member. Returns False (and audits nothing) if nothing changed."""
+        """Block or unblock a member. Returns False (and audits nothing) if nothing changed.
+
+        False also when another moderator made the same change first: the member was already
+        blocked, or not blocked. The change and its audit entry are one transaction.
+        """
         async with self._db.transaction() as conn:
             if blocked:
                 cursor = await conn.execute(INSERT_BLOCKED, (guild_id, user_id, actor_id, now))

@@ -92,7 +92,11 @@ def _window_starts(now: float) -> dict[str, float]:
 async def read_member_usage(
     conn: aiosqlite.Connection, guild_id: int, user_id: int, now: float
 ) -> MemberUsage:
-    """The member's usage at `now`; run it inside the caller's transaction."""
+    """The member's usage at `now`; run it inside the caller's transaction.
+
+    One statement: its figures are consistent with each other. Under the caller's BEGIN
+    IMMEDIATE they stay true until that transaction ends.
+    """
     params = {"guild_id": guild_id, "user_id": user_id, **_window_starts(now)}
     row = await fetch_one(conn, SELECT_WINDOW_USAGE, params)
     assert row is not None  # aggregates always return a row
@@ -111,7 +115,13 @@ async def read_member_usage(
 async def insert_within_limits(
     conn: aiosqlite.Connection, new_job: NewJob, limits: EffectiveLimits
 ) -> Job | None:
-    """Store the job if the member's usage leaves room under `limits`; None if it does not."""
+    """Store the job if the member's usage leaves room under `limits`; None if it does not.
+
+    One statement (INSERT ... SELECT ... RETURNING), atomic on its own in autocommit mode: no
+    other writer can land between the usage it reads and the job it inserts. Run it with the
+    connection from Database.access(). None does not say which limit refused, and nothing is
+    stored then; Reservations.create_within_quota reads the usage again to find out.
+    """
     params = {**asdict(new_job), **asdict(limits), **_window_starts(new_job.created_at)}
     row = await fetch_one(conn, INSERT_WITHIN_LIMITS, params)
     return job_from_row(row) if row else None
@@ -124,7 +134,11 @@ class UsageRepository:
         self._db = db
 
     async def member_usage(self, guild_id: int, user_id: int, now: float) -> MemberUsage:
-        """A member's usage at `now` (for their /videos summary)."""
+        """A member's usage at `now` (for their /videos summary and the quick precheck).
+
+        Read in one transaction of its own; a video accepted right after may change it, so a
+        decision to store a job must use storage.reservations instead.
+        """
         async with self._db.transaction() as conn:
             return await read_member_usage(conn, guild_id, user_id, now)
 
@@ -133,7 +147,9 @@ class UsageRepository:
     ) -> UsageReport:
         """Counting jobs and spend over 24 hours and 30 days; top members by 30-day spend.
 
-        With user_id, every figure is that member's, and top_members is just them.
+        With user_id, every figure is that member's, and top_members is just them (with zeros
+        when they have no counting job). The totals and the members are read in one
+        transaction, so they agree.
         """
         params = {
             "guild_id": guild_id,
