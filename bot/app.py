@@ -27,7 +27,9 @@ from bot.together import TogetherClient
 from storage.db import open_database
 from storage.jobs import JobRepository
 from storage.lock import acquire_database_lock
-from storage.quotas import GuildSettingsRepository
+from storage.reservations import Reservations
+from storage.server_settings import GuildSettingsRepository
+from storage.usage import UsageRepository
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +114,18 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 planner,
             )
             server_settings = GuildSettingsRepository(db)
+            usage = UsageRepository(db)
             defaults = QuotaDefaults(
                 user_daily=settings.default_user_daily,
                 guild_daily=settings.default_guild_daily,
                 user_concurrent=settings.default_user_concurrent,
                 monthly_budget_usd=settings.default_monthly_budget_usd,
             )
-            gatekeeper = Gatekeeper(server_settings, jobs, catalog, defaults)
+            gatekeeper = Gatekeeper(server_settings, usage, Reservations(db), catalog, defaults)
             pruner = KeyframePruner(jobs, clock or SystemClock(), settings.keyframe_retention_days)
-            bot = VideoBot(settings, jobs, engine, catalog, server_settings, gatekeeper, pruner)
+            bot = VideoBot(
+                settings, jobs, engine, catalog, server_settings, usage, gatekeeper, pruner
+            )
             try:
                 yield bot
             finally:

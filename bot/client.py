@@ -21,7 +21,8 @@ from bot.gatekeeper import Gatekeeper
 from bot.housekeeping import KeyframePruner
 from bot.settings import Settings
 from storage.jobs import JobRepository
-from storage.quotas import GuildSettingsRepository
+from storage.server_settings import GuildSettingsRepository
+from storage.usage import UsageRepository
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class VideoBot(commands.AutoShardedBot):
         engine: JobEngine,
         catalog: Catalog,
         server_settings: GuildSettingsRepository,
+        usage: UsageRepository,
         gatekeeper: Gatekeeper,
         pruner: KeyframePruner,
     ) -> None:
@@ -110,6 +112,7 @@ class VideoBot(commands.AutoShardedBot):
         self.engine = engine
         self.catalog = catalog
         self.server_settings = server_settings
+        self.usage = usage
         self.gatekeeper = gatekeeper
         self.pruner = pruner
         self._closing = False

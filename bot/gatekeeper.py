@@ -19,9 +19,10 @@ from bot.quota import (
     effective_limits,
     model_allowed,
 )
-from storage.jobs import JobRepository
-from storage.models import Job, NewJob
-from storage.quotas import EffectiveLimits, GuildSettingsRepository, MemberUsage
+from storage.models import EffectiveLimits, Job, MemberUsage, NewJob
+from storage.reservations import Reservations
+from storage.server_settings import GuildSettingsRepository
+from storage.usage import UsageRepository
 
 
 class QuotaExceeded(UserFacingError):
@@ -32,12 +33,14 @@ class Gatekeeper:
     def __init__(
         self,
         server_settings: GuildSettingsRepository,
-        jobs: JobRepository,
+        usage: UsageRepository,
+        reservations: Reservations,
         catalog: Catalog,
         defaults: QuotaDefaults,
     ) -> None:
         self._settings = server_settings
-        self._jobs = jobs
+        self._usage = usage
+        self._reservations = reservations
         self._catalog = catalog
         self.defaults = defaults
 
@@ -77,7 +80,7 @@ class Gatekeeper:
     ) -> None:
         """A quick refusal before anything slow (the reservation checks again, atomically)."""
         now = time.time()
-        usage = await self._settings.member_usage(guild_id, user_id, now)
+        usage = await self._usage.member_usage(guild_id, user_id, now)
         refusal = check(limits, usage, now, estimated_cost_usd=cost, seconds=seconds)
         if refusal is not None:
             raise QuotaExceeded(refusal.message)
@@ -96,7 +99,7 @@ class Gatekeeper:
                 seconds=new_job.seconds,
             )
 
-        result = await self._jobs.create_within_quota(new_job, decide, media, limits)
+        result = await self._reservations.create_within_quota(new_job, decide, media, limits)
         if isinstance(result, Refusal):
             raise QuotaExceeded(result.message)
         return result

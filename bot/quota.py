@@ -1,8 +1,8 @@
 """The quota policy: given the limits and a member's usage, allow a video or say why not.
 
 Pure functions, no I/O: the storage layer reads the usage and calls `check` inside the same
-transaction that stores the job (JobRepository.create_within_quota). Its one-statement fast path
-applies the same comparisons in SQL (storage.quotas.INSERT_WITHIN_LIMITS); a property test
+transaction that stores the job (Reservations.create_within_quota). Its one-statement fast path
+applies the same comparisons in SQL (storage.usage.INSERT_WITHIN_LIMITS); a property test
 holds the two to the same answer.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from storage.quotas import (
+from storage.models import (
     DAY_SECONDS,
     MONEY_EPSILON,
     MONTH_SECONDS,

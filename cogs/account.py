@@ -29,7 +29,7 @@ class AccountCog(commands.Cog):
         guild_id, user_id = interaction.guild_id, interaction.user.id
         role_ids = [role.id for role in getattr(interaction.user, "roles", [])]
         limits = await self.bot.gatekeeper.limits_for(guild_id, role_ids)
-        usage = await self.bot.server_settings.member_usage(guild_id, user_id, time.time())
+        usage = await self.bot.usage.member_usage(guild_id, user_id, time.time())
         jobs = await self.bot.jobs.recent_for_member(guild_id, user_id, limit=RECENT)
         left = remaining_today(limits, usage)
         lines = [

@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from bot.errors import InvalidOptionError
 from cogs.text import job_line, limits_text, money
-from storage.quotas import ModelRule
+from storage.models import ModelRule
 
 if TYPE_CHECKING:
     from bot.client import VideoBot
@@ -215,7 +215,7 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         self, interaction: discord.Interaction[VideoBot], user: discord.Member | None = None
     ) -> None:
         guild_id = self._guild(interaction)
-        report = await self.bot.server_settings.usage_report(
+        report = await self.bot.usage.usage_report(
             guild_id, time.time(), user_id=user.id if user else None
         )
         limits = await self.bot.gatekeeper.server_limits(guild_id)
@@ -236,7 +236,7 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
 
     @app_commands.command(name="jobs", description="The unfinished videos in this server")
     async def jobs(self, interaction: discord.Interaction[VideoBot]) -> None:
-        jobs = await self.bot.server_settings.unfinished_jobs(self._guild(interaction))
+        jobs = await self.bot.jobs.unfinished_in_guild(self._guild(interaction))
         if not jobs:
             await self._reply(interaction, "No videos are in progress here.")
             return

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.quota import QuotaDefaults
-from storage.models import Job, JobState
-from storage.quotas import GuildLimits
+from storage.models import GuildLimits, Job, JobState
 
 STATE_WORDS = {
     JobState.QUEUED: "waiting",

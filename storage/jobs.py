@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable, Mapping
 
 import aiosqlite
 
 from storage.db import Database, fetch_all, fetch_one
 from storage.models import FINAL_STATES, Job, JobState, NewJob
+from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, UNFINISHED, job_from_row
 
-if TYPE_CHECKING:
-    from storage.quotas import EffectiveLimits, MemberUsage
-
-_R = TypeVar("_R")
-
-_JOB_COLUMNS = tuple(field.name for field in dataclasses.fields(Job))
-_NEW_JOB_COLUMNS = tuple(field.name for field in dataclasses.fields(NewJob))
 # Columns a transition or update may set; ids, the request and its owner never change.
 MUTABLE_COLUMNS = frozenset(
     {
@@ -40,11 +33,11 @@ MUTABLE_COLUMNS = frozenset(
 )
 
 INSERT_JOB = f"""
-INSERT INTO jobs (state, updated_at, {", ".join(_NEW_JOB_COLUMNS)})
-VALUES ('queued', :created_at, {", ".join(":" + c for c in _NEW_JOB_COLUMNS)})
-RETURNING {", ".join(_JOB_COLUMNS)}
+INSERT INTO jobs (state, updated_at, {", ".join(NEW_JOB_COLUMNS)})
+VALUES ('queued', :created_at, {", ".join(":" + c for c in NEW_JOB_COLUMNS)})
+RETURNING {", ".join(JOB_COLUMNS)}
 """
-SELECT_JOB = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE id = ?"
+SELECT_JOB = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE id = ?"
 SELECT_IN_STATES = """
 SELECT {columns} FROM jobs WHERE state IN ({marks}) ORDER BY id
 """
@@ -56,6 +49,12 @@ WHERE state IN ('delivering', 'delivered') AND submitted_at IS NOT NULL
   AND finished_at > submitted_at
 ORDER BY id DESC LIMIT ?
 """
+SELECT_UNFINISHED = f"""
+SELECT {", ".join(JOB_COLUMNS)} FROM jobs
+WHERE guild_id = ? AND {UNFINISHED}
+ORDER BY id
+"""
+
 # Finished jobs past retention that still have images; a bounded batch per transaction.
 MARK_MEDIA_PRUNED = """
 UPDATE jobs SET media_pruned_at = :now
@@ -70,19 +69,12 @@ RETURNING id
 DELETE_MEDIA = "DELETE FROM job_media WHERE job_id = ?"
 SET_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id IS NULL RETURNING id"
 REPLACE_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id = ? RETURNING id"
-SELECT_UNANNOUNCED = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE announced = 0 ORDER BY id"
+SELECT_UNANNOUNCED = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE announced = 0 ORDER BY id"
 SELECT_BY_MEMBER = f"""
-SELECT {", ".join(_JOB_COLUMNS)} FROM jobs
+SELECT {", ".join(JOB_COLUMNS)} FROM jobs
 WHERE guild_id = ? AND user_id = ?
 ORDER BY id DESC LIMIT ?
 """
-
-
-def _to_job(row: aiosqlite.Row | tuple[Any, ...]) -> Job:
-    values = dict(zip(_JOB_COLUMNS, row, strict=True))
-    values["state"] = JobState(values["state"])
-    values["announced"] = bool(values["announced"])
-    return Job(**values)
 
 
 def _assignments(changes: Mapping[str, object]) -> str:
@@ -92,67 +84,46 @@ def _assignments(changes: Mapping[str, object]) -> str:
     return "".join(f", {column} = :{column}" for column in changes)
 
 
-async def _insert(
+async def insert_job(
     conn: aiosqlite.Connection, new_job: NewJob, media: Mapping[str, bytes] | None
 ) -> Job:
-    """Insert a queued job and its images inside the caller's transaction."""
+    """Insert a queued job and its images inside the caller's transaction; returns the job.
+
+    Atomic only with the transaction the caller holds (JobRepository.create opens one; the
+    quota reservation in storage.reservations runs it in the transaction that read the usage).
+    """
     row = await fetch_one(conn, INSERT_JOB, dataclasses.asdict(new_job))
     assert row is not None
-    job = _to_job(row)
+    job = job_from_row(row)
     if media:
         await conn.executemany(INSERT_MEDIA, [(job.id, kind, data) for kind, data in media.items()])
     return job
 
 
 class JobRepository:
-    """Jobs in SQLite. Every state change is a compare-and-set on (id, state)."""
+    """Jobs in SQLite. Every state change is a compare-and-set on (id, state).
+
+    Each method is one statement or one transaction of its own, so it is atomic; a method that
+    can lose a race to another writer says what it returns when it does. None of them raises
+    for a missing job: it reads as "nothing there" or "someone else won".
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def create(self, new_job: NewJob, media: Mapping[str, bytes] | None = None) -> Job:
-        """Store a new queued job and its images in one transaction."""
-        async with self._db.transaction() as conn:
-            return await _insert(conn, new_job, media)
+        """Store a new queued job and its images in one transaction; returns the stored job.
 
-    async def create_within_quota(
-        self,
-        new_job: NewJob,
-        decide: Callable[[MemberUsage], _R | None],
-        media: Mapping[str, bytes] | None = None,
-        limits: EffectiveLimits | None = None,
-    ) -> Job | _R:
-        """Store the job only if `decide` accepts the member's usage; else return its refusal.
-
-        The usage read, the decision and the insert share one BEGIN IMMEDIATE transaction, so
-        concurrent requests (from this connection or another) are serialized and can never
-        overshoot a limit together. `decide` is plain sync code: no awaiting under the lock.
-
-        With `limits` (the ones `decide` applies) and no images, one statement tries first: it
-        inserts the job if the usage leaves room, in one trip to SQLite's thread instead of
-        four. Under a burst every command waits for the reservations before its own, so their
-        length is what members feel. A refusal, and any job with images, takes the full path.
+        The job and its images are stored together or not at all. It does not check any quota:
+        /video stores its jobs through storage.reservations instead.
         """
-        # Imported here: storage.quotas imports this module's column list and _to_job.
-        from storage.quotas import insert_within_limits, read_member_usage
-
-        if limits is not None and not media:
-            async with self._db.access() as conn:
-                accepted = await insert_within_limits(conn, new_job, limits)
-            if accepted is not None:
-                return accepted
         async with self._db.transaction() as conn:
-            usage = await read_member_usage(
-                conn, new_job.guild_id, new_job.user_id, new_job.created_at
-            )
-            refusal = decide(usage)
-            if refusal is not None:
-                return refusal
-            return await _insert(conn, new_job, media)
+            return await insert_job(conn, new_job, media)
 
     async def get(self, job_id: int) -> Job | None:
+        """The job as stored now, or None when no job has that id."""
         row = await self._db.fetch_one(SELECT_JOB, (job_id,))
-        return _to_job(row) if row else None
+        return job_from_row(row) if row else None
 
     async def transition(
         self,
@@ -164,27 +135,36 @@ class JobRepository:
     ) -> Job | None:
         """Move the job from `expected` to `new_state`, setting `changes` in the same statement.
 
-        Returns the updated job, or None when the job was not in `expected` (someone else won).
+        Returns the updated job, or None when the job was not in `expected` (someone else won,
+        or there is no such job); nothing is written then. Raises ValueError, before writing
+        anything, when `changes` names a column outside MUTABLE_COLUMNS.
         """
         # One statement in autocommit mode is its own transaction: the compare-and-set and the
         # read of its result are atomic, in one trip to SQLite's thread.
         sql = (
             f"UPDATE jobs SET state = :new_state, updated_at = :now{_assignments(changes)} "
-            f"WHERE id = :id AND state = :expected RETURNING {', '.join(_JOB_COLUMNS)}"
+            f"WHERE id = :id AND state = :expected RETURNING {', '.join(JOB_COLUMNS)}"
         )
         params = {**changes, "new_state": new_state.value, "now": now}
         params |= {"id": job_id, "expected": expected.value}
         row = await self._db.fetch_one(sql, params)
-        return _to_job(row) if row else None
+        return job_from_row(row) if row else None
 
     async def update(
         self, job_id: int, expected: JobState, now: float, **changes: object
     ) -> Job | None:
-        """Set fields without changing state, only while the job is still in `expected`."""
+        """Set fields without changing state, only while the job is still in `expected`.
+
+        The same compare-and-set as `transition`: None (and nothing written) when the job has
+        left `expected`.
+        """
         return await self.transition(job_id, expected, expected, now, **changes)
 
     async def media(self, job_id: int) -> dict[str, bytes]:
-        """The job's images by kind ('first_frame', 'last_frame', 'reference')."""
+        """The job's images by kind ('first_frame', 'last_frame', 'reference').
+
+        Empty when the job had none, or they were pruned (see Job.media_pruned_at).
+        """
         rows = await self._db.fetch_all(SELECT_MEDIA, (job_id,))
         return {str(kind): bytes(data) for kind, data in rows}
 
@@ -192,6 +172,8 @@ class JobRepository:
         """Delete the images of jobs that ended before `before`; returns how many jobs.
 
         Each job is marked in the same transaction, so its Retry can say why it cannot run.
+        Batches of `batch` jobs are separate transactions: an interruption keeps the batches
+        already done, and each of those jobs is both marked and emptied.
         """
         final = ", ".join(f"'{state.value}'" for state in FINAL_STATES)
         sql = MARK_MEDIA_PRUNED.format(final=final)
@@ -205,22 +187,28 @@ class JobRepository:
                 return pruned
 
     async def in_states(self, states: Iterable[JobState]) -> list[Job]:
+        """Every job in one of `states`, oldest first (one read)."""
         wanted = [state.value for state in states]
         sql = SELECT_IN_STATES.format(
-            columns=", ".join(_JOB_COLUMNS), marks=", ".join("?" for _ in wanted)
+            columns=", ".join(JOB_COLUMNS), marks=", ".join("?" for _ in wanted)
         )
         rows = await self._db.fetch_all(sql, wanted)
-        return [_to_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     async def set_message_id(self, job_id: int, message_id: int) -> bool:
-        """Record the job's message if none is recorded yet, whatever state the job is in."""
+        """Record the job's message if none is recorded yet, whatever state the job is in.
+
+        A compare-and-set on an empty message_id: False (and nothing written) when the job
+        already has a message, recorded by another writer first, or there is no such job.
+        """
         row = await self._db.fetch_one(SET_MESSAGE_ID, (message_id, job_id))
         return row is not None
 
     async def replace_message_id(self, job_id: int, old_id: int, new_id: int) -> bool:
         """Point the job at ``new_id`` where its message was ``old_id`` (deleted by someone).
 
-        False when the job's message is no longer ``old_id``: another writer moved it first.
+        False when the job's message is no longer ``old_id``: another writer moved it first
+        (or there is no such job). Nothing is written then.
         """
         row = await self._db.fetch_one(REPLACE_MESSAGE_ID, (new_id, job_id, old_id))
         return row is not None
@@ -228,7 +216,7 @@ class JobRepository:
     async def unannounced(self) -> list[Job]:
         """Finished jobs whose final state has not reached their message yet."""
         rows = await self._db.fetch_all(SELECT_UNANNOUNCED)
-        return [_to_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     async def recent_durations(self, limit: int = 2000) -> dict[str, list[float]]:
         """Seconds from submission to completion of recent finished jobs, by model, oldest first."""
@@ -239,5 +227,11 @@ class JobRepository:
         return durations
 
     async def recent_for_member(self, guild_id: int, user_id: int, limit: int = 10) -> list[Job]:
+        """The member's latest `limit` jobs on the server, newest first, whatever their state."""
         rows = await self._db.fetch_all(SELECT_BY_MEMBER, (guild_id, user_id, limit))
-        return [_to_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
+
+    async def unfinished_in_guild(self, guild_id: int) -> list[Job]:
+        """The server's jobs still in progress (queued to delivering), oldest first."""
+        rows = await self._db.fetch_all(SELECT_UNFINISHED, (guild_id,))
+        return [job_from_row(row) for row in rows]

@@ -1,9 +1,21 @@
-"""Typed rows of the storage layer (no aiosqlite here, so the engine can import them)."""
+"""The storage layer's shared types: plain values, no SQL and no aiosqlite.
+
+The engine, the quota policy and the cogs import them without touching the database; every
+SQL module of `storage` maps its rows to them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from enum import StrEnum
+from typing import Literal
+
+DAY_SECONDS = 86_400
+MONTH_SECONDS = 30 * DAY_SECONDS
+
+# Float dollars summed in SQL drift by ~1e-15; a video that lands exactly on the budget is fine.
+MONEY_EPSILON = 1e-9
 
 
 class JobState(StrEnum):
@@ -104,3 +116,93 @@ class Job:
     def __repr__(self) -> str:
         # The interaction token is a credential for 15 minutes: keep it out of logs and reprs.
         return f"Job(id={self.id}, state={self.state.value}, model={self.model!r})"
+
+
+# --- quota limits and usage -----------------------------------------------------------------
+
+ModelRule = Literal["allow", "deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class GuildLimits:
+    """A server's own limits; None means "use the bot-wide default"."""
+
+    user_daily: int | None = None
+    guild_daily: int | None = None
+    user_concurrent: int | None = None
+    monthly_budget_usd: float | None = None
+    max_seconds: int | None = None
+
+
+LIMIT_NAMES = tuple(field.name for field in fields(GuildLimits))
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveLimits:
+    """The limits that apply to one member on one server (see quota.effective_limits)."""
+
+    user_daily: int
+    guild_daily: int
+    user_concurrent: int
+    monthly_budget_usd: float
+    max_seconds: int | None  # None: only the model's own limit applies
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUsage:
+    """Everything the quota policy needs about one member, read in one transaction.
+
+    The *_oldest fields are the created_at of the oldest counting job in that window: when it
+    leaves the window, a slot frees up. For the month it is the oldest job that cost anything
+    (a free job frees no budget). None when the window holds no such job.
+    """
+
+    user_day: int
+    guild_day: int
+    user_active: int
+    guild_month_usd: float
+    user_day_oldest: float | None
+    guild_day_oldest: float | None
+    guild_month_oldest: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One member's last 30 days."""
+
+    user_id: int
+    jobs: int
+    spend_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    day_jobs: int
+    day_usd: float
+    month_jobs: int
+    month_usd: float
+    top_members: list[UsageRow]
+
+
+# --- server settings and their audit --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRules:
+    """Everything /video checks about a server before it reads any usage."""
+
+    limits: GuildLimits
+    role_quotas: Mapping[int, int]  # role_id -> that role's daily limit per member
+    model_rules: Mapping[str, str]  # model_id -> 'allow' or 'deny'
+    channels: frozenset[int]  # empty: every channel
+    blocked: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    guild_id: int
+    actor_id: int
+    action: str
+    detail: str
+    created_at: float

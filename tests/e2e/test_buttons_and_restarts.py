@@ -47,7 +47,7 @@ async def test_cancel_while_queued_refunds_and_never_submits(make_stack: StackFa
     assert set(waiting.custom_ids()) == {"video:retry:2", "video:delete:2"}
     assert job.together_id is None
     assert len(stack.together.posts()) == 1, "the cancelled job never reached Together"
-    usage = await stack.bot.server_settings.member_usage(
+    usage = await stack.bot.usage.member_usage(
         stack.discord.guild.id, stack.member.id, job.created_at + 1
     )
     assert usage.user_day == 1, "the cancelled job gave its place back"
@@ -195,9 +195,7 @@ async def test_job_interrupted_while_submitting_is_failed_refunded_and_told(
                 lambda: message.embeds[0]["title"] == "The video could not be made"
             )
             assert [p.body["prompt"] for p in together_sb.posts()] == ["first"]
-            usage = await bot.server_settings.member_usage(
-                discord_sb.guild.id, member.id, job.created_at + 1
-            )
+            usage = await bot.usage.member_usage(discord_sb.guild.id, member.id, job.created_at + 1)
             assert usage.user_day == 1, "the interrupted job gave its place back"
 
 

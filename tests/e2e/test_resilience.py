@@ -36,7 +36,7 @@ from sandbox.process import BotProcess
 from sandbox.together import JobScript, TogetherSandbox
 from sandbox.together import RecordedRequest as TogetherRequest
 from storage.db import open_database
-from storage.quotas import GuildSettingsRepository
+from storage.usage import UsageRepository
 
 READY = "Your video is ready"
 FAILED_TITLES = ("The video could not be made", "The video took too long")
@@ -937,7 +937,7 @@ async def test_chaos_kills_faults_and_restarts_lose_nothing_and_bill_nothing_twi
     counting = [row for row in rows if counts_toward_quota(row)]
     db = await open_database(bot.database_path)
     try:
-        quotas = GuildSettingsRepository(db)
+        quotas = UsageRepository(db)
         report = await quotas.usage_report(guild_id, now, top=CHAOS_MEMBERS + 1)
         assert (report.day_jobs, report.month_jobs) == (len(counting), len(counting)), summary
         assert report.month_usd == pytest.approx(sum(spend(r) for r in counting))

@@ -13,7 +13,7 @@ from bot.quota import (
     model_allowed,
     remaining_today,
 )
-from storage.quotas import EffectiveLimits, GuildLimits, MemberUsage
+from storage.models import EffectiveLimits, GuildLimits, MemberUsage
 
 NOW = 1_700_000_000.0
 DAY = 86_400

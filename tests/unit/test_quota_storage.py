@@ -19,16 +19,10 @@ from hypothesis import strategies as st
 from bot.quota import check
 from storage.db import Database, open_database
 from storage.jobs import JobRepository
-from storage.models import Job, JobState
-from storage.quotas import (
-    EffectiveLimits,
-    GuildLimits,
-    GuildSettingsRepository,
-    MemberUsage,
-    UsageRow,
-    insert_within_limits,
-    read_member_usage,
-)
+from storage.models import EffectiveLimits, GuildLimits, Job, JobState, MemberUsage, UsageRow
+from storage.reservations import Reservations
+from storage.server_settings import GuildSettingsRepository
+from storage.usage import UsageRepository, insert_within_limits, read_member_usage
 from tests.unit.fakes import new_job
 
 NOW = 1_700_000_000.0
@@ -53,6 +47,16 @@ def jobs(db: Database) -> JobRepository:
 @pytest.fixture
 def settings(db: Database) -> GuildSettingsRepository:
     return GuildSettingsRepository(db)
+
+
+@pytest.fixture
+def usage_repo(db: Database) -> UsageRepository:
+    return UsageRepository(db)
+
+
+@pytest.fixture
+def reservations(db: Database) -> Reservations:
+    return Reservations(db)
 
 
 _together_ids = iter(range(1, 10_000))
@@ -109,16 +113,16 @@ async def test_migrations_apply_from_empty(tmp_path: Path) -> None:
 
 
 async def test_usage_queries_use_the_indexes(db: Database) -> None:
-    from storage import quotas
+    from storage import jobs, usage
 
     async def plan(sql: str, params: object) -> str:
         async with db.access() as conn, conn.execute(f"EXPLAIN QUERY PLAN {sql}", params) as cur:
             return " ".join(str(row[-1]) for row in await cur.fetchall())
 
     window = {"guild_id": 1, "user_id": 2, "day_start": 0, "month_start": 0}
-    usage_plan = await plan(quotas.SELECT_WINDOW_USAGE, window)
+    usage_plan = await plan(usage.SELECT_WINDOW_USAGE, window)
     assert "jobs_by_guild" in usage_plan and "jobs_unfinished" in usage_plan
-    assert "jobs_unfinished" in await plan(quotas.SELECT_UNFINISHED, (1,))
+    assert "jobs_unfinished" in await plan(jobs.SELECT_UNFINISHED, (1,))
 
 
 # --- what counts ----------------------------------------------------------------------------
@@ -318,7 +322,7 @@ async def test_audit_is_newest_first_and_limited(settings: GuildSettingsReposito
 # --- reports --------------------------------------------------------------------------------
 
 
-async def test_usage_report(settings: GuildSettingsRepository, jobs: JobRepository) -> None:
+async def test_usage_report(usage_repo: UsageRepository, jobs: JobRepository) -> None:
     await add(jobs, JobState.DELIVERED, user_id=1, accepted=True, estimate=0.5, cost=0.4)
     await add(jobs, JobState.QUEUED, user_id=1, estimate=0.5)
     await add(jobs, JobState.DELIVERED, user_id=2, age=2 * DAY, estimate=3.0)
@@ -328,7 +332,7 @@ async def test_usage_report(settings: GuildSettingsRepository, jobs: JobReposito
     await add(jobs, JobState.DELIVERED, user_id=5, age=31 * DAY, estimate=9.0)  # too old
     await add(jobs, JobState.DELIVERED, user_id=6, guild_id=GUILD + 1, estimate=9.0)
 
-    report = await settings.usage_report(GUILD, NOW, top=3)
+    report = await usage_repo.usage_report(GUILD, NOW, top=3)
     assert (report.day_jobs, report.month_jobs) == (2, 5)
     assert report.day_usd == pytest.approx(0.9)
     assert report.month_usd == pytest.approx(4.8)
@@ -337,30 +341,32 @@ async def test_usage_report(settings: GuildSettingsRepository, jobs: JobReposito
         UsageRow(1, 2, pytest.approx(0.9)),  # type: ignore[arg-type]
         UsageRow(3, 2, 0.9),
     ]
-    assert [r.user_id for r in (await settings.usage_report(GUILD, NOW, top=1)).top_members] == [2]
+    assert [r.user_id for r in (await usage_repo.usage_report(GUILD, NOW, top=1)).top_members] == [
+        2
+    ]
 
-    mine = await settings.usage_report(GUILD, NOW, user_id=3)
+    mine = await usage_repo.usage_report(GUILD, NOW, user_id=3)
     assert (mine.day_jobs, mine.day_usd, mine.month_jobs) == (0, 0.0, 2)
     assert mine.month_usd == pytest.approx(0.9)
     assert mine.top_members == [UsageRow(3, 2, pytest.approx(0.9))]  # type: ignore[arg-type]
-    nobody = await settings.usage_report(GUILD, NOW, user_id=404)
+    nobody = await usage_repo.usage_report(GUILD, NOW, user_id=404)
     assert nobody.top_members == [UsageRow(404, 0, 0.0)]
     assert (nobody.day_jobs, nobody.month_jobs, nobody.month_usd) == (0, 0, 0.0)
 
 
-async def test_member_usage(settings: GuildSettingsRepository, jobs: JobRepository) -> None:
+async def test_member_usage(usage_repo: UsageRepository, jobs: JobRepository) -> None:
     await add(jobs, JobState.RUNNING, accepted=True, estimate=1.5)
-    usage = await settings.member_usage(GUILD, MEMBER, NOW)
+    usage = await usage_repo.member_usage(GUILD, MEMBER, NOW)
     assert (usage.user_day, usage.user_active, usage.guild_month_usd) == (1, 1, 1.5)
 
 
-async def test_unfinished_jobs(settings: GuildSettingsRepository, jobs: JobRepository) -> None:
+async def test_unfinished_jobs(jobs: JobRepository) -> None:
     first = await add(jobs, JobState.RUNNING, age=500, accepted=True)
     await add(jobs, JobState.DELIVERED, age=400, accepted=True)
     second = await add(jobs, JobState.QUEUED, age=300, user_id=77)
     await add(jobs, JobState.QUEUED, guild_id=GUILD + 1)
     third = await add(jobs, JobState.DELIVERING, age=100, accepted=True)
-    unfinished = await settings.unfinished_jobs(GUILD)
+    unfinished = await jobs.unfinished_in_guild(GUILD)
     assert [j.id for j in unfinished] == [first.id, second.id, third.id]
     assert unfinished[0] == first
 
@@ -373,7 +379,9 @@ class Full:
     seen: int
 
 
-async def test_create_within_quota_accepts_and_refuses(db: Database, jobs: JobRepository) -> None:
+async def test_create_within_quota_accepts_and_refuses(
+    db: Database, jobs: JobRepository, reservations: Reservations
+) -> None:
     seen: list[MemberUsage] = []
 
     def decide(usage: MemberUsage) -> Full | None:
@@ -381,26 +389,28 @@ async def test_create_within_quota_accepts_and_refuses(db: Database, jobs: JobRe
         return Full(usage.user_day) if usage.user_day >= 1 else None
 
     media = {"first_frame": b"png"}
-    job = await jobs.create_within_quota(new_job(NOW), decide, media)
+    job = await reservations.create_within_quota(new_job(NOW), decide, media)
     assert isinstance(job, Job) and job.state is JobState.QUEUED
     assert await jobs.media(job.id) == media
-    refused = await jobs.create_within_quota(new_job(NOW + 1), decide, media)
+    refused = await reservations.create_within_quota(new_job(NOW + 1), decide, media)
     assert refused == Full(1)
     assert seen[1].user_active == 1 and seen[1].user_day_oldest == NOW
     async with db.access() as conn, conn.execute("SELECT COUNT(*) FROM job_media") as cur:
         assert await cur.fetchone() == (1,), "a refusal stores nothing"
 
 
-async def test_a_failing_decision_stores_nothing(jobs: JobRepository) -> None:
+async def test_a_failing_decision_stores_nothing(
+    jobs: JobRepository, reservations: Reservations
+) -> None:
     def decide(usage: MemberUsage) -> None:
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        await jobs.create_within_quota(new_job(NOW), decide)
+        await reservations.create_within_quota(new_job(NOW), decide)
     assert await jobs.recent_for_member(GUILD, MEMBER) == []
 
 
-async def _race(repos: list[JobRepository], calls_each: int) -> list[Job | Full]:
+async def _race(repos: list[Reservations], calls_each: int) -> list[Job | Full]:
     def decide(usage: MemberUsage) -> Full | None:
         return Full(usage.user_day) if usage.user_day >= 5 else None
 
@@ -413,8 +423,10 @@ async def _race(repos: list[JobRepository], calls_each: int) -> list[Job | Full]
     )
 
 
-async def test_fifty_concurrent_requests_get_exactly_five(jobs: JobRepository) -> None:
-    results = await _race([jobs], 50)
+async def test_fifty_concurrent_requests_get_exactly_five(
+    jobs: JobRepository, reservations: Reservations
+) -> None:
+    results = await _race([reservations], 50)
     accepted = [r for r in results if isinstance(r, Job)]
     assert len(accepted) == 5
     assert len([r for r in results if isinstance(r, Full)]) == 45
@@ -424,7 +436,7 @@ async def test_fifty_concurrent_requests_get_exactly_five(jobs: JobRepository) -
 async def test_the_race_across_two_connections(db: Database) -> None:
     other = await open_database(db.path)
     try:
-        results = await _race([JobRepository(db), JobRepository(other)], 25)
+        results = await _race([Reservations(db), Reservations(other)], 25)
     finally:
         await other.close()
     assert len([r for r in results if isinstance(r, Job)]) == 5
@@ -549,13 +561,15 @@ def test_the_fast_reservation_accepts_exactly_what_the_policy_accepts(
     assert fast == policy
 
 
-async def test_fifty_concurrent_fast_reservations_get_exactly_five(jobs: JobRepository) -> None:
+async def test_fifty_concurrent_fast_reservations_get_exactly_five(
+    reservations: Reservations,
+) -> None:
     limits = EffectiveLimits(
         user_daily=5, guild_daily=50, user_concurrent=50, monthly_budget_usd=100, max_seconds=None
     )
     results = await asyncio.gather(
         *(
-            jobs.create_within_quota(
+            reservations.create_within_quota(
                 new_job(NOW + n / 1000, interaction_id=n),
                 lambda usage: check(limits, usage, NOW + 1, estimated_cost_usd=0.5, seconds=6),
                 limits=limits,

@@ -1,90 +1,17 @@
-"""Per-server quota settings, moderation lists, the audit log, and usage read from `jobs`.
-
-What counts: a job holds quota from acceptance unless it was given back, that is unless it was
-cancelled, timed out, or failed before Together accepted it (no together_id). Its spend is
-Together's reported cost when known, else the catalog estimate. Usage is always computed from
-`jobs`, never kept in counters, so it cannot drift from the jobs themselves.
+"""Per-server moderator settings (limits, role quotas, model rules, channels, blocked members)
+and the audit log that records every change to them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Literal
+from collections.abc import Iterable
+from dataclasses import replace
 
 import aiosqlite
 
 from storage.db import Database, fetch_all, fetch_one
-from storage.jobs import _JOB_COLUMNS, _NEW_JOB_COLUMNS, _to_job
-from storage.models import Job, NewJob
-
-DAY_SECONDS = 86_400
-MONTH_SECONDS = 30 * DAY_SECONDS
-
-# The rule above as SQL, shared by every usage query so they cannot disagree.
-_COUNTS = """state NOT IN ('cancelled', 'timed_out')
-    AND NOT (state = 'failed' AND together_id IS NULL)"""
-_SPEND = "COALESCE(cost_usd, estimated_cost_usd)"
-# Word for word the WHERE clause of the jobs_unfinished partial index, so SQLite uses it.
-_UNFINISHED = "state IN ('queued', 'submitting', 'running', 'delivering')"
-
-# Float dollars summed in SQL drift by ~1e-15; a video that lands exactly on the budget is fine.
-MONEY_EPSILON = 1e-9
-
-# One pass over the server's counting jobs of the last 30 days gives every windowed figure.
-SELECT_WINDOW_USAGE = f"""
-SELECT
-    COALESCE(SUM(user_id = :user_id AND created_at > :day_start), 0) AS user_day,
-    COALESCE(SUM(created_at > :day_start), 0) AS guild_day,
-    COALESCE(SUM({_SPEND}), 0.0) AS guild_month_usd,
-    MIN(CASE WHEN user_id = :user_id AND created_at > :day_start THEN created_at END),
-    MIN(CASE WHEN created_at > :day_start THEN created_at END),
-    MIN(CASE WHEN {_SPEND} > 0 THEN created_at END),
-    -- Unfinished jobs count toward concurrency whatever their age.
-    (SELECT COUNT(*) FROM jobs
-     WHERE guild_id = :guild_id AND user_id = :user_id AND {_UNFINISHED}) AS user_active
-FROM jobs
-WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
-"""
-# The reservation's fast path: the job is inserted only if quota.check would accept it, in one
-# statement (atomic on its own in autocommit mode), so one trip to SQLite's thread. Same
-# comparisons, in the same terms, as quota.check; test_quota_storage holds them together.
-INSERT_WITHIN_LIMITS = f"""
-INSERT INTO jobs (state, updated_at, {", ".join(_NEW_JOB_COLUMNS)})
-SELECT 'queued', :created_at, {", ".join(":" + c for c in _NEW_JOB_COLUMNS)}
-FROM ({SELECT_WINDOW_USAGE}) AS usage
-WHERE (:max_seconds IS NULL OR :seconds <= :max_seconds)
-    AND usage.user_active < :user_concurrent
-    AND usage.user_day < :user_daily
-    AND usage.guild_day < :guild_daily
-    AND usage.guild_month_usd + :estimated_cost_usd <= :monthly_budget_usd + {MONEY_EPSILON!r}
-RETURNING {", ".join(_JOB_COLUMNS)}
-"""
-SELECT_REPORT_TOTALS = f"""
-SELECT
-    COALESCE(SUM(created_at > :day_start), 0),
-    COALESCE(SUM(CASE WHEN created_at > :day_start THEN {_SPEND} END), 0.0),
-    COUNT(*),
-    COALESCE(SUM({_SPEND}), 0.0)
-FROM jobs
-WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
-    AND (:user_id IS NULL OR user_id = :user_id)
-"""
-SELECT_REPORT_MEMBERS = f"""
-SELECT user_id, COUNT(*), COALESCE(SUM({_SPEND}), 0.0) AS spend
-FROM jobs
-WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
-    AND (:user_id IS NULL OR user_id = :user_id)
-GROUP BY user_id
-ORDER BY spend DESC, COUNT(*) DESC, user_id
-LIMIT :top
-"""
-SELECT_UNFINISHED = f"""
-SELECT {", ".join(_JOB_COLUMNS)} FROM jobs
-WHERE guild_id = ? AND {_UNFINISHED}
-ORDER BY id
-"""
+from storage.models import LIMIT_NAMES, AuditEntry, GuildLimits, ModelRule, ServerRules
 
 SELECT_LIMITS = """
 SELECT user_daily, guild_daily, user_concurrent, monthly_budget_usd, max_seconds
@@ -134,112 +61,6 @@ SELECT id, guild_id, actor_id, action, detail, created_at FROM audit_log
 WHERE guild_id = ? ORDER BY id DESC LIMIT ?
 """
 
-ModelRule = Literal["allow", "deny"]
-
-
-@dataclass(frozen=True, slots=True)
-class GuildLimits:
-    """A server's own limits; None means "use the bot-wide default"."""
-
-    user_daily: int | None = None
-    guild_daily: int | None = None
-    user_concurrent: int | None = None
-    monthly_budget_usd: float | None = None
-    max_seconds: int | None = None
-
-
-LIMIT_NAMES = tuple(field.name for field in fields(GuildLimits))
-
-
-@dataclass(frozen=True, slots=True)
-class EffectiveLimits:
-    """The limits that apply to one member on one server (see quota.effective_limits)."""
-
-    user_daily: int
-    guild_daily: int
-    user_concurrent: int
-    monthly_budget_usd: float
-    max_seconds: int | None  # None: only the model's own limit applies
-
-
-@dataclass(frozen=True, slots=True)
-class MemberUsage:
-    """Everything the quota policy needs about one member, read in one transaction.
-
-    The *_oldest fields are the created_at of the oldest counting job in that window: when it
-    leaves the window, a slot frees up. For the month it is the oldest job that cost anything
-    (a free job frees no budget). None when the window holds no such job.
-    """
-
-    user_day: int
-    guild_day: int
-    user_active: int
-    guild_month_usd: float
-    user_day_oldest: float | None
-    guild_day_oldest: float | None
-    guild_month_oldest: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    id: int
-    guild_id: int
-    actor_id: int
-    action: str
-    detail: str
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class UsageRow:
-    """One member's last 30 days."""
-
-    user_id: int
-    jobs: int
-    spend_usd: float
-
-
-@dataclass(frozen=True, slots=True)
-class UsageReport:
-    day_jobs: int
-    day_usd: float
-    month_jobs: int
-    month_usd: float
-    top_members: list[UsageRow]
-
-
-def _window_starts(now: float) -> dict[str, float]:
-    """The :day_start and :month_start parameters of the usage queries."""
-    return {"day_start": now - DAY_SECONDS, "month_start": now - MONTH_SECONDS}
-
-
-async def read_member_usage(
-    conn: aiosqlite.Connection, guild_id: int, user_id: int, now: float
-) -> MemberUsage:
-    """The member's usage at `now`; run it inside the caller's transaction."""
-    params = {"guild_id": guild_id, "user_id": user_id, **_window_starts(now)}
-    row = await fetch_one(conn, SELECT_WINDOW_USAGE, params)
-    assert row is not None  # aggregates always return a row
-    user_day, guild_day, month_usd, user_oldest, guild_oldest, month_oldest, active = row
-    return MemberUsage(
-        user_day=int(user_day),
-        guild_day=int(guild_day),
-        user_active=int(active),
-        guild_month_usd=float(month_usd),
-        user_day_oldest=user_oldest,
-        guild_day_oldest=guild_oldest,
-        guild_month_oldest=month_oldest,
-    )
-
-
-async def insert_within_limits(
-    conn: aiosqlite.Connection, new_job: NewJob, limits: EffectiveLimits
-) -> Job | None:
-    """Store the job if the member's usage leaves room under `limits`; None if it does not."""
-    params = {**asdict(new_job), **asdict(limits), **_window_starts(new_job.created_at)}
-    row = await fetch_one(conn, INSERT_WITHIN_LIMITS, params)
-    return _to_job(row) if row else None
-
 
 def _check_limit(name: str, value: float | None) -> float | None:
     if name not in LIMIT_NAMES:
@@ -259,17 +80,6 @@ def _describe(name: str, value: object) -> str:
     return f"{name}={'default' if value is None else value}"
 
 
-@dataclass(frozen=True, slots=True)
-class ServerRules:
-    """Everything /video checks about a server before it reads any usage."""
-
-    limits: GuildLimits
-    role_quotas: Mapping[int, int]  # role_id -> that role's daily limit per member
-    model_rules: Mapping[str, str]  # model_id -> 'allow' or 'deny'
-    channels: frozenset[int]  # empty: every channel
-    blocked: frozenset[int]
-
-
 class GuildSettingsRepository:
     """Moderator settings per server. Every change is audited in its own transaction.
 
@@ -284,6 +94,12 @@ class GuildSettingsRepository:
         self._loading: dict[int, asyncio.Future[ServerRules]] = {}
 
     async def rules(self, guild_id: int) -> ServerRules:
+        """The server's rules, read once with the connection held, then served from memory.
+
+        Commands that ask at once before the first read share it. The copy is dropped by every
+        change made through this repository; a change written by another connection or process
+        is not seen until then.
+        """
         cached = self._rules.get(guild_id)
         if cached is not None:
             return cached
@@ -322,12 +138,18 @@ class GuildSettingsRepository:
     # --- limits -------------------------------------------------------------------------
 
     async def limits(self, guild_id: int) -> GuildLimits:
+        """The server's own limits (None: the bot-wide default), from the same copy as rules."""
         return (await self.rules(guild_id)).limits
 
     async def set_limits(
         self, guild_id: int, actor_id: int, now: float, **changes: float | None
     ) -> GuildLimits:
-        """Change only the given limits (None = back to the default); returns all of them."""
+        """Change only the given limits (None = back to the default); returns all of them.
+
+        Raises ValueError, before writing anything, for an unknown limit or a value that is
+        negative, or not a whole number where one is needed. The change and its audit entry are
+        one transaction. With no changes, nothing is written or audited.
+        """
         checked = {name: _check_limit(name, value) for name, value in changes.items()}
         async with self._db.transaction() as conn:
             current = await self._read_limits(conn, guild_id)
@@ -354,7 +176,11 @@ class GuildSettingsRepository:
     async def set_role_quota(
         self, guild_id: int, role_id: int, user_daily: int | None, actor_id: int, now: float
     ) -> None:
-        """Give a role its own daily limit, or remove it with None."""
+        """Give a role its own daily limit, or remove it with None.
+
+        Raises ValueError, before writing anything, for a negative or fractional limit. The
+        change and its audit entry are one transaction.
+        """
         _check_limit("user_daily", user_daily)
         async with self._db.transaction() as conn:
             if user_daily is None:
@@ -369,7 +195,11 @@ class GuildSettingsRepository:
     async def set_model_rule(
         self, guild_id: int, model_id: str, rule: ModelRule | None, actor_id: int, now: float
     ) -> None:
-        """Allow or deny a model on the server; None removes the rule."""
+        """Allow or deny a model on the server; None removes the rule.
+
+        Raises ValueError, before writing anything, for another rule. The change and its audit
+        entry are one transaction.
+        """
         if rule not in ("allow", "deny", None):
             raise ValueError(f"unknown model rule {rule!r}")
         async with self._db.transaction() as conn:
@@ -385,7 +215,10 @@ class GuildSettingsRepository:
     async def set_channels(
         self, guild_id: int, channel_ids: Iterable[int], actor_id: int, now: float
     ) -> None:
-        """Replace the allowed channels; an empty set allows every channel."""
+        """Replace the allowed channels; an empty set allows every channel.
+
+        The old set is replaced, and the change audited, in one transaction.
+        """
         wanted = sorted(set(channel_ids))
         async with self._db.transaction() as conn:
             await conn.execute(DELETE_CHANNELS, (guild_id,))
@@ -398,7 +231,11 @@ class GuildSettingsRepository:
     async def set_blocked(
         self, guild_id: int, user_id: int, blocked: bool, actor_id: int, now: float
     ) -> bool:
-        """Block or unblock a member. Returns False (and audits nothing) if nothing changed."""
+        """Block or unblock a member. Returns False (and audits nothing) if nothing changed.
+
+        False also when another moderator made the same change first: the member was already
+        blocked, or not blocked. The change and its audit entry are one transaction.
+        """
         async with self._db.transaction() as conn:
             if blocked:
                 cursor = await conn.execute(INSERT_BLOCKED, (guild_id, user_id, actor_id, now))
@@ -428,38 +265,3 @@ class GuildSettingsRepository:
     ) -> None:
         await conn.execute(INSERT_AUDIT, (guild_id, actor_id, action, detail, now))
         self._rules.pop(guild_id, None)  # every change is audited, in its own transaction
-
-    # --- usage --------------------------------------------------------------------------
-
-    async def member_usage(self, guild_id: int, user_id: int, now: float) -> MemberUsage:
-        """A member's usage at `now` (for their /videos summary)."""
-        async with self._db.transaction() as conn:
-            return await read_member_usage(conn, guild_id, user_id, now)
-
-    async def usage_report(
-        self, guild_id: int, now: float, *, user_id: int | None = None, top: int = 5
-    ) -> UsageReport:
-        """Counting jobs and spend over 24 hours and 30 days; top members by 30-day spend.
-
-        With user_id, every figure is that member's, and top_members is just them.
-        """
-        params = {
-            "guild_id": guild_id,
-            "user_id": user_id,
-            **_window_starts(now),
-            "top": 1 if user_id is not None else top,
-        }
-        async with self._db.transaction() as conn:
-            totals = await fetch_one(conn, SELECT_REPORT_TOTALS, params)
-            members = await fetch_all(conn, SELECT_REPORT_MEMBERS, params)
-        assert totals is not None  # aggregates always return a row
-        rows = [UsageRow(int(uid), int(jobs), float(spend)) for uid, jobs, spend in members]
-        if user_id is not None and not rows:
-            rows = [UsageRow(user_id, 0, 0.0)]
-        day_jobs, day_usd, month_jobs, month_usd = totals
-        return UsageReport(int(day_jobs), float(day_usd), int(month_jobs), float(month_usd), rows)
-
-    async def unfinished_jobs(self, guild_id: int) -> list[Job]:
-        """The server's jobs still in progress, oldest first."""
-        rows = await self._db.fetch_all(SELECT_UNFINISHED, (guild_id,))
-        return [_to_job(row) for row in rows]
