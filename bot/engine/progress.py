@@ -123,9 +123,13 @@ class ProgressEdits:
                 log.warning("Job %d: its message cannot be reached: %s", job.id, exc.reason)
                 if job.state.is_final:
                     await self._announced(job)  # nobody is left there to tell
-            except Exception:
+            except Exception as exc:
                 tracked.edit_failures += 1
-                log.warning("Job %d: progress edit failed", job.id, exc_info=True)
+                # Passing by definition (an outage, a timeout): one line, the trace for DEBUG.
+                log.warning(
+                    "Job %d: progress edit failed (%s: %s)", job.id, type(exc).__name__, exc
+                )
+                log.debug("Job %d: progress edit failure", job.id, exc_info=True)
                 self._after_failure(tracked, job)
             else:
                 tracked.edit_failures = 0
