@@ -5,7 +5,6 @@ The checks, the reservation and the hand-over to the engine are bot.intake's.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import discord
@@ -20,8 +19,6 @@ from cogs.buttons import view_for
 
 if TYPE_CHECKING:
     from bot.client import VideoBot
-
-log = logging.getLogger(__name__)
 
 
 def _attached(
