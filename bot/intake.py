@@ -23,14 +23,17 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.catalog import Catalog, ModelSpec
 from bot.errors import UserFacingError
-from bot.gatekeeper import Gatekeeper
 from bot.options import VideoOptions, VideoRequest, validate_options
 from storage.models import Job, JobState, NewJob
-from storage.quotas import EffectiveLimits
+
+if TYPE_CHECKING:
+    # Types only: at run time the intake reaches storage through what it is given.
+    from bot.gatekeeper import Gatekeeper
+    from storage.quotas import EffectiveLimits
 
 log = logging.getLogger(__name__)
 
