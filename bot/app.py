@@ -18,6 +18,7 @@ from bot.clock import Clock, SystemClock
 from bot.engine import EngineConfig, JobEngine
 from bot.gatekeeper import Gatekeeper
 from bot.housekeeping import KeyframePruner
+from bot.intake import Intake
 from bot.media import DownloadedVideo, DownloadPolicy, VideoFormat, download_video
 from bot.quota import QuotaDefaults
 from bot.reencode import FitResult, ffmpeg_available, fit_under_limit
@@ -123,8 +124,17 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
             )
             gatekeeper = Gatekeeper(server_settings, usage, Reservations(db), catalog, defaults)
             pruner = KeyframePruner(jobs, clock or SystemClock(), settings.keyframe_retention_days)
+            intake = Intake(gatekeeper, jobs, catalog, engine, settings.default_model)
             bot = VideoBot(
-                settings, jobs, engine, catalog, server_settings, usage, gatekeeper, pruner
+                settings,
+                jobs,
+                engine,
+                catalog,
+                server_settings,
+                usage,
+                gatekeeper,
+                pruner,
+                intake,
             )
             try:
                 yield bot

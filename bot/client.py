@@ -19,6 +19,7 @@ from bot.engine import JobEngine
 from bot.errors import UserFacingError
 from bot.gatekeeper import Gatekeeper
 from bot.housekeeping import KeyframePruner
+from bot.intake import Intake
 from bot.settings import Settings
 from storage.jobs import JobRepository
 from storage.server_settings import GuildSettingsRepository
@@ -97,6 +98,7 @@ class VideoBot(commands.AutoShardedBot):
         usage: UsageRepository,
         gatekeeper: Gatekeeper,
         pruner: KeyframePruner,
+        intake: Intake,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channel and role cache; no message content, no members
@@ -115,6 +117,7 @@ class VideoBot(commands.AutoShardedBot):
         self.usage = usage
         self.gatekeeper = gatekeeper
         self.pruner = pruner
+        self.intake = intake  # every way of starting a job goes through it
         self._closing = False
         self._close_requested = asyncio.Event()
         self._gateway_redirected = False

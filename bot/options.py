@@ -60,6 +60,10 @@ class VideoRequest:
 
 def clean_text(text: str) -> str:
     """Strip control characters (keeping newlines and tabs) and surrounding blanks."""
+    if text.isprintable():
+        # No character of category C (nor Z but the space): nothing to drop. Checked in C,
+        # where the loop below costs about a microsecond per character of the prompt.
+        return text.strip()
     kept = (ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
     return "".join(kept).strip()
 

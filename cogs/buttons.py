@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 
 from bot.errors import UserFacingError
+from cogs.answer import answer, requester
 from storage.models import FINAL_STATES, Job, JobState
 
 if TYPE_CHECKING:
@@ -95,10 +96,12 @@ class RetryButton(JobButton, template=r"video:retry:(?P<id>\d+)"):
     action, label, style = "retry", "Retry", discord.ButtonStyle.primary
 
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
-        cog = bot.get_cog("VideoCog")
-        if cog is None:
-            raise UserFacingError("The bot is restarting; please try again in a minute.")
-        await cog.retry(interaction, job)  # type: ignore[attr-defined]
+        """The same options with a new seed, counted like a new /video."""
+        async with bot.command_slot():
+            retried = await bot.intake.retry(job, requester(interaction))
+            await answer(
+                interaction, bot.intake, retried.job, retried.first_frame, view_for(retried.job)
+            )
 
 
 class DeleteButton(JobButton, template=r"video:delete:(?P<id>\d+)"):

@@ -1,11 +1,10 @@
-"""/video: check the options, store the job, answer within Discord's 3 seconds, hand it over."""
+"""/video: read the options and images, and answer within Discord's 3 seconds.
+
+The checks, the reservation and the hand-over to the engine are bot.intake's.
+"""
 
 from __future__ import annotations
 
-import io
-import logging
-import random
-import time
 from typing import TYPE_CHECKING
 
 import discord
@@ -14,23 +13,12 @@ from discord.ext import commands
 
 from bot.errors import UserFacingError
 from bot.keyframes import prepare_keyframe_async
-from bot.options import VideoOptions, VideoRequest, validate_options
+from bot.options import VideoOptions, VideoRequest
+from cogs.answer import NO_MENTIONS, answer, requester
 from cogs.buttons import view_for
-from cogs.render import progress_embed
-from storage.models import Job, JobState, NewJob
 
 if TYPE_CHECKING:
     from bot.client import VideoBot
-
-log = logging.getLogger(__name__)
-
-NO_MENTIONS = discord.AllowedMentions.none()
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-THUMBNAIL_NAME = "first_frame.jpg"
-IMAGES_GONE = (
-    "The images this video was made from are no longer kept, so Retry cannot make it again. "
-    "Use /video with the images instead."
-)
 
 
 def _attached(
@@ -112,49 +100,27 @@ class VideoCog(commands.Cog):
         options: VideoOptions,
         images: dict[str, discord.Attachment],
     ) -> None:
-        assert interaction.guild_id is not None and interaction.channel_id is not None
-        gate = self.bot.gatekeeper
-        await gate.admit(interaction.guild_id, interaction.channel_id, interaction.user.id)
-        request = validate_options(options, self.bot.catalog, self.bot.settings.default_model)
-        await gate.check_model(interaction.guild_id, request.model)
-        role_ids = [role.id for role in getattr(interaction.user, "roles", [])]
-        limits = await gate.limits_for(interaction.guild_id, role_ids)
+        intake = self.bot.intake
+        admission = await intake.check(requester(interaction), options)
         media: dict[str, bytes] = {}
         if images:
             # Refuse before the slow part; without images the reservation alone decides.
-            await gate.precheck(
-                interaction.guild_id,
-                interaction.user.id,
-                limits,
-                cost=request.model.price_usd,
-                seconds=request.seconds,
-            )
+            await intake.precheck(admission)
             # Downloading and resizing can take longer than Discord's 3 seconds: answer first.
             await interaction.response.defer(thinking=True)
             try:
-                media = await self._prepare_images(images, request)
+                media = await self._prepare_images(images, admission.request)
             except UserFacingError as exc:
                 await self._refuse_after_defer(interaction, exc.message)
                 return
-        thumbnail = THUMBNAIL_NAME if "first_frame" in media else None
-        new_job = self._new_job(interaction, request, thumbnail)
         try:
-            job = await gate.reserve(new_job, limits, media)
+            job = await intake.reserve(admission, media)
         except UserFacingError as exc:
             if not images:
                 raise
             await self._refuse_after_defer(interaction, exc.message)
             return
-        log.info(
-            "Job %d accepted: %s %s %ds for member %d in server %d",
-            job.id,
-            job.model,
-            job.size,
-            job.seconds,
-            job.user_id,
-            job.guild_id,
-        )
-        await self._answer(interaction, job, media.get("first_frame"))
+        await answer(interaction, intake, job, media.get("first_frame"), view_for(job))
 
     async def _prepare_images(
         self, images: dict[str, discord.Attachment], request: VideoRequest
@@ -178,117 +144,6 @@ class VideoCog(commands.Cog):
         """The deferred answer was public: remove it and tell the member privately."""
         await interaction.delete_original_response()
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-
-    def _new_job(
-        self,
-        interaction: discord.Interaction[VideoBot],
-        request: VideoRequest,
-        thumbnail: str | None,
-    ) -> NewJob:
-        now = time.time()
-        assert interaction.guild_id is not None and interaction.channel_id is not None
-        return NewJob(
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            user_id=interaction.user.id,
-            application_id=interaction.application_id,
-            interaction_id=interaction.id,
-            interaction_token=interaction.token,
-            upload_limit=interaction.filesize_limit or DEFAULT_UPLOAD_LIMIT,
-            model=request.model.id,
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt,
-            width=request.width,
-            height=request.height,
-            seconds=request.seconds,
-            fps=request.fps,
-            steps=request.steps,
-            seed=request.seed,
-            guidance_scale=request.guidance,
-            output_format=request.output_format,
-            estimated_cost_usd=request.model.price_usd,
-            thumbnail=thumbnail,
-            created_at=now,
-            deadline_at=now + request.model.timeout_minutes * 60,
-        )
-
-    async def _answer(
-        self, interaction: discord.Interaction[VideoBot], job: Job, keyframe: bytes | None
-    ) -> None:
-        """The public first response becomes the progress message; then the engine takes over."""
-        embed = progress_embed(job, time.time(), self.bot.model_name(job.model))
-        files = [discord.File(io.BytesIO(keyframe), THUMBNAIL_NAME)] if keyframe else []
-        view = view_for(job)
-        try:
-            if interaction.response.is_done():  # deferred while the images were prepared
-                message = await interaction.edit_original_response(
-                    embed=embed, attachments=files, view=view, allowed_mentions=NO_MENTIONS
-                )
-                message_id: int | None = message.id
-            elif files:
-                callback = await interaction.response.send_message(
-                    embed=embed, files=files, view=view, allowed_mentions=NO_MENTIONS
-                )
-                message_id = callback.message_id
-            else:
-                callback = await interaction.response.send_message(
-                    embed=embed, view=view, allowed_mentions=NO_MENTIONS
-                )
-                message_id = callback.message_id
-        except Exception:
-            # Nobody saw the job (Discord refused, timed out or could not be reached): cancel
-            # it, or the next start would submit it, and bill it, with no message to show it.
-            await self.bot.jobs.transition(
-                job.id,
-                JobState.QUEUED,
-                JobState.CANCELLED,
-                time.time(),
-                failure_reason="Discord did not accept the bot's answer in time.",
-                interaction_token="",
-            )
-            raise
-        updated = await self.bot.jobs.update(
-            job.id, JobState.QUEUED, time.time(), message_id=message_id
-        )
-        self.bot.engine.enqueue(updated or job)
-
-    async def retry(self, interaction: discord.Interaction[VideoBot], job: Job) -> None:
-        """The Retry button: the same options with a new seed, counted like a new /video."""
-        async with self.bot.command_slot():
-            await self._retry(interaction, job)
-
-    async def _retry(self, interaction: discord.Interaction[VideoBot], job: Job) -> None:
-        assert interaction.guild_id is not None and interaction.channel_id is not None
-        gate = self.bot.gatekeeper
-        await gate.admit(interaction.guild_id, interaction.channel_id, interaction.user.id)
-        if job.media_pruned_at is not None:
-            # Retrying without them would make a different video, and bill for it.
-            raise UserFacingError(IMAGES_GONE)
-        spec = self.bot.catalog.get(job.model)
-        if spec is None:
-            raise UserFacingError(f"The model {job.model} is no longer available.")
-        await gate.check_model(interaction.guild_id, spec)
-        role_ids = [role.id for role in getattr(interaction.user, "roles", [])]
-        limits = await gate.limits_for(interaction.guild_id, role_ids)
-        media = await self.bot.jobs.media(job.id)
-        request = VideoRequest(
-            model=spec,
-            prompt=job.prompt,
-            width=job.width,
-            height=job.height,
-            seconds=job.seconds,
-            seed=random.randrange(2**32),
-            negative_prompt=job.negative_prompt,
-            steps=job.steps,
-            guidance=job.guidance_scale,
-            fps=job.fps,
-            output_format=job.output_format,
-        )
-        thumbnail = job.thumbnail if "first_frame" in media else None
-        again = self._new_job(interaction, request, thumbnail)
-        new_job = await gate.reserve(again, limits, media)
-        log.info("Job %d accepted: a retry of job %d", new_job.id, job.id)
-        await self._answer(interaction, new_job, media.get("first_frame"))
 
     @video.autocomplete("model")
     async def _model_autocomplete(

@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image
 
-from cogs.video import IMAGES_GONE
+from bot.intake import IMAGES_GONE
 from sandbox.discord_api import Interaction
 from sandbox.harness import Stack
 from storage.models import JobState

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.catalog import load_catalog
 from bot.errors import InvalidOptionError
@@ -70,3 +74,10 @@ def test_boundaries_are_accepted() -> None:
 
 def test_clean_text_keeps_newlines_drops_controls() -> None:
     assert clean_text(" a\x00b\nc\u200b ") == "ab\nc"
+
+
+@given(st.text(st.characters(codec=None), max_size=40))
+def test_clean_text_fast_path_agrees_with_the_rule(text: str) -> None:
+    """Printable text skips the per-character loop: it must give what the loop would."""
+    kept = (ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    assert clean_text(text) == "".join(kept).strip()

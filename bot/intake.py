@@ -1,0 +1,272 @@
+"""Every way of starting a job goes through here: /video and the Retry button alike.
+
+The steps, in the order a command takes them:
+
+1. `check`: may this member start a video here, are the options valid for the model, is the
+   model allowed on this server, and which limits apply. Raises a UserFacingError whose text
+   is the member's answer.
+2. `precheck` (only when images are attached): a quick quota refusal before the slow download.
+3. `reserve`: store the job if the quota allows it, atomically with the usage it reads.
+4. The caller sends its first response, then reports how that went:
+   `accepted(job, message_id)` hands the job to the engine, `abandoned(job)` cancels it.
+
+`retry` runs 1 and 3 for a finished job's options with a new seed.
+
+No discord, aiosqlite or httpx here: the caller turns an interaction into a `Requester` and does
+all the Discord I/O. Besides the engine, this is the only code that changes a job's state.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from bot.catalog import Catalog, ModelSpec
+from bot.errors import UserFacingError
+from bot.options import VideoOptions, VideoRequest, validate_options
+from storage.models import Job, JobState, NewJob
+
+if TYPE_CHECKING:
+    # Types only: at run time the intake reaches storage through what it is given.
+    from bot.gatekeeper import Gatekeeper
+    from storage.models import EffectiveLimits
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+THUMBNAIL_NAME = "first_frame.jpg"
+ABANDONED = "Discord did not accept the bot's answer in time."
+IMAGES_GONE = (
+    "The images this video was made from are no longer kept, so Retry cannot make it again. "
+    "Use /video with the images instead."
+)
+
+
+class IntakeStore(Protocol):
+    """What the intake needs of the jobs repository (storage.jobs.JobRepository)."""
+
+    async def transition(
+        self, job_id: int, expected: JobState, new_state: JobState, now: float, **changes: object
+    ) -> Job | None:
+        """The updated job, or None when the job was not in `expected` (someone else won)."""
+
+    async def update(
+        self, job_id: int, expected: JobState, now: float, **changes: object
+    ) -> Job | None:
+        """As `transition` without a change of state: None when the job left `expected`."""
+
+    async def media(self, job_id: int) -> dict[str, bytes]:
+        """The job's stored images by kind; empty when it had none or they were pruned."""
+
+
+class JobQueue(Protocol):
+    """What the intake needs of the engine (bot.engine.JobEngine)."""
+
+    def enqueue(self, job: Job) -> None:
+        """Start tracking a stored, answered job; a job already in a final state is ignored."""
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asks for a video, and where: what the intake needs of a Discord interaction."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    role_ids: tuple[int, ...]
+    application_id: int
+    interaction_id: int
+    # The interaction's token: the job's message is edited with it for 15 minutes.
+    interaction_token: str
+    # Bytes per file this interaction may upload; None when Discord did not say.
+    upload_limit: int | None = None
+
+    def __repr__(self) -> str:
+        # The token is a credential for 15 minutes: keep it out of logs and reprs.
+        return (
+            f"Requester(guild_id={self.guild_id}, channel_id={self.channel_id}, "
+            f"user_id={self.user_id})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A request `check` let through: the checked options and the member's limits."""
+
+    requester: Requester
+    request: VideoRequest
+    limits: EffectiveLimits
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A stored job and the first frame its first response shows (None when it has none)."""
+
+    job: Job
+    first_frame: bytes | None
+
+
+class Intake:
+    def __init__(
+        self,
+        gatekeeper: Gatekeeper,
+        jobs: IntakeStore,
+        catalog: Catalog,
+        engine: JobQueue,
+        default_model: str,
+    ) -> None:
+        self._gate = gatekeeper
+        self._jobs = jobs
+        self._catalog = catalog
+        self._engine = engine
+        self._default_model = default_model
+
+    def model_name(self, model_id: str) -> str:
+        spec = self._catalog.get(model_id)
+        return spec.name if spec else model_id
+
+    async def check(self, requester: Requester, options: VideoOptions) -> Admission:
+        """Admit the member, check the options and the model, and read their limits.
+
+        Raises NotAllowedError (blocked, wrong channel) or InvalidOptionError (an option, or a
+        model this server does not allow); nothing is stored.
+        """
+        await self._gate.admit(requester.guild_id, requester.channel_id, requester.user_id)
+        request = validate_options(options, self._catalog, self._default_model)
+        await self._gate.check_model(requester.guild_id, request.model)
+        return Admission(requester, request, await self._limits(requester))
+
+    async def precheck(self, admission: Admission) -> None:
+        """Raise QuotaExceeded if a limit already refuses it (`reserve` checks again, atomically).
+
+        Only worth it before something slow, such as downloading images.
+        """
+        requester, request = admission.requester, admission.request
+        await self._gate.precheck(
+            requester.guild_id,
+            requester.user_id,
+            admission.limits,
+            cost=request.model.price_usd,
+            seconds=request.seconds,
+        )
+
+    async def reserve(self, admission: Admission, media: Mapping[str, bytes]) -> Job:
+        """Store the job, queued, with its prepared images; raise QuotaExceeded if over a limit.
+
+        The job is not the engine's until `accepted`: the caller answers the member first.
+        """
+        thumbnail = THUMBNAIL_NAME if "first_frame" in media else None
+        new_job = _new_job(admission.requester, admission.request, thumbnail)
+        job = await self._gate.reserve(new_job, admission.limits, media)
+        log.info(
+            "Job %d accepted: %s %s %ds for member %d in server %d",
+            job.id,
+            job.model,
+            job.size,
+            job.seconds,
+            job.user_id,
+            job.guild_id,
+        )
+        return job
+
+    async def retry(self, source: Job, requester: Requester) -> Reservation:
+        """A new job with `source`'s options and images and a new seed, counted like /video.
+
+        Refuses (UserFacingError) when the member may not start a video here, the images were
+        pruned, the model is gone or no longer allowed, or a limit is reached.
+        """
+        await self._gate.admit(requester.guild_id, requester.channel_id, requester.user_id)
+        if source.media_pruned_at is not None:
+            # Retrying without them would make a different video, and bill for it.
+            raise UserFacingError(IMAGES_GONE)
+        spec = self._catalog.get(source.model)
+        if spec is None:
+            raise UserFacingError(f"The model {source.model} is no longer available.")
+        await self._gate.check_model(requester.guild_id, spec)
+        limits = await self._limits(requester)
+        media = await self._jobs.media(source.id)
+        request = _same_request(source, spec, seed=random.randrange(2**32))
+        thumbnail = source.thumbnail if "first_frame" in media else None
+        new_job = _new_job(requester, request, thumbnail)
+        job = await self._gate.reserve(new_job, limits, media)
+        log.info("Job %d accepted: a retry of job %d", job.id, source.id)
+        return Reservation(job, media.get("first_frame"))
+
+    async def accepted(self, job: Job, message_id: int | None) -> Job:
+        """The first response reached Discord: record its message and hand the job over.
+
+        Returns the job as the engine got it (with its message id, unless the job left the
+        queue meanwhile, when the engine gets the job as reserved and settles it).
+        """
+        updated = await self._jobs.update(
+            job.id, JobState.QUEUED, time.time(), message_id=message_id
+        )
+        job = updated or job
+        self._engine.enqueue(job)
+        return job
+
+    async def abandoned(self, job: Job) -> None:
+        """The first response failed: nobody saw the job, so it must never be submitted.
+
+        Cancelled (left queued, the next start would submit it, and bill it, with no message
+        to show it), and its interaction token blanked.
+        """
+        await self._jobs.transition(
+            job.id,
+            JobState.QUEUED,
+            JobState.CANCELLED,
+            time.time(),
+            failure_reason=ABANDONED,
+            interaction_token="",
+        )
+
+    async def _limits(self, requester: Requester) -> EffectiveLimits:
+        return await self._gate.limits_for(requester.guild_id, requester.role_ids)
+
+
+def _same_request(job: Job, spec: ModelSpec, *, seed: int) -> VideoRequest:
+    return VideoRequest(
+        model=spec,
+        prompt=job.prompt,
+        width=job.width,
+        height=job.height,
+        seconds=job.seconds,
+        seed=seed,
+        negative_prompt=job.negative_prompt,
+        steps=job.steps,
+        guidance=job.guidance_scale,
+        fps=job.fps,
+        output_format=job.output_format,
+    )
+
+
+def _new_job(requester: Requester, request: VideoRequest, thumbnail: str | None) -> NewJob:
+    now = time.time()
+    return NewJob(
+        guild_id=requester.guild_id,
+        channel_id=requester.channel_id,
+        user_id=requester.user_id,
+        application_id=requester.application_id,
+        interaction_id=requester.interaction_id,
+        interaction_token=requester.interaction_token,
+        upload_limit=requester.upload_limit or DEFAULT_UPLOAD_LIMIT,
+        model=request.model.id,
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        width=request.width,
+        height=request.height,
+        seconds=request.seconds,
+        fps=request.fps,
+        steps=request.steps,
+        seed=request.seed,
+        guidance_scale=request.guidance,
+        output_format=request.output_format,
+        estimated_cost_usd=request.model.price_usd,
+        thumbnail=thumbnail,
+        created_at=now,
+        deadline_at=now + request.model.timeout_minutes * 60,
+    )

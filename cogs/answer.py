@@ -1,0 +1,72 @@
+"""The Discord side of starting a job, shared by /video and the Retry button.
+
+`requester` turns an interaction into the intake's plain `Requester`; `answer` sends the public
+first response that becomes the job's progress message, and tells the intake how that went.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import discord
+
+from bot.intake import THUMBNAIL_NAME, Intake, Requester
+from cogs.render import progress_embed
+from storage.models import Job
+
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def requester(interaction: discord.Interaction[Any]) -> Requester:
+    """Who asks and where, as the intake needs it (a command run in a server)."""
+    assert interaction.guild_id is not None and interaction.channel_id is not None
+    return Requester(
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        user_id=interaction.user.id,
+        role_ids=tuple(role.id for role in getattr(interaction.user, "roles", ())),
+        application_id=interaction.application_id,
+        interaction_id=interaction.id,
+        interaction_token=interaction.token,
+        upload_limit=interaction.filesize_limit,
+    )
+
+
+async def answer(
+    interaction: discord.Interaction[Any],
+    intake: Intake,
+    job: Job,
+    keyframe: bytes | None,
+    view: discord.ui.View,
+) -> None:
+    """The public first response becomes the progress message; then the engine takes over.
+
+    `view` is the job's buttons (cogs.buttons.view_for), passed in because the Retry button
+    itself answers through here. If Discord does not take the answer, in any way, the intake
+    abandons the job (it is never submitted or billed) and the error propagates.
+    """
+    embed = progress_embed(job, time.time(), intake.model_name(job.model))
+    files = [discord.File(io.BytesIO(keyframe), THUMBNAIL_NAME)] if keyframe else []
+    try:
+        if interaction.response.is_done():  # deferred while the images were prepared
+            message = await interaction.edit_original_response(
+                embed=embed, attachments=files, view=view, allowed_mentions=NO_MENTIONS
+            )
+            message_id: int | None = message.id
+        elif files:
+            callback = await interaction.response.send_message(
+                embed=embed, files=files, view=view, allowed_mentions=NO_MENTIONS
+            )
+            message_id = callback.message_id
+        else:
+            callback = await interaction.response.send_message(
+                embed=embed, view=view, allowed_mentions=NO_MENTIONS
+            )
+            message_id = callback.message_id
+    except Exception:
+        # Nobody saw the job (Discord refused, timed out or could not be reached).
+        await intake.abandoned(job)
+        raise
+    await intake.accepted(job, message_id)
