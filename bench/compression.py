@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.scenarios import POLL_INTERVAL, PROGRESS_EDIT_INTERVAL, Strategy
-from bot.catalog import load_catalog
+from bot.domain.catalog import load_catalog
 from bot.settings import Settings
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from bot.clock import SystemClock
 from bot.engine import EngineConfig, JobEngine, Progress
-from bot.media import DownloadedVideo
-from bot.together import CreateVideoRequest, VideoJob
+from bot.media.files import DownloadedVideo
+from bot.together.models import CreateVideoRequest, VideoJob
 from storage.models import Job
 from tests.unit.fakes import FakeStore, make_job
 

@@ -8,10 +8,9 @@ import logging
 import signal
 import sys
 
-import discord
-
 from bot.app import assemble
-from bot.catalog import CatalogError, load_catalog
+from bot.client import TokenRefused
+from bot.domain.catalog import CatalogError, load_catalog
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from storage.db import DatabaseUnusable
@@ -31,7 +30,7 @@ async def run(settings: Settings) -> int:
         try:
             async with bot:
                 await bot.start(settings.discord_token.get_secret_value())
-        except discord.LoginFailure:
+        except TokenRefused:
             log.error("DISCORD_TOKEN was refused by Discord: check the bot token in .env")
             return EXIT_CONFIG
     log.info("Stopped cleanly")
@@ -45,7 +44,7 @@ def main() -> int:
         if catalog.get(settings.default_model) is None:
             raise SettingsError(
                 f"DEFAULT_MODEL is invalid: {settings.default_model} is not in the model "
-                "catalog (see bot/catalog.json and MODELS_FILE)"
+                "catalog (see bot/domain/catalog.json and MODELS_FILE)"
             )
     except (SettingsError, CatalogError) as exc:
         print(f"video-bot: {exc}", file=sys.stderr)

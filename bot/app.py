@@ -12,19 +12,20 @@ from pathlib import Path
 
 import httpx
 
-from bot.catalog import load_catalog
 from bot.client import VideoBot
 from bot.clock import Clock, SystemClock
+from bot.domain.catalog import load_catalog
+from bot.domain.quota import QuotaDefaults
+from bot.domain.scheduling import AdaptivePlanner, DurationModel, FixedPlanner, PollPlanner
 from bot.engine import EngineConfig, JobEngine
 from bot.gatekeeper import Gatekeeper
 from bot.housekeeping import KeyframePruner
 from bot.intake import Intake
-from bot.media import DownloadedVideo, DownloadPolicy, VideoFormat, download_video
-from bot.quota import QuotaDefaults
-from bot.reencode import FitResult, ffmpeg_available, fit_under_limit
-from bot.scheduling import AdaptivePlanner, DurationModel, FixedPlanner, PollPlanner
+from bot.media.download import DownloadPolicy, download_video
+from bot.media.files import DownloadedVideo, VideoFormat
+from bot.media.reencode import FitResult, ffmpeg_available, fit_under_limit
 from bot.settings import Settings
-from bot.together import TogetherClient
+from bot.together.client import TogetherClient
 from storage.db import open_database
 from storage.jobs import JobRepository
 from storage.lock import acquire_database_lock

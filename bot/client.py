@@ -14,9 +14,9 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from bot.catalog import Catalog
+from bot.domain.catalog import Catalog
+from bot.domain.errors import UserFacingError
 from bot.engine import JobEngine
-from bot.errors import UserFacingError
 from bot.gatekeeper import Gatekeeper
 from bot.housekeeping import KeyframePruner
 from bot.intake import Intake
@@ -44,6 +44,10 @@ def point_discord_at(api_base: str, gateway_url: str) -> None:
     """
     discord.http.Route.BASE = api_base.rstrip("/")
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class TokenRefused(Exception):
+    """Discord refused DISCORD_TOKEN: final, unlike an outage (the bot stops, exit code 2)."""
 
 
 class VideoCommandTree(app_commands.CommandTree[Any]):
@@ -148,6 +152,8 @@ class VideoBot(commands.AutoShardedBot):
             try:
                 await self.login(token)
                 return True
+            except discord.LoginFailure as exc:
+                raise TokenRefused(str(exc)) from exc
             except (discord.DiscordServerError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 if self._closing:
                     return False

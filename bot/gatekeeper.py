@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 
-from bot.catalog import Catalog, ModelSpec
-from bot.errors import InvalidOptionError, NotAllowedError, UserFacingError
-from bot.quota import (
+from bot.domain.catalog import Catalog, ModelSpec
+from bot.domain.errors import InvalidOptionError, NotAllowedError, UserFacingError
+from bot.domain.quota import (
     QuotaDefaults,
     Refusal,
     check,

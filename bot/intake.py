@@ -25,9 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from bot.catalog import Catalog, ModelSpec
-from bot.errors import UserFacingError
-from bot.options import VideoOptions, VideoRequest, validate_options
+from bot.domain.catalog import Catalog, ModelSpec
+from bot.domain.errors import UserFacingError
+from bot.domain.options import VideoOptions, VideoRequest, validate_options
 from storage.models import Job, JobState, NewJob
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.quota import remaining_today
+from bot.domain.quota import remaining_today
 from cogs.text import job_line, money
 
 if TYPE_CHECKING:

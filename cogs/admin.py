@@ -13,7 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import InvalidOptionError
+from bot.domain.errors import InvalidOptionError
 from cogs.text import job_line, limits_text, money
 from storage.models import ModelRule
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bot.errors import UserFacingError
+from bot.domain.errors import UserFacingError
 from cogs.answer import answer, requester
 from storage.models import FINAL_STATES, Job, JobState
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import discord
 
 from bot.engine import Progress
-from bot.together import clean_text
+from bot.together.models import clean_text
 from storage.models import Job, JobState
 
 PROMPT_SHOWN = 600

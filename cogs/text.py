@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot.quota import QuotaDefaults
+from bot.domain.quota import QuotaDefaults
 from storage.models import GuildLimits, Job, JobState
 
 STATE_WORDS = {

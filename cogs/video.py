@@ -11,9 +11,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import UserFacingError
-from bot.keyframes import prepare_keyframe_async
-from bot.options import VideoOptions, VideoRequest
+from bot.domain.errors import UserFacingError
+from bot.domain.options import VideoOptions, VideoRequest
+from bot.media.keyframes import prepare_keyframe_async
 from cogs.answer import NO_MENTIONS, answer, requester
 from cogs.buttons import view_for
 

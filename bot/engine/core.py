@@ -14,8 +14,9 @@ import contextlib
 import logging
 import math
 
-from bot.catalog import Catalog
 from bot.clock import Clock
+from bot.domain.catalog import Catalog
+from bot.domain.scheduling import FixedPlanner, PollPlanner, RateBudget
 from bot.engine.config import EngineConfig
 from bot.engine.delivery import Courier, Deliveries, DeliveryConfig
 from bot.engine.polling import Poller
@@ -25,7 +26,6 @@ from bot.engine.runtime import Runtime
 from bot.engine.submission import Submitter
 from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
-from bot.scheduling import FixedPlanner, PollPlanner, RateBudget
 from storage.models import UNFINISHED_STATES, Job, JobState
 
 log = logging.getLogger("bot.engine")

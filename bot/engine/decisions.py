@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot.together import TogetherError, VideoJob
+from bot.together.errors import TogetherError
+from bot.together.models import VideoJob
 from storage.models import Job, JobState
 
 NO_VIDEO_LINK = "Together finished the job but sent no video link."

@@ -32,8 +32,8 @@ from bot.engine.ports import (
 from bot.engine.runtime import Runtime
 from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
-from bot.media import DownloadedVideo, DownloadError, VideoFormat, VideoTooLarge
-from bot.reencode import CannotFit
+from bot.media.files import DownloadedVideo, DownloadError, VideoFormat, VideoTooLarge
+from bot.media.reencode import CannotFit
 from storage.models import Job, JobState
 
 log = logging.getLogger(__name__)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from bot.domain.scheduling import PollPlanner, RateBudget
 from bot.engine.decisions import Finish, after_status, backoff, timed_out
 from bot.engine.ports import VideoAPI
 from bot.engine.runtime import Runtime
 from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
-from bot.scheduling import PollPlanner, RateBudget
-from bot.together import TogetherError, VideoJob
+from bot.together.errors import TogetherError
+from bot.together.models import VideoJob
 from storage.models import JobState
 
 log = logging.getLogger("bot.engine")

@@ -3,8 +3,8 @@
 Every store method is a compare-and-set or a read; none blocks another caller. Where two
 writers race (a moderator's cancel and a submission, two processes, a restart and a late
 answer), the docstrings say what the loser sees. The engine imports neither discord,
-aiosqlite nor httpx: storage/, bot/together.py, bot/media.py and cogs/progress.py implement
-these.
+aiosqlite nor httpx: storage/, bot/together/client.py, bot/media/download.py and
+cogs/progress.py implement these.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bot.media import DownloadedVideo, VideoFormat
-from bot.reencode import FitResult
-from bot.together import CreateVideoRequest, VideoJob
+from bot.media.files import DownloadedVideo, VideoFormat
+from bot.media.reencode import FitResult
+from bot.together.models import CreateVideoRequest, VideoJob
 from storage.models import Job, JobState
 
 
@@ -136,7 +136,7 @@ class VideoFetcher(Protocol):
 
 
 class VideoFitter(Protocol):
-    """Shrinks a video under a size (bot.reencode.fit_under_limit); raises CannotFit."""
+    """Shrinks a video under a size (bot.media.reencode.fit_under_limit); raises CannotFit."""
 
     async def __call__(
         self, source: Path, limit_bytes: int, workdir: Path, *, source_format: VideoFormat

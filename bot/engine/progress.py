@@ -7,12 +7,12 @@ import logging
 import math
 from collections.abc import Iterable
 
+from bot.domain.scheduling import EditPacer, FairQueue, PollPlanner, spread
 from bot.engine.decisions import backoff
 from bot.engine.ports import JobStore, MessageUnreachable, Notifier, Progress
 from bot.engine.runtime import Runtime
 from bot.engine.tracked import TICKING_STATES, Tracked
 from bot.engine.transitions import StateWriter
-from bot.scheduling import EditPacer, FairQueue, PollPlanner, spread
 from storage.models import Job, JobState
 
 log = logging.getLogger("bot.engine")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from bot.catalog import ModelSpec
-from bot.keyframes import to_base64
-from bot.together import CreateVideoRequest, FrameImage, VideoMedia
+from bot.domain.catalog import ModelSpec
+from bot.media.keyframes import to_base64
+from bot.together.models import CreateVideoRequest, FrameImage, VideoMedia
 from storage.models import Job
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import math
 
-from bot.catalog import Catalog
+from bot.domain.catalog import Catalog
+from bot.domain.scheduling import FairQueue, PollPlanner, RateBudget
 from bot.engine.decisions import RetrySubmission, after_submit_error, backoff, interrupted
 from bot.engine.polling import Poller
 from bot.engine.ports import JobStore, VideoAPI
@@ -18,8 +19,8 @@ from bot.engine.request import build_request
 from bot.engine.runtime import Runtime
 from bot.engine.tracked import Submission, Tracked
 from bot.engine.transitions import StateWriter
-from bot.scheduling import FairQueue, PollPlanner, RateBudget
-from bot.together import TogetherError, VideoJob
+from bot.together.errors import TogetherError
+from bot.together.models import VideoJob
 from storage.models import Job, JobState
 
 log = logging.getLogger("bot.engine")

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
-from bot.together import CreateVideoRequest, VideoJob
+from bot.together.models import CreateVideoRequest, VideoJob
 from storage.models import Job, JobState
 
 # States that hold one of the bot's active slots (a request to Together is or was in flight).

@@ -50,8 +50,8 @@ from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bot.catalog import ModelSpec, load_catalog
 from bot.client import GENERIC_FAILURE
+from bot.domain.catalog import ModelSpec, load_catalog
 from bot.settings import Settings
 from sandbox.discord_api import Interaction, Message
 from sandbox.harness import Stack

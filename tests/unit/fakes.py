@@ -9,8 +9,9 @@ from pathlib import Path
 
 from bot.clock import ManualClock
 from bot.engine import Progress
-from bot.media import DownloadedVideo, VideoTooLarge
-from bot.together import CreateVideoRequest, TogetherError, VideoJob
+from bot.media.files import DownloadedVideo, VideoTooLarge
+from bot.together.errors import TogetherError
+from bot.together.models import CreateVideoRequest, VideoJob
 from storage.jobs import MUTABLE_COLUMNS
 from storage.models import Job, JobState, NewJob
 

@@ -8,10 +8,10 @@ from typing import Any
 import discord
 import pytest
 
-from bot.catalog import load_catalog
+from bot.domain.catalog import load_catalog
+from bot.domain.quota import QuotaDefaults
 from bot.gatekeeper import Gatekeeper
 from bot.intake import Intake
-from bot.quota import QuotaDefaults
 from cogs.answer import answer
 from storage.db import open_database
 from storage.jobs import JobRepository

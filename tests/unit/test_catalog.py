@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import CatalogError, load_catalog, parse_size
+from bot.domain.catalog import CatalogError, load_catalog, parse_size
 
 
 def test_bundled_catalog_is_consistent() -> None:

@@ -15,14 +15,14 @@ from bot.engine.decisions import (
     interrupted,
     timed_out,
 )
-from bot.together import (
+from bot.together.errors import (
     TogetherBadRequest,
     TogetherConnectionError,
     TogetherError,
     TogetherRateLimited,
     TogetherServerError,
-    VideoJob,
 )
+from bot.together.models import VideoJob
 from storage.models import JobState
 from tests.unit.fakes import make_job, status
 

@@ -17,14 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.media import (
+from bot.media.download import DownloadPolicy, download_video
+from bot.media.files import (
     DownloadedVideo,
     DownloadError,
     DownloadFailed,
-    DownloadPolicy,
     DownloadRefused,
     VideoTooLarge,
-    download_video,
 )
 from sandbox.together import JobScript, TogetherSandbox
 from sandbox.together.app import FIXTURE_MP4
@@ -617,7 +616,7 @@ async def test_refusal_is_logged_with_the_host_only(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     resolver = FakeResolver({"cdn.test": ["10.0.0.7"]})
-    caplog.set_level(logging.WARNING, logger="bot.media")
+    caplog.set_level(logging.WARNING, logger="bot.media.download")
     with pytest.raises(DownloadRefused) as info:
         await fetch(
             never_called,
@@ -625,7 +624,7 @@ async def test_refusal_is_logged_with_the_host_only(
             "https://cdn.test/v.mp4?Signature=s3cret",
             policy=policy_with(resolver),
         )
-    (record,) = [r for r in caplog.records if r.name == "bot.media"]
+    (record,) = [r for r in caplog.records if r.name == "bot.media.download"]
     assert record.levelno == logging.WARNING
     assert "cdn.test" in record.getMessage()
     assert "s3cret" not in caplog.text

@@ -10,16 +10,15 @@ import pytest
 from bot.clock import ManualClock
 from bot.engine import EngineConfig, FileRefused, JobEngine, MessageUnreachable, Progress
 from bot.engine.tracked import Submission
-from bot.media import DownloadFailed, DownloadRefused
-from bot.reencode import CannotFit, FitResult
-from bot.together import (
-    CreateVideoRequest,
+from bot.media.files import DownloadFailed, DownloadRefused
+from bot.media.reencode import CannotFit, FitResult
+from bot.together.errors import (
     TogetherBadRequest,
     TogetherConnectionError,
     TogetherRateLimited,
     TogetherServerError,
-    VideoJob,
 )
+from bot.together.models import CreateVideoRequest, VideoJob
 from storage.models import Job, JobState
 from tests.unit.fakes import (
     FakeAPI,
@@ -689,7 +688,7 @@ async def test_recovery_follows_the_restart_rules(tmp_path: Path) -> None:
 
 
 def test_request_body_carries_images_and_the_models_dimensions() -> None:
-    from bot.catalog import ModelSpec
+    from bot.domain.catalog import ModelSpec
     from bot.engine import build_request
 
     job = make_job(1, 0.0, width=1280, height=720, seconds=5, seed=3)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalog import load_catalog
-from bot.errors import InvalidOptionError, NotAllowedError, UserFacingError
+from bot.domain.catalog import load_catalog
+from bot.domain.errors import InvalidOptionError, NotAllowedError, UserFacingError
+from bot.domain.options import VideoOptions
+from bot.domain.quota import QuotaDefaults
 from bot.gatekeeper import Gatekeeper, QuotaExceeded
 from bot.intake import (
     ABANDONED,
@@ -19,8 +21,6 @@ from bot.intake import (
     Intake,
     Requester,
 )
-from bot.options import VideoOptions
-from bot.quota import QuotaDefaults
 from bot.settings import Settings
 from storage.db import Database, open_database
 from storage.jobs import JobRepository

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from PIL import Image, ImageFile
 
-from bot.errors import InvalidOptionError
-from bot.keyframes import (
+from bot.domain.errors import InvalidOptionError
+from bot.media.keyframes import (
     MAX_KEYFRAME_BYTES,
     KeyframeError,
     check_declared_size,
@@ -283,7 +283,7 @@ async def test_slow_decodes_leave_the_default_executor_free(
     small_default = ThreadPoolExecutor(max_workers=2)
     asyncio.get_running_loop().set_default_executor(small_default)
     decode = BlockingDecode()
-    monkeypatch.setattr("bot.keyframes.prepare_keyframe", decode)
+    monkeypatch.setattr("bot.media.keyframes.prepare_keyframe", decode)
     decodes = [
         asyncio.create_task(prepare_keyframe_async(OPTION, b"%d" % n, 64, 64)) for n in range(3)
     ]

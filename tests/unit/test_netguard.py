@@ -1,4 +1,4 @@
-"""Unit tests for bot.netguard: the address policy, checked resolution, pinned requests."""
+"""Unit tests for bot.media.netguard: the address policy, checked resolution, pinned requests."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.netguard import (
+from bot.media.netguard import (
     BlockedAddress,
     NoAddress,
     forbidden_kind,

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.catalog import load_catalog
-from bot.errors import InvalidOptionError
-from bot.options import VideoOptions, clean_text, validate_options
+from bot.domain.catalog import load_catalog
+from bot.domain.errors import InvalidOptionError
+from bot.domain.options import VideoOptions, clean_text, validate_options
 
 CATALOG = load_catalog()
 DEFAULT = "minimax/hailuo-02"

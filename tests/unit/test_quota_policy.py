@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bot.quota import (
+from bot.domain.quota import (
     QuotaDefaults,
     check,
     effective_limits,

@@ -16,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from bot.quota import check
+from bot.domain.quota import check
 from storage.db import Database, open_database
 from storage.jobs import JobRepository
 from storage.models import EffectiveLimits, GuildLimits, Job, JobState, MemberUsage, UsageRow

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import pytest
 
-from bot.reencode import (
+from bot.media.reencode import (
     FORMAT_WHITELIST,
     CannotFit,
     FitResult,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.scheduling import (
+from bot.domain.scheduling import (
     AdaptivePlanner,
     DurationModel,
     EditPacer,

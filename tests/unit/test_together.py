@@ -12,19 +12,21 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.together import (
-    MAX_VIDEO_COST_USD,
-    REASON_LIMIT,
-    CreateVideoRequest,
-    FrameImage,
+from bot.together.client import TogetherClient
+from bot.together.errors import (
     TogetherAuthError,
     TogetherBadRequest,
-    TogetherClient,
     TogetherConnectionError,
     TogetherError,
     TogetherProtocolError,
     TogetherRateLimited,
     TogetherServerError,
+)
+from bot.together.models import (
+    MAX_VIDEO_COST_USD,
+    REASON_LIMIT,
+    CreateVideoRequest,
+    FrameImage,
     VideoJob,
     VideoMedia,
     clean_text,

@@ -43,7 +43,7 @@ from contextlib import contextmanager
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from bot.errors import InvalidOptionError
+from bot.domain.errors import InvalidOptionError
 
 MAX_KEYFRAME_BYTES = 20 * 1000 * 1000
 MAX_KEYFRAME_PIXELS = 40_000_000

@@ -10,9 +10,9 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot.catalog import Catalog, ModelSpec, parse_size
-from bot.errors import InvalidOptionError
-from bot.keyframes import check_declared_size
+from bot.domain.catalog import Catalog, ModelSpec, parse_size
+from bot.domain.errors import InvalidOptionError
+from bot.media.keyframes import check_declared_size
 
 STEPS_RANGE = (10, 50)
 GUIDANCE_RANGE = (1.0, 20.0)
