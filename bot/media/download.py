@@ -1,4 +1,4 @@
-"""Media handling: guarded, streamed video download (keyframe handling comes later in this module).
+"""Guarded, streamed video download: the only way a video link from Together is fetched.
 
 Together's ``video_url`` is a short link that redirects to a storage host; the bot follows it
 by hand, one checked hop at a time, because whoever answers may be hostile: it may redirect to
