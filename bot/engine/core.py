@@ -171,7 +171,9 @@ class JobEngine:
 
     async def _run(self) -> None:
         wake = self._runtime.wake
+        loop = asyncio.get_running_loop()
         while True:
+            ticked_at = loop.time()
             try:
                 await self.tick()
             except Exception:
@@ -180,6 +182,9 @@ class JobEngine:
             delay = min(MAX_SLEEP, max(MIN_SLEEP, self._next_due() - self._runtime.now()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=delay)
+            # A burst of commands wakes the loop once per new job, and each pass looks at every
+            # tracked job: passes at least MIN_SLEEP apart take a burst's jobs together.
+            await asyncio.sleep(max(0.0, ticked_at + MIN_SLEEP - loop.time()))
 
     async def tick(self) -> None:
         """One pass: start whatever is due. Work runs in tasks; this never waits for Together."""
