@@ -708,14 +708,15 @@ class ChaosRun:
             code = await self.bot.wait()
             kill = f"after command {len(self.sent)}: {trigger} (exit {code})"
             await asyncio.sleep(self.rng.uniform(0.5, 2.0))  # downtime: commands go unanswered
-            if self.discord.in_outage:
-                # The bot cannot log in while Discord's REST API is down: start it once it is back.
-                kill += ", restarted after the outage"
-                await self.discord.wait_for(self._discord_up, timeout=CHAOS_OUTAGE_SECONDS + 10)
+            # A restart while Discord's REST API is down waits for Discord to log in (its
+            # retries back off to a minute), so such a start is given the outage and more.
+            timeout = CHAOS_OUTAGE_SECONDS + 90 if self.discord.in_outage else None
+            if timeout is not None:
+                kill += ", restarted during the outage"
             self.kills.append(kill)
             self.starting = True  # no outage starts during a start-up
             try:
-                await self.bot.start()
+                await (self.bot.start() if timeout is None else self.bot.start(timeout=timeout))
             finally:
                 self.starting = False
 
