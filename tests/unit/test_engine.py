@@ -683,9 +683,8 @@ async def test_recovery_follows_the_restart_rules(tmp_path: Path) -> None:
     assert h.state(1) is JobState.RUNNING  # queued waits again, then goes
     assert "vid_old" in h.api.gets  # running is polled again
     assert h.state(4) is JobState.DELIVERED  # delivering is delivered
-    assert [p.prompt for p in h.api.posts] == [
-        h.store.jobs[1].params.prompt
-    ]  # only job 1 was POSTed
+    # Only job 1 was POSTed.
+    assert [p.prompt for p in h.api.posts] == [h.store.jobs[1].params.prompt]
     assert not leftover.exists()
 
 
