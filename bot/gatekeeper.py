@@ -96,7 +96,7 @@ class Gatekeeper:
                 usage,
                 new_job.created_at,
                 estimated_cost_usd=new_job.estimated_cost_usd,
-                seconds=new_job.seconds,
+                seconds=new_job.params.seconds,
             )
 
         result = await self._reservations.create_within_quota(new_job, decide, media, limits)

@@ -18,6 +18,7 @@ all the Discord I/O. Besides the engine, this is the only code that changes a jo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -25,10 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from bot.domain.catalog import Catalog, ModelSpec
+from bot.domain.catalog import Catalog
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions, VideoRequest, validate_options
-from storage.models import Job, JobState, NewJob
+from storage.models import Job, JobState, NewJob, media_kinds
 
 if TYPE_CHECKING:
     # Types only: at run time the intake reaches storage through what it is given.
@@ -151,7 +152,7 @@ class Intake:
             requester.user_id,
             admission.limits,
             cost=request.model.price_usd,
-            seconds=request.seconds,
+            seconds=request.params.seconds,
         )
 
     async def reserve(self, admission: Admission, media: Mapping[str, bytes]) -> Job:
@@ -160,14 +161,14 @@ class Intake:
         The job is not the engine's until `accepted`: the caller answers the member first.
         """
         thumbnail = THUMBNAIL_NAME if "first_frame" in media else None
-        new_job = _new_job(admission.requester, admission.request, thumbnail)
+        new_job = _new_job(admission.requester, admission.request, media, thumbnail)
         job = await self._gate.reserve(new_job, admission.limits, media)
         log.info(
             "Job %d accepted: %s %s %ds for member %d in server %d",
             job.id,
             job.model,
-            job.size,
-            job.seconds,
+            job.params.size,
+            job.params.seconds,
             job.user_id,
             job.guild_id,
         )
@@ -189,9 +190,10 @@ class Intake:
         await self._gate.check_model(requester.guild_id, spec)
         limits = await self._limits(requester)
         media = await self._jobs.media(source.id)
-        request = _same_request(source, spec, seed=random.randrange(2**32))
+        params = dataclasses.replace(source.params, seed=random.randrange(2**32))
+        request = VideoRequest(spec, params)
         thumbnail = source.thumbnail if "first_frame" in media else None
-        new_job = _new_job(requester, request, thumbnail)
+        new_job = _new_job(requester, request, media, thumbnail)
         job = await self._gate.reserve(new_job, limits, media)
         log.info("Job %d accepted: a retry of job %d", job.id, source.id)
         return Reservation(job, media.get("first_frame"))
@@ -228,23 +230,9 @@ class Intake:
         return await self._gate.limits_for(requester.guild_id, requester.role_ids)
 
 
-def _same_request(job: Job, spec: ModelSpec, *, seed: int) -> VideoRequest:
-    return VideoRequest(
-        model=spec,
-        prompt=job.prompt,
-        width=job.width,
-        height=job.height,
-        seconds=job.seconds,
-        seed=seed,
-        negative_prompt=job.negative_prompt,
-        steps=job.steps,
-        guidance=job.guidance_scale,
-        fps=job.fps,
-        output_format=job.output_format,
-    )
-
-
-def _new_job(requester: Requester, request: VideoRequest, thumbnail: str | None) -> NewJob:
+def _new_job(
+    requester: Requester, request: VideoRequest, media: Mapping[str, bytes], thumbnail: str | None
+) -> NewJob:
     now = time.time()
     return NewJob(
         guild_id=requester.guild_id,
@@ -255,16 +243,8 @@ def _new_job(requester: Requester, request: VideoRequest, thumbnail: str | None)
         interaction_token=requester.interaction_token,
         upload_limit=requester.upload_limit or DEFAULT_UPLOAD_LIMIT,
         model=request.model.id,
-        prompt=request.prompt,
-        negative_prompt=request.negative_prompt,
-        width=request.width,
-        height=request.height,
-        seconds=request.seconds,
-        fps=request.fps,
-        steps=request.steps,
-        seed=request.seed,
-        guidance_scale=request.guidance,
-        output_format=request.output_format,
+        # The images stored with the job are the ones it references.
+        params=dataclasses.replace(request.params, media=media_kinds(media)),
         estimated_cost_usd=request.model.price_usd,
         thumbnail=thumbnail,
         created_at=now,

@@ -40,7 +40,7 @@ NO_MENTIONS = discord.AllowedMentions.none()
 
 
 def video_filename(job: Job) -> str:
-    return f"video-{job.id}.{'webm' if job.output_format == 'WEBM' else 'mp4'}"
+    return f"video-{job.id}.{'webm' if job.params.output_format == 'WEBM' else 'mp4'}"
 
 
 class DiscordNotifier:

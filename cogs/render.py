@@ -49,11 +49,11 @@ def status_text(job: Job) -> str:
 
 def _base(job: Job, title: str, colour: discord.Colour, model_name: str) -> discord.Embed:
     # Markdown is escaped so a prompt cannot restyle the message; embeds never ping anyone.
-    prompt = discord.utils.escape_markdown(shorten(job.prompt, PROMPT_SHOWN))
+    prompt = discord.utils.escape_markdown(shorten(job.params.prompt, PROMPT_SHOWN))
     embed = discord.Embed(title=title, description=prompt, colour=colour)
     embed.add_field(name="Model", value=model_name)
-    embed.add_field(name="Size", value=job.size)
-    embed.add_field(name="Length", value=f"{job.seconds} s")
+    embed.add_field(name="Size", value=job.params.size)
+    embed.add_field(name="Length", value=f"{job.params.seconds} s")
     embed.set_footer(text=f"Job #{job.id}")
     if job.thumbnail:
         # The first keyframe, uploaded with the first response and kept until the video replaces it.
@@ -84,8 +84,8 @@ def progress_embed(
 
 def result_embed(job: Job, model_name: str, *, link_only: bool) -> discord.Embed:
     embed = _base(job, "Your video is ready", COLOR_DONE, model_name)
-    if job.seed is not None:
-        embed.add_field(name="Seed", value=str(job.seed))
+    if job.params.seed is not None:
+        embed.add_field(name="Seed", value=str(job.params.seed))
     start = job.submitted_at or job.created_at
     if job.finished_at is not None:
         embed.add_field(name="Generated in", value=format_duration(job.finished_at - start))

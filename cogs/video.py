@@ -134,7 +134,7 @@ class VideoCog(commands.Cog):
                     f"`{option}` could not be downloaded from Discord; please try again."
                 ) from None
             prepared[option] = await prepare_keyframe_async(
-                option, data, request.width, request.height
+                option, data, request.params.width, request.params.height
             )
         return prepared
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 
 import aiosqlite
 
 from storage.db import Database, fetch_all, fetch_one
 from storage.models import FINAL_STATES, Job, JobState, NewJob
-from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, UNFINISHED, job_from_row
+from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, UNFINISHED, job_from_row, new_job_values
 
 # Columns a transition or update may set; ids, the request and its owner never change.
 MUTABLE_COLUMNS = frozenset(
@@ -92,7 +91,7 @@ async def insert_job(
     Atomic only with the transaction the caller holds (JobRepository.create opens one; the
     quota reservation in storage.reservations runs it in the transaction that read the usage).
     """
-    row = await fetch_one(conn, INSERT_JOB, dataclasses.asdict(new_job))
+    row = await fetch_one(conn, INSERT_JOB, new_job_values(new_job))
     assert row is not None
     job = job_from_row(row)
     if media:

@@ -6,7 +6,7 @@ SQL module of `storage` maps its rows to them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Literal
@@ -39,6 +39,44 @@ FINAL_STATES = frozenset(
 UNFINISHED_STATES = frozenset(JobState) - FINAL_STATES
 
 
+# The kinds of image a job can be steered with, in the order they are stored and sent.
+MEDIA_KINDS = ("first_frame", "last_frame", "reference")
+
+
+@dataclass(frozen=True, slots=True)
+class VideoParams:
+    """What a job asks Together for: checked by bot.domain.options, stored, then sent.
+
+    The one list of the generation parameters. Each field is a column of `jobs` with the same
+    name (storage.rows maps them generically) and, but for `media`, a field of Together's
+    CreateVideoRequest with the same name (bot.engine.request passes them through). A new
+    parameter is a field here, its check in options, and one migration adding its column.
+    """
+
+    prompt: str
+    width: int
+    height: int
+    seconds: int
+    negative_prompt: str | None = None
+    fps: int | None = None
+    steps: int | None = None
+    seed: int | None = None
+    guidance_scale: float | None = None
+    output_format: str = "MP4"
+    # Which images steer it (kinds from MEDIA_KINDS, in that order); the bytes are in job_media.
+    media: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def media_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
+    """VideoParams.media for a job with images of these kinds (unknown kinds are left out)."""
+    given = set(kinds)
+    return tuple(kind for kind in MEDIA_KINDS if kind in given)
+
+
 @dataclass(frozen=True, slots=True)
 class NewJob:
     """What the /video command accepted, before it has an id."""
@@ -51,18 +89,9 @@ class NewJob:
     interaction_token: str
     upload_limit: int
     model: str
-    prompt: str
-    width: int
-    height: int
-    seconds: int
+    params: VideoParams
     created_at: float
     deadline_at: float
-    negative_prompt: str | None = None
-    fps: int | None = None
-    steps: int | None = None
-    seed: int | None = None
-    guidance_scale: float | None = None
-    output_format: str = "MP4"
     estimated_cost_usd: float = 0.0
     thumbnail: str | None = None
 
@@ -82,16 +111,7 @@ class Job:
     message_id: int | None
     upload_limit: int
     model: str
-    prompt: str
-    negative_prompt: str | None
-    width: int
-    height: int
-    seconds: int
-    fps: int | None
-    steps: int | None
-    seed: int | None
-    guidance_scale: float | None
-    output_format: str
+    params: VideoParams
     estimated_cost_usd: float
     together_id: str | None
     provider_status: str | None
@@ -108,10 +128,6 @@ class Job:
     thumbnail: str | None
     announced: bool
     media_pruned_at: float | None = None  # its keyframe images were deleted then
-
-    @property
-    def size(self) -> str:
-        return f"{self.width}x{self.height}"
 
     def __repr__(self) -> str:
         # The interaction token is a credential for 15 minutes: keep it out of logs and reprs.

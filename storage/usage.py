@@ -27,7 +27,7 @@ from storage.models import (
     UsageReport,
     UsageRow,
 )
-from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, UNFINISHED, job_from_row
+from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, UNFINISHED, job_from_row, new_job_values
 
 # The rule above as SQL, shared by every usage query so they cannot disagree.
 _COUNTS = """state NOT IN ('cancelled', 'timed_out')
@@ -122,7 +122,7 @@ async def insert_within_limits(
     connection from Database.access(). None does not say which limit refused, and nothing is
     stored then; Reservations.create_within_quota reads the usage again to find out.
     """
-    params = {**asdict(new_job), **asdict(limits), **_window_starts(new_job.created_at)}
+    params = {**new_job_values(new_job), **asdict(limits), **_window_starts(new_job.created_at)}
     row = await fetch_one(conn, INSERT_WITHIN_LIMITS, params)
     return job_from_row(row) if row else None
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from bot.domain.catalog import Catalog, ModelSpec, parse_size
 from bot.domain.errors import InvalidOptionError
 from bot.media.keyframes import check_declared_size
+from storage.models import MEDIA_KINDS, VideoParams, media_kinds
 
 STEPS_RANGE = (10, 50)
 GUIDANCE_RANGE = (1.0, 20.0)
@@ -20,7 +21,7 @@ FPS_RANGE = (1, 60)
 SEED_RANGE = (0, 2**32 - 1)
 NEGATIVE_PROMPT_MAX = 2000
 FORMATS = ("MP4", "WEBM")
-IMAGE_OPTIONS = ("first_frame", "last_frame", "reference")
+IMAGE_OPTIONS = MEDIA_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +44,10 @@ class VideoOptions:
 
 @dataclass(frozen=True, slots=True)
 class VideoRequest:
-    """Checked options, with the model's defaults filled in: what will be stored and sent."""
+    """Checked options: the chosen model, and the parameters (its defaults filled in)."""
 
     model: ModelSpec
-    prompt: str
-    width: int
-    height: int
-    seconds: int
-    seed: int | None
-    negative_prompt: str | None
-    steps: int | None
-    guidance: float | None
-    fps: int | None
-    output_format: str
+    params: VideoParams
 
 
 def clean_text(text: str) -> str:
@@ -167,8 +159,7 @@ def validate_options(options: VideoOptions, catalog: Catalog, default_model: str
         raise InvalidOptionError(f"`format` must be MP4 or WEBM (got {options.format!r}).")
     width, height = _pick_size(model, options.size)
     _check_images(model, options.images, catalog)
-    return VideoRequest(
-        model=model,
+    params = VideoParams(
         prompt=prompt,
         width=width,
         height=height,
@@ -176,7 +167,9 @@ def validate_options(options: VideoOptions, catalog: Catalog, default_model: str
         seed=options.seed,
         negative_prompt=negative or None,
         steps=options.steps,
-        guidance=options.guidance,
+        guidance_scale=options.guidance,
         fps=options.fps,
         output_format=output_format,
+        media=media_kinds(options.images),
     )
+    return VideoRequest(model=model, params=params)

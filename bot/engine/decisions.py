@@ -57,7 +57,7 @@ def after_status(job: Job, status: VideoJob, now: float) -> Finish | KeepPolling
                 "provider_status": status.status,
                 "video_url": status.video_url,
                 "cost_usd": status.cost,
-                "seed": status.seed if status.seed is not None else job.seed,
+                "seed": status.seed if status.seed is not None else job.params.seed,
                 "finished_at": status.completed_at or now,
             },
         )

@@ -171,7 +171,7 @@ class Courier:
     async def _prepare(self, job: Job, staged: _Staged) -> Outcome | None:
         """Download and fit the video into the job's folder; an outcome if that fell short."""
         assert job.video_url is not None
-        expected: VideoFormat = "WEBM" if job.output_format == "WEBM" else "MP4"
+        expected: VideoFormat = "WEBM" if job.params.output_format == "WEBM" else "MP4"
         dest = staged.folder / f"video{'.webm' if expected == 'WEBM' else '.mp4'}"
         try:
             downloaded = await self._fetch(

@@ -1,38 +1,42 @@
-"""The POST body for a stored job: exactly what the member asked for."""
+"""The POST body for a stored job: exactly what the member asked for.
+
+The one place that knows Together's field names. Every VideoParams field goes into
+CreateVideoRequest under its own name, as it is, but the ones in SHAPED: a new parameter whose
+name is Together's needs nothing here (CreateVideoRequest forbids names it does not know, so a
+mismatch fails at once).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 
 from bot.domain.catalog import ModelSpec
 from bot.media.keyframes import to_base64
 from bot.together.models import CreateVideoRequest, FrameImage, VideoMedia
-from storage.models import Job
+from storage.models import Job, VideoParams
+
+# VideoParams fields Together takes in another shape, built below.
+SHAPED = frozenset({"width", "height", "output_format", "media"})
+AS_IS = tuple(f.name for f in dataclasses.fields(VideoParams) if f.name not in SHAPED)
 
 
 def build_request(
-    job: Job, images: dict[str, bytes] | None = None, model: ModelSpec | None = None
+    job: Job, images: Mapping[str, bytes] | None = None, model: ModelSpec | None = None
 ) -> CreateVideoRequest:
-    dimensions: dict[str, object] = {"width": job.width, "height": job.height}
+    params = job.params
+    body: dict[str, object] = {name: getattr(params, name) for name in AS_IS}
     if model is not None and model.dimensions == "resolution_ratio":
-        resolution, ratio = resolution_and_ratio(job.width, job.height)
-        dimensions = {"resolution": resolution, "ratio": ratio}
-    return CreateVideoRequest(
-        model=job.model,
-        prompt=job.prompt,
-        negative_prompt=job.negative_prompt,
-        seconds=str(job.seconds),
-        fps=job.fps,
-        steps=job.steps,
-        seed=job.seed,
-        guidance_scale=job.guidance_scale,
-        output_format="WEBM" if job.output_format == "WEBM" else "MP4",
-        media=media(images or {}),
-        **dimensions,  # type: ignore[arg-type]
-    )
+        body["resolution"], body["ratio"] = resolution_and_ratio(params.width, params.height)
+    else:
+        body["width"], body["height"] = params.width, params.height
+    body["output_format"] = "WEBM" if params.output_format == "WEBM" else "MP4"
+    body["media"] = media(images or {})
+    return CreateVideoRequest(model=job.model, **body)  # type: ignore[arg-type]
 
 
-def media(images: dict[str, bytes]) -> VideoMedia | None:
+def media(images: Mapping[str, bytes]) -> VideoMedia | None:
     frames: list[FrameImage] = []
     if "first_frame" in images:
         frames.append(FrameImage(input_image=to_base64(images["first_frame"]), frame=0))

@@ -87,7 +87,7 @@ async def test_retry_makes_a_new_counted_job_with_a_new_seed(stack: Stack) -> No
     assert [b["prompt"] for b in bodies] == ["try me twice", "try me twice"]
     assert bodies[0]["seed"] == 7 and bodies[1]["seed"] != 7
     job = await stored(stack.bot.jobs, 2, JobState.DELIVERED)
-    assert job.user_id == stack.member.id and job.prompt == "try me twice"
+    assert job.user_id == stack.member.id and job.params.prompt == "try me twice"
 
 
 async def test_retry_is_refused_when_the_quota_is_used_up(stack: Stack) -> None:

@@ -13,10 +13,37 @@ from bot.media.files import DownloadedVideo, VideoTooLarge
 from bot.together.errors import TogetherError
 from bot.together.models import CreateVideoRequest, VideoJob
 from storage.jobs import MUTABLE_COLUMNS
-from storage.models import Job, JobState, NewJob
+from storage.models import Job, JobState, NewJob, VideoParams
+
+# The fakes take every VideoParams field as a keyword of its own, as the rows do.
+PARAM_NAMES = frozenset(field.name for field in dataclasses.fields(VideoParams))
+
+
+def params(**overrides: object) -> VideoParams:
+    """The parameters of a typical job, with `overrides`."""
+    values: dict[str, object] = dict(
+        prompt="a cat surfing a wave at sunset", width=1366, height=768, seconds=6
+    )
+    values.update(overrides)
+    return VideoParams(**values)  # type: ignore[arg-type]
+
+
+def _split(overrides: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """(the overrides of VideoParams fields, the others)."""
+    ours = {name: value for name, value in overrides.items() if name in PARAM_NAMES}
+    return ours, {name: value for name, value in overrides.items() if name not in PARAM_NAMES}
+
+
+def with_changes(job: Job, **changes: object) -> Job:
+    """`job` with `changes`, VideoParams fields among them, as a row update would leave it."""
+    param_changes, others = _split(changes)
+    if param_changes:
+        others["params"] = dataclasses.replace(job.params, **param_changes)  # type: ignore[arg-type]
+    return dataclasses.replace(job, **others)  # type: ignore[arg-type]
 
 
 def make_job(job_id: int, now: float, **overrides: object) -> Job:
+    param_overrides, overrides = _split(overrides)
     values: dict[str, object] = dict(
         id=job_id,
         state=JobState.QUEUED,
@@ -29,16 +56,7 @@ def make_job(job_id: int, now: float, **overrides: object) -> Job:
         message_id=1000 + job_id,
         upload_limit=10 * 1024 * 1024,
         model="minimax/hailuo-02",
-        prompt="a cat surfing a wave at sunset",
-        negative_prompt=None,
-        width=1366,
-        height=768,
-        seconds=6,
-        fps=None,
-        steps=None,
-        seed=None,
-        guidance_scale=None,
-        output_format="MP4",
+        params=params(**param_overrides),
         estimated_cost_usd=0.49,
         together_id=None,
         provider_status=None,
@@ -78,7 +96,7 @@ class FakeStore:
         job = self.jobs.get(job_id)
         if job is None or job.state is not expected:
             return None
-        updated = dataclasses.replace(job, state=new_state, updated_at=now, **changes)  # type: ignore[arg-type]
+        updated = with_changes(job, state=new_state, updated_at=now, **changes)
         self.jobs[job_id] = updated
         if new_state is not expected:
             self.history.append((job_id, expected, new_state))
@@ -209,6 +227,7 @@ class RecordingNotifier:
 
 
 def new_job(now: float, **overrides: object) -> NewJob:
+    param_overrides, overrides = _split(overrides)
     values: dict[str, object] = dict(
         guild_id=10,
         channel_id=20,
@@ -218,10 +237,7 @@ def new_job(now: float, **overrides: object) -> NewJob:
         interaction_token="secret-interaction-token",
         upload_limit=10 * 1024 * 1024,
         model="minimax/hailuo-02",
-        prompt="a cat surfing a wave at sunset",
-        width=1366,
-        height=768,
-        seconds=6,
+        params=params(**param_overrides),
         created_at=now,
         deadline_at=now + 1800,
     )

@@ -106,7 +106,7 @@ async def test_completed_job_is_delivered_once(h: Harness) -> None:
     job = h.store.jobs[1]
     assert job.state is JobState.DELIVERED
     assert job.delivery == "attachment"
-    assert job.cost_usd == 0.28 and job.seed == 7
+    assert job.cost_usd == 0.28 and job.params.seed == 7
     assert len(h.notifier.delivered) == 1
     assert h.notifier.delivered[0][1] == b"\0" * 2048
     assert len(h.api.posts) == 1
@@ -683,7 +683,8 @@ async def test_recovery_follows_the_restart_rules(tmp_path: Path) -> None:
     assert h.state(1) is JobState.RUNNING  # queued waits again, then goes
     assert "vid_old" in h.api.gets  # running is polled again
     assert h.state(4) is JobState.DELIVERED  # delivering is delivered
-    assert [p.prompt for p in h.api.posts] == [h.store.jobs[1].prompt]  # only job 1 was POSTed
+    # Only job 1 was POSTed.
+    assert [p.prompt for p in h.api.posts] == [h.store.jobs[1].params.prompt]
     assert not leftover.exists()
 
 

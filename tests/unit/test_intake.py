@@ -96,7 +96,7 @@ async def test_check_fills_in_the_model_defaults_and_the_members_limits(parts: P
     await parts.rules.set_role_quota(GUILD, 7, 12, MOD, NOW)
     admission = await parts.intake.check(asker(role_ids=(7,)), VideoOptions(prompt=" a cat "))
     assert admission.request.model.id == DEFAULT_MODEL
-    assert admission.request.prompt == "a cat"
+    assert admission.request.params.prompt == "a cat"
     assert admission.limits.user_daily == 12  # the role's own daily limit
     assert admission.limits.user_concurrent == DEFAULTS.user_concurrent
 
@@ -130,7 +130,7 @@ async def test_reserve_stores_a_queued_job_the_engine_does_not_have_yet(parts: P
     assert (stored.guild_id, stored.channel_id, stored.user_id) == (GUILD, CHANNEL, MEMBER)
     assert stored.interaction_token == "secret-interaction-token"
     assert stored.upload_limit == 25 * 1024 * 1024
-    assert (stored.seed, stored.output_format, stored.thumbnail) == (7, "WEBM", None)
+    assert (stored.params.seed, stored.params.output_format, stored.thumbnail) == (7, "WEBM", None)
     assert stored.message_id is None
     assert parts.engine.enqueued == []
 
@@ -211,10 +211,18 @@ async def test_retry_makes_the_same_video_with_a_new_seed(parts: Parts) -> None:
     retried = await parts.intake.retry(source, asker(interaction_id=51, interaction_token="t2"))
     job = retried.job
     assert job.id != source.id and job.state is JobState.QUEUED
-    assert job.seed != source.seed and job.seed is not None and 0 <= job.seed < 2**32
-    same = ("model", "prompt", "negative_prompt", "width", "height", "seconds", "fps", "steps")
-    assert [getattr(job, f) for f in same] == [getattr(source, f) for f in same]
-    assert job.guidance_scale == 7.5 and job.output_format == source.output_format
+    assert (
+        job.params.seed != source.params.seed
+        and job.params.seed is not None
+        and 0 <= job.params.seed < 2**32
+    )
+    same = ("prompt", "negative_prompt", "width", "height", "seconds", "fps", "steps", "media")
+    assert job.model == source.model
+    assert [getattr(job.params, f) for f in same] == [getattr(source.params, f) for f in same]
+    assert job.params.media == ("first_frame",)
+    assert (
+        job.params.guidance_scale == 7.5 and job.params.output_format == source.params.output_format
+    )
     assert (job.interaction_id, job.interaction_token) == (51, "t2")
     assert retried.first_frame == b"jpeg" and job.thumbnail == THUMBNAIL_NAME
     assert await parts.jobs.media(job.id) == {"first_frame": b"jpeg"}

@@ -22,8 +22,8 @@ def check(**options: object) -> object:
 
 def test_defaults_come_from_the_model() -> None:
     request = check(prompt="a cat surfing", model="google/veo-2.0")
-    assert (request.width, request.height, request.seconds) == (1280, 720, 5)  # type: ignore[attr-defined]
-    assert request.output_format == "MP4"  # type: ignore[attr-defined]
+    assert (request.params.width, request.params.height, request.params.seconds) == (1280, 720, 5)  # type: ignore[attr-defined]
+    assert request.params.output_format == "MP4"  # type: ignore[attr-defined]
 
 
 def test_default_model_when_none_given() -> None:
@@ -69,7 +69,7 @@ def test_bad_options_are_named(options: dict[str, object], names: str) -> None:
 
 def test_boundaries_are_accepted() -> None:
     request = check(prompt="x", steps=10, guidance=20.0, fps=60, seed=0, seconds=10, format="webm")
-    assert request.steps == 10 and request.output_format == "WEBM"  # type: ignore[attr-defined]
+    assert request.params.steps == 10 and request.params.output_format == "WEBM"  # type: ignore[attr-defined]
 
 
 def test_clean_text_keeps_newlines_drops_controls() -> None:

@@ -140,7 +140,11 @@ async def test_create_and_read_back(repo: JobRepository) -> None:
     assert job.state is JobState.QUEUED
     again = await repo.get(job.id)
     assert again == job
-    assert again.seed == 42 and again.guidance_scale == 7.5 and again.negative_prompt == "blur"
+    assert (
+        again.params.seed == 42
+        and again.params.guidance_scale == 7.5
+        and again.params.negative_prompt == "blur"
+    )
     assert "secret-interaction-token" not in repr(job)
 
 
