@@ -76,6 +76,7 @@ class JobEngine:
         )
         self._deliveries = Deliveries(runtime, self._writer, self._courier, self._notifier)
         self._loop_task: asyncio.Task[None] | None = None
+        self._enqueue_wake: asyncio.TimerHandle | None = None
         self._accepting = True
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -133,6 +134,15 @@ class JobEngine:
         if job.state.is_final:
             return
         self._jobs.setdefault(job.id, Tracked(job))
+        # A burst of commands would wake the loop once per job, and each pass looks at every
+        # tracked job: new jobs wake it together, MIN_SLEEP after the first. Other wake-ups
+        # (a finished task: a slot or a budget token may be free) stay immediate.
+        if self._enqueue_wake is None or self._enqueue_wake.cancelled():
+            loop = asyncio.get_running_loop()
+            self._enqueue_wake = loop.call_later(MIN_SLEEP, self._new_jobs_due)
+
+    def _new_jobs_due(self) -> None:
+        self._enqueue_wake = None
         self._runtime.wake.set()
 
     async def cancel(self, job_id: int, reason: str) -> Job | None:
@@ -171,9 +181,7 @@ class JobEngine:
 
     async def _run(self) -> None:
         wake = self._runtime.wake
-        loop = asyncio.get_running_loop()
         while True:
-            ticked_at = loop.time()
             try:
                 await self.tick()
             except Exception:
@@ -182,9 +190,6 @@ class JobEngine:
             delay = min(MAX_SLEEP, max(MIN_SLEEP, self._next_due() - self._runtime.now()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=delay)
-            # A burst of commands wakes the loop once per new job, and each pass looks at every
-            # tracked job: passes at least MIN_SLEEP apart take a burst's jobs together.
-            await asyncio.sleep(max(0.0, ticked_at + MIN_SLEEP - loop.time()))
 
     async def tick(self) -> None:
         """One pass: start whatever is due. Work runs in tasks; this never waits for Together."""
