@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bot.clock import ManualClock
+from bot.domain.catalog import ModelSpec
 from bot.engine import Progress
 from bot.media.files import DownloadedVideo, VideoTooLarge
 from bot.together.errors import TogetherError
@@ -243,3 +244,16 @@ def new_job(now: float, **overrides: object) -> NewJob:
     )
     values.update(overrides)
     return NewJob(**values)  # type: ignore[arg-type]
+
+
+# A model that takes resolution and ratio instead of width and height (like Wan 2.7).
+WAN = ModelSpec(
+    id="acme/wan",
+    name="Wan",
+    sizes=("1280x720",),
+    default_size="1280x720",
+    durations=(5,),
+    default_seconds=5,
+    dimensions="resolution_ratio",
+    price_usd=0.1,
+)

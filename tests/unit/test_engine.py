@@ -21,6 +21,7 @@ from bot.together.errors import (
 from bot.together.models import CreateVideoRequest, VideoJob
 from storage.models import Job, JobState
 from tests.unit.fakes import (
+    WAN,
     FakeAPI,
     FakeFetcher,
     FakeStore,
@@ -689,7 +690,6 @@ async def test_recovery_follows_the_restart_rules(tmp_path: Path) -> None:
 
 
 def test_request_body_carries_images_and_the_models_dimensions() -> None:
-    from bot.domain.catalog import ModelSpec
     from bot.engine import build_request
 
     job = make_job(1, 0.0, width=1280, height=720, seconds=5, seed=3)
@@ -701,17 +701,7 @@ def test_request_body_carries_images_and_the_models_dimensions() -> None:
             {"input_image": "Aw==", "frame": "last"},
         ]
     }
-    wan = ModelSpec(
-        id="acme/wan",
-        name="Wan",
-        sizes=("1280x720",),
-        default_size="1280x720",
-        durations=(5,),
-        default_seconds=5,
-        dimensions="resolution_ratio",
-        price_usd=0.1,
-    )
-    body = build_request(job, {"reference": b"\xff"}, wan).to_body()
+    body = build_request(job, {"reference": b"\xff"}, WAN).to_body()
     assert (body["resolution"], body["ratio"]) == ("720p", "16:9")
     assert "width" not in body and "height" not in body
     assert body["media"] == {"reference_images": ["/w=="]}

@@ -16,7 +16,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.domain.catalog import ModelSpec, load_catalog
+from bot.domain.catalog import load_catalog
 from bot.domain.options import VideoOptions, VideoRequest, validate_options
 from bot.engine.request import SHAPED, build_request
 from bot.together.models import CreateVideoRequest
@@ -25,22 +25,12 @@ from storage.jobs import JobRepository
 from storage.models import MEDIA_KINDS, EffectiveLimits, Job, NewJob, VideoParams
 from storage.reservations import Reservations
 from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, PARAM_COLUMNS
-from tests.unit.fakes import new_job
+from tests.unit.fakes import WAN, new_job
 
 NOW = 1_700_000_000.0
 PARAMS = tuple(field.name for field in dataclasses.fields(VideoParams))
 WIDE_OPEN = EffectiveLimits(
     user_daily=99, guild_daily=99, user_concurrent=99, monthly_budget_usd=99.0, max_seconds=None
-)
-WAN = ModelSpec(
-    id="acme/wan",
-    name="Wan",
-    sizes=("1280x720",),
-    default_size="1280x720",
-    durations=(5,),
-    default_seconds=5,
-    dimensions="resolution_ratio",
-    price_usd=0.1,
 )
 
 
