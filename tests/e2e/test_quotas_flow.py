@@ -108,6 +108,8 @@ async def test_models_channels_and_blocking(stack: Stack) -> None:
     )
     assert "You cannot use /video in this server" in refusal
     await admin(stack, mod, ("unblock",), user=stack.member)
+    # The one accepted job is submitted after its answer, asynchronously: wait for its POST.
+    await stack.discord.wait_for(lambda: bool(stack.together.posts()))
     assert len(stack.together.posts()) == 1
 
 
