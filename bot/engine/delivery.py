@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from bot.clock import Clock
+from bot.engine.decisions import backoff
 from bot.engine.ports import (
     FileRefused,
     MessageUnreachable,
@@ -240,10 +241,7 @@ class Courier:
 
     def _retry(self, job: Job, staged: _Staged, why: str) -> RetryLater:
         staged.failures += 1
-        wait = min(
-            self._config.max_retry_delay,
-            self._config.retry_delay * 2 ** min(staged.failures - 1, 16),
-        )
+        wait = backoff(staged.failures, self._config.retry_delay, self._config.max_retry_delay)
         log.warning(
             "Job %d: delivery attempt %d failed (%s); retrying in %.0f s",
             job.id,
