@@ -45,7 +45,9 @@ import shutil
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from bot.media.files import VideoFormat
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,8 @@ SHORT_SIDES = (1080, 720, 480, 360)
 # libx264 cannot honour much less than this (each frame costs a few hundred bytes at QP 51).
 MIN_VIDEO_BPS = 20_000
 THREADS = "2"
-SourceFormat = Literal["MP4", "WEBM"]
 # ffmpeg's demuxer for each container we can ask Together for (see `ffmpeg -demuxers`).
-DEMUXERS: dict[SourceFormat, str] = {"MP4": "mov", "WEBM": "matroska"}
+DEMUXERS: dict[VideoFormat, str] = {"MP4": "mov", "WEBM": "matroska"}
 # Every name of those two demuxers, as ffmpeg lists them; nothing else may be opened.
 FORMAT_WHITELIST = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm"
 PROTOCOL_WHITELIST = "file"
@@ -146,7 +147,7 @@ async def fit_under_limit(
     ffmpeg: str = "ffmpeg",
     ffprobe: str = "ffprobe",
     timeout: float = 300.0,  # noqa: ASYNC109 (part of the specified API)
-    source_format: SourceFormat = "MP4",
+    source_format: VideoFormat = "MP4",
     limiter: asyncio.Semaphore | None = None,
 ) -> FitResult:
     """Return ``source`` if it is at most ``limit_bytes``, else a re-encoded copy that is.
