@@ -286,7 +286,10 @@ async def _measure(
 
 def _require_duration(option: str, measured: _Measured, wanted: str) -> float:
     if measured.duration is None:
-        raise MediaInputError(f"`{option}` does not say how long it is; save it again as {wanted}.")
+        again = "MP3" if wanted == "audio" else "MP4"
+        raise MediaInputError(
+            f"`{option}` does not say how long it is; try saving it again as {again}."
+        )
     return measured.duration
 
 
@@ -311,8 +314,12 @@ async def _ffprobe(
     workdir: Path | None,
     wanted: Literal["audio", "video"],
 ) -> _Measured:
-    path = await asyncio.to_thread(_write_temp, data, workdir)
+    # mkstemp: a fresh name, mode 0600, made here so that a cancellation during the write
+    # still finds it to delete. The name carries no ending: the demuxer is named outright.
+    fd, name = tempfile.mkstemp(prefix="probe-", suffix=".part", dir=workdir)
+    path = Path(name)
     try:
+        await asyncio.to_thread(_write_and_close, fd, data)
         demuxer, whitelist = _DEMUXERS[kind]
         argv = [
             ffprobe,
@@ -330,7 +337,7 @@ async def _ffprobe(
             "-f",
             demuxer,
             "-i",
-            str(path.absolute()),
+            name,  # absolute (mkstemp says so): never read as an option or a protocol
         ]
         try:
             async with asyncio.timeout(time_allowed):
@@ -434,17 +441,9 @@ def _default_limiter() -> asyncio.Semaphore:
     return limiter
 
 
-def _write_temp(data: bytes, workdir: Path | None) -> Path:
-    # mkstemp: a fresh name, mode 0600. The name carries no ending: the demuxer is named.
-    fd, name = tempfile.mkstemp(prefix="probe-", suffix=".part", dir=workdir)
-    path = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-    except BaseException:
-        _remove(path)
-        raise
-    return path
+def _write_and_close(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
 
 
 def _remove(path: Path) -> None:
