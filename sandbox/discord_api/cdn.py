@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
+from .models import link_signature
 from .state import SandboxState
 
 CDN_ROUTE = "/attachments/{channel}/{attachment}/{filename}"
@@ -26,6 +29,21 @@ class Cdn:
         ):
             # The real CDN answers a bare 404 with a text body.
             return web.Response(status=404, text="Not Found")
+        if not _signature_ok(request, attachment.url):
+            return web.Response(status=404, text="This content is no longer available.")
         return web.Response(
             body=attachment.data, content_type=attachment.content_type or "application/octet-stream"
         )
+
+
+def _signature_ok(request: web.Request, url: str) -> bool:
+    """An unsigned request is served (tests fetch raw urls); a signed one must be unexpired
+    and carry the CDN's own signature."""
+    raw = request.query.get("ex")
+    if raw is None:
+        return True
+    try:
+        expires = int(raw, 16)
+    except ValueError:
+        return False
+    return expires > time.time() and request.query.get("hm") == link_signature(url, expires)

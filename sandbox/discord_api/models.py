@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -80,10 +81,25 @@ class Attachment:
     description: str | None = None
     width: int | None = None
     height: int | None = None
+    # Like Discord's CDN links, each payload's url is signed to expire this long after it was
+    # served (`ex`, hex seconds); the CDN refuses it after that. None: unsigned links.
+    link_lifetime: float | None = None
 
     @property
     def size(self) -> int:
         return len(self.data)
+
+    def signed_url(self, now: float) -> str:
+        """The url as served at `now`: with `ex`, `is` and `hm` when links expire."""
+        if self.link_lifetime is None:
+            return self.url
+        expires = int(now + self.link_lifetime)
+        return f"{self.url}?ex={expires:x}&is={int(now):x}&hm={link_signature(self.url, expires)}"
+
+
+def link_signature(url: str, expires: int) -> str:
+    """The stand-in's `hm`: proves the expiry was set by the CDN, not typed by a client."""
+    return hashlib.sha256(f"{url}|{expires}".encode()).hexdigest()[:32]
 
 
 @dataclass(eq=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .models import Attachment, Channel, Guild, Interaction, Member, Message, Role, User
@@ -176,7 +177,7 @@ def attachment_payload(attachment: Attachment) -> dict[str, Any]:
         "id": str(attachment.id),
         "filename": attachment.filename,
         "size": attachment.size,
-        "url": attachment.url,
+        "url": attachment.signed_url(time.time()),
         "proxy_url": attachment.proxy_url,
         "content_type": attachment.content_type,
         "width": attachment.width,

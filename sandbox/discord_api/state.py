@@ -75,6 +75,8 @@ class SandboxState:
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
         self.cdn_base = ""  # "http://127.0.0.1:PORT", set once the server listens
+        # Attachment links are signed for this long, as Discord's are (about a day).
+        self.attachment_link_lifetime: float | None = 86_400.0
         self.listeners: list[Listener] = []
         self.developer = self._new_user("sandbox-developer")  # the application's owner
 
@@ -181,6 +183,7 @@ class SandboxState:
             data=data,
             url=f"{self.cdn_base}{path}",
             proxy_url=f"{self.cdn_base}{path}?proxy=1",
+            link_lifetime=self.attachment_link_lifetime,
             description=description,
             width=width,
             height=height,
