@@ -27,7 +27,14 @@ from storage.usage import UsageRepository
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.buttons", "cogs.progress", "cogs.video", "cogs.account", "cogs.admin")
+EXTENSIONS = (
+    "cogs.buttons",
+    "cogs.progress",
+    "cogs.video",
+    "cogs.account",
+    "cogs.models",
+    "cogs.admin",
+)
 RESTARTING = "The bot is restarting; please try again in a minute."
 # How long a shutdown waits for commands already running to store their job and answer.
 COMMAND_GRACE = 5.0

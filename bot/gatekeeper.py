@@ -8,7 +8,7 @@ or transaction as the insert, so simultaneous commands cannot overshoot a limit.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from bot.domain.catalog import Catalog, ModelSpec
 from bot.domain.errors import InvalidOptionError, NotAllowedError, UserFacingError
@@ -19,7 +19,7 @@ from bot.domain.quota import (
     effective_limits,
     model_allowed,
 )
-from storage.models import EffectiveLimits, Job, MemberUsage, NewJob
+from storage.models import EffectiveLimits, Job, MediaLink, MemberUsage, NewJob
 from storage.reservations import Reservations
 from storage.server_settings import GuildSettingsRepository
 from storage.usage import UsageRepository
@@ -86,7 +86,11 @@ class Gatekeeper:
             raise QuotaExceeded(refusal.message)
 
     async def reserve(
-        self, new_job: NewJob, limits: EffectiveLimits, media: Mapping[str, bytes] | None = None
+        self,
+        new_job: NewJob,
+        limits: EffectiveLimits,
+        media: Mapping[str, bytes] | None = None,
+        links: Sequence[MediaLink] = (),
     ) -> Job:
         """Store the job if the quota allows it, in one transaction with the usage it read."""
 
@@ -99,7 +103,7 @@ class Gatekeeper:
                 seconds=new_job.params.seconds,
             )
 
-        result = await self._reservations.create_within_quota(new_job, decide, media, limits)
+        result = await self._reservations.create_within_quota(new_job, decide, media, limits, links)
         if isinstance(result, Refusal):
             raise QuotaExceeded(result.message)
         return result

@@ -22,14 +22,14 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from bot.domain.catalog import Catalog
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions, VideoRequest, validate_options
-from storage.models import Job, JobState, NewJob, media_kinds
+from storage.models import Job, JobState, MediaLink, NewJob, media_kinds
 
 if TYPE_CHECKING:
     # Types only: at run time the intake reaches storage through what it is given.
@@ -44,6 +44,10 @@ ABANDONED = "Discord did not accept the bot's answer in time."
 IMAGES_GONE = (
     "The images this video was made from are no longer kept, so Retry cannot make it again. "
     "Use /video with the images instead."
+)
+LINKS_GONE = (
+    "The video or soundtrack this was made from is no longer available on Discord (attached "
+    "files' links last about a day), so Retry cannot make it again. Use /video with it again."
 )
 
 
@@ -62,6 +66,9 @@ class IntakeStore(Protocol):
 
     async def media(self, job_id: int) -> dict[str, bytes]:
         """The job's stored images by kind; empty when it had none or they were pruned."""
+
+    async def links(self, job_id: int) -> list[MediaLink]:
+        """The job's video and soundtrack links; empty when it had none."""
 
 
 class JobQueue(Protocol):
@@ -151,18 +158,24 @@ class Intake:
             requester.guild_id,
             requester.user_id,
             admission.limits,
-            cost=request.model.price_usd,
+            cost=request.model.estimate_usd(request.params.seconds),
             seconds=request.params.seconds,
         )
 
-    async def reserve(self, admission: Admission, media: Mapping[str, bytes]) -> Job:
-        """Store the job, queued, with its prepared images; raise QuotaExceeded if over a limit.
+    async def reserve(
+        self,
+        admission: Admission,
+        media: Mapping[str, bytes],
+        links: Sequence[MediaLink] = (),
+    ) -> Job:
+        """Store the job, queued, with its prepared images and checked links; raise
+        QuotaExceeded if over a limit.
 
         The job is not the engine's until `accepted`: the caller answers the member first.
         """
         thumbnail = THUMBNAIL_NAME if "first_frame" in media else None
-        new_job = _new_job(admission.requester, admission.request, media, thumbnail)
-        job = await self._gate.reserve(new_job, admission.limits, media)
+        new_job = _new_job(admission.requester, admission.request, media, thumbnail, links)
+        job = await self._gate.reserve(new_job, admission.limits, media, links)
         log.info(
             "Job %d accepted: %s %s %ds for member %d in server %d",
             job.id,
@@ -190,11 +203,14 @@ class Intake:
         await self._gate.check_model(requester.guild_id, spec)
         limits = await self._limits(requester)
         media = await self._jobs.media(source.id)
+        links = await self._jobs.links(source.id)
+        if any(_gone(link, time.time()) for link in links):
+            raise UserFacingError(LINKS_GONE)
         params = dataclasses.replace(source.params, seed=random.randrange(2**32))
         request = VideoRequest(spec, params)
         thumbnail = source.thumbnail if "first_frame" in media else None
-        new_job = _new_job(requester, request, media, thumbnail)
-        job = await self._gate.reserve(new_job, limits, media)
+        new_job = _new_job(requester, request, media, thumbnail, links)
+        job = await self._gate.reserve(new_job, limits, media, links)
         log.info("Job %d accepted: a retry of job %d", job.id, source.id)
         return Reservation(job, media.get("first_frame"))
 
@@ -230,8 +246,17 @@ class Intake:
         return await self._gate.limits_for(requester.guild_id, requester.role_ids)
 
 
+def _gone(link: MediaLink, now: float) -> bool:
+    """A link that has expired and that no message can renew."""
+    return not link.refreshable and link.expires_at is not None and link.expires_at <= now
+
+
 def _new_job(
-    requester: Requester, request: VideoRequest, media: Mapping[str, bytes], thumbnail: str | None
+    requester: Requester,
+    request: VideoRequest,
+    media: Mapping[str, bytes],
+    thumbnail: str | None,
+    links: Sequence[MediaLink] = (),
 ) -> NewJob:
     now = time.time()
     return NewJob(
@@ -243,9 +268,11 @@ def _new_job(
         interaction_token=requester.interaction_token,
         upload_limit=requester.upload_limit or DEFAULT_UPLOAD_LIMIT,
         model=request.model.id,
-        # The images stored with the job are the ones it references.
-        params=dataclasses.replace(request.params, media=media_kinds(media)),
-        estimated_cost_usd=request.model.price_usd,
+        # The images and links stored with the job are the ones it references.
+        params=dataclasses.replace(
+            request.params, media=media_kinds([*media, *(link.kind for link in links)])
+        ),
+        estimated_cost_usd=request.model.estimate_usd(request.params.seconds),
         thumbnail=thumbnail,
         created_at=now,
         deadline_at=now + request.model.timeout_minutes * 60,

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     database_path: Path = Path("data/bot.sqlite3")
     # Where videos are downloaded before upload; None: a "downloads" folder beside the database.
     download_dir: Path | None = None
-    together_base_url: str = "https://api.together.xyz"
+    together_base_url: str = "https://api.together.ai"
     discord_api_base: str = "https://discord.com/api/v10"
     discord_gateway_url: str = "wss://gateway.discord.gg/"
     default_model: str = "minimax/hailuo-02"

@@ -134,6 +134,11 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         spec = self.bot.catalog.get(model)
         if spec is None:
             raise InvalidOptionError(f"`model`: there is no model called `{model[:100]}`.")
+        if rule == "allow" and not spec.enabled:
+            raise InvalidOptionError(
+                f"`model`: {spec.name} is switched off on this bot (Together has not published "
+                "its sizes and lengths). Whoever runs the bot can switch it on in MODELS_FILE."
+            )
         guild_id = self._guild(interaction)
         await self.bot.server_settings.set_model_rule(
             guild_id, spec.id, rule, interaction.user.id, time.time()
@@ -164,7 +169,7 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         self, interaction: discord.Interaction[VideoBot], current: str
     ) -> list[app_commands.Choice[str]]:
         return [
-            app_commands.Choice(name=f"{m.name} ({m.id})"[:100], value=m.id)
+            app_commands.Choice(name=m.label()[:100], value=m.id)
             for m in self.bot.catalog.search(current, limit=25)
         ]
 

@@ -20,8 +20,9 @@ import discord
 
 from bot.engine import FileRefused, MessageUnreachable, Progress
 from cogs.buttons import view_for
+from cogs.links import fresh_link
 from cogs.render import job_embed, result_embed
-from storage.models import Job, JobState
+from storage.models import Job, JobState, MediaLink
 
 if TYPE_CHECKING:
     from bot.client import VideoBot
@@ -76,6 +77,9 @@ class DiscordNotifier:
         if video is not None:
             log.info("Job %d: uploaded %s", job.id, video.name)
         return posted
+
+    async def fresh_link(self, link: MediaLink) -> MediaLink | None:
+        return await fresh_link(self._bot, link)
 
     async def _already_delivered(self, job: Job) -> bool:
         """A crash between upload and the database write must not post the video twice."""

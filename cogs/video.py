@@ -11,23 +11,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.domain.catalog import ModelSpec
 from bot.domain.errors import UserFacingError
-from bot.domain.options import VideoOptions, VideoRequest
-from bot.media.keyframes import prepare_keyframe_async
+from bot.domain.options import VideoOptions
 from cogs.answer import NO_MENTIONS, answer, requester
+from cogs.attachments import prepare_attachments
 from cogs.buttons import view_for
+from storage.models import MediaLink
 
 if TYPE_CHECKING:
     from bot.client import VideoBot
-
-
-def _attached(
-    first_frame: discord.Attachment | None,
-    last_frame: discord.Attachment | None,
-    reference: discord.Attachment | None,
-) -> dict[str, discord.Attachment]:
-    given = {"first_frame": first_frame, "last_frame": last_frame, "reference": reference}
-    return {name: file for name, file in given.items() if file is not None}
 
 
 class VideoCog(commands.Cog):
@@ -37,19 +30,25 @@ class VideoCog(commands.Cog):
     @app_commands.command(name="video", description="Generate a video from a text prompt")
     @app_commands.guild_only()
     @app_commands.describe(
-        prompt="What the video should show",
-        model="Which video model to use (start typing to search)",
+        prompt="What the video should show (for an edit model: what to change)",
+        model="Which video model to use (start typing to search; /videomodels lists them)",
         size="Width x height, e.g. 1366x768 (each model has its own sizes)",
+        resolution="720P or 1080P, for models that take it instead of size (Wan 2.7)",
+        ratio="Aspect ratio such as 16:9 or 9:16, for models that take it (Wan 2.7)",
+        seconds="Clip length in seconds (each model has its own choices)",
+        audio="Generate sound with the video (models with sound only)",
         first_frame="An image the video starts from",
         last_frame="An image the video ends on (some models only)",
         reference="An image that guides the look of the video (some models only)",
-        seconds="Clip length in seconds (each model has its own choices)",
+        video="A clip to continue, follow or edit, as the model does (MP4, WebM or MOV)",
+        soundtrack="Audio for the video: WAV or MP3, 3 to 30 seconds, 15 MB at most",
         seed="Seed for reproducible results (0 to 4294967295)",
         negative_prompt="What the video should avoid",
         steps="Diffusion steps, 10 to 50 (more is slower and finer)",
         guidance="How closely to follow the prompt, 1 to 20 (6 to 10 works best)",
         fps="Frames per second, 1 to 60",
         format="File format of the video",
+        quality="Output quality, 1 to 50: lower is better (Together's default is 20)",
     )
     @app_commands.choices(
         format=[
@@ -63,18 +62,31 @@ class VideoCog(commands.Cog):
         prompt: str,
         model: str | None = None,
         size: str | None = None,
+        resolution: str | None = None,
+        ratio: str | None = None,
+        seconds: int | None = None,
+        audio: bool | None = None,
         first_frame: discord.Attachment | None = None,
         last_frame: discord.Attachment | None = None,
         reference: discord.Attachment | None = None,
-        seconds: int | None = None,
+        video: discord.Attachment | None = None,
+        soundtrack: discord.Attachment | None = None,
         seed: int | None = None,
         negative_prompt: str | None = None,
         steps: int | None = None,
         guidance: float | None = None,
         fps: int | None = None,
         format: str | None = None,
+        quality: int | None = None,
     ) -> None:
-        attached = _attached(first_frame, last_frame, reference)
+        given = {
+            "first_frame": first_frame,
+            "last_frame": last_frame,
+            "reference": reference,
+            "video": video,
+            "soundtrack": soundtrack,
+        }
+        attached = {name: file for name, file in given.items() if file is not None}
         async with self.bot.command_slot():
             await self._video(
                 interaction,
@@ -82,7 +94,11 @@ class VideoCog(commands.Cog):
                     prompt=prompt,
                     model=model,
                     size=size,
-                    images={name: file.size for name, file in attached.items()},
+                    resolution=resolution,
+                    ratio=ratio,
+                    audio=audio,
+                    quality=quality,
+                    attachments={name: file.size for name, file in attached.items()},
                     seconds=seconds,
                     seed=seed,
                     negative_prompt=negative_prompt,
@@ -98,45 +114,30 @@ class VideoCog(commands.Cog):
         self,
         interaction: discord.Interaction[VideoBot],
         options: VideoOptions,
-        images: dict[str, discord.Attachment],
+        attached: dict[str, discord.Attachment],
     ) -> None:
         intake = self.bot.intake
         admission = await intake.check(requester(interaction), options)
         media: dict[str, bytes] = {}
-        if images:
-            # Refuse before the slow part; without images the reservation alone decides.
+        links: list[MediaLink] = []
+        if attached:
+            # Refuse before the slow part; without files the reservation alone decides.
             await intake.precheck(admission)
-            # Downloading and resizing can take longer than Discord's 3 seconds: answer first.
+            # Downloading and checking files can take longer than Discord's 3 seconds.
             await interaction.response.defer(thinking=True)
             try:
-                media = await self._prepare_images(images, admission.request)
+                media, links = await prepare_attachments(attached, admission.request)
             except UserFacingError as exc:
                 await self._refuse_after_defer(interaction, exc.message)
                 return
         try:
-            job = await intake.reserve(admission, media)
+            job = await intake.reserve(admission, media, links)
         except UserFacingError as exc:
-            if not images:
+            if not attached:
                 raise
             await self._refuse_after_defer(interaction, exc.message)
             return
         await answer(interaction, intake, job, media.get("first_frame"), view_for(job))
-
-    async def _prepare_images(
-        self, images: dict[str, discord.Attachment], request: VideoRequest
-    ) -> dict[str, bytes]:
-        prepared = {}
-        for option, attachment in images.items():
-            try:
-                data = await attachment.read()
-            except discord.HTTPException:
-                raise UserFacingError(
-                    f"`{option}` could not be downloaded from Discord; please try again."
-                ) from None
-            prepared[option] = await prepare_keyframe_async(
-                option, data, request.params.width, request.params.height
-            )
-        return prepared
 
     async def _refuse_after_defer(
         self, interaction: discord.Interaction[VideoBot], text: str
@@ -155,24 +156,45 @@ class VideoCog(commands.Cog):
         allowed = {m.id for m in await self.bot.gatekeeper.allowed_models(interaction.guild_id)}
         matches = [m for m in self.bot.catalog.search(current, limit=100) if m.id in allowed]
         return [
-            app_commands.Choice(name=f"{spec.name} ({spec.id})"[:100], value=spec.id)
-            for spec in matches[:25]
+            app_commands.Choice(name=spec.label()[:100], value=spec.id) for spec in matches[:25]
         ]
+
+    def _chosen_model(self, interaction: discord.Interaction[VideoBot]) -> ModelSpec | None:
+        chosen = getattr(interaction.namespace, "model", None)
+        return self.bot.catalog.get(chosen or self.bot.settings.default_model)
 
     @video.autocomplete("size")
     async def _size_autocomplete(
         self, interaction: discord.Interaction[VideoBot], current: str
     ) -> list[app_commands.Choice[str]]:
-        chosen = getattr(interaction.namespace, "model", None)
-        spec = self.bot.catalog.get(chosen or self.bot.settings.default_model)
-        if spec is None:
-            return []
-        typed = current.strip().lower()
-        return [
-            app_commands.Choice(name=f"{size} ({spec.name})"[:100], value=size)
-            for size in spec.sizes
-            if typed in size
-        ][:25]
+        spec = self._chosen_model(interaction)
+        return _choices(spec.sizes if spec else (), current, spec)
+
+    @video.autocomplete("resolution")
+    async def _resolution_autocomplete(
+        self, interaction: discord.Interaction[VideoBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        spec = self._chosen_model(interaction)
+        return _choices(spec.resolutions if spec else (), current, spec)
+
+    @video.autocomplete("ratio")
+    async def _ratio_autocomplete(
+        self, interaction: discord.Interaction[VideoBot], current: str
+    ) -> list[app_commands.Choice[str]]:
+        spec = self._chosen_model(interaction)
+        return _choices(spec.ratios if spec else (), current, spec)
+
+
+def _choices(
+    values: tuple[str, ...], typed: str, spec: ModelSpec | None
+) -> list[app_commands.Choice[str]]:
+    """The model's values that contain what was typed (none: the model takes another option)."""
+    needle = typed.strip().lower()
+    return [
+        app_commands.Choice(name=f"{value} ({spec.name})"[:100] if spec else value, value=value)
+        for value in values
+        if needle in value.lower()
+    ][:25]
 
 
 async def setup(bot: VideoBot) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import aiosqlite
 
 from storage.db import Database, fetch_all, fetch_one
-from storage.models import FINAL_STATES, Job, JobState, NewJob
+from storage.models import FINAL_STATES, Job, JobState, MediaLink, NewJob
 from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, UNFINISHED, job_from_row, new_job_values
 
 # Columns a transition or update may set; ids, the request and its owner never change.
@@ -66,6 +66,12 @@ WHERE id IN (
 RETURNING id
 """
 DELETE_MEDIA = "DELETE FROM job_media WHERE job_id = ?"
+LINK_FIELDS = ("kind", "url", "expires_at", "channel_id", "message_id", "attachment_id")
+INSERT_LINK = f"""
+INSERT INTO job_links (job_id, {", ".join(LINK_FIELDS)})
+VALUES (?, {", ".join("?" for _ in LINK_FIELDS)})
+"""
+SELECT_LINKS = f"SELECT {', '.join(LINK_FIELDS)} FROM job_links WHERE job_id = ? ORDER BY kind"
 SET_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id IS NULL RETURNING id"
 REPLACE_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id = ? RETURNING id"
 SELECT_UNANNOUNCED = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE announced = 0 ORDER BY id"
@@ -84,9 +90,12 @@ def _assignments(changes: Mapping[str, object]) -> str:
 
 
 async def insert_job(
-    conn: aiosqlite.Connection, new_job: NewJob, media: Mapping[str, bytes] | None
+    conn: aiosqlite.Connection,
+    new_job: NewJob,
+    media: Mapping[str, bytes] | None,
+    links: Sequence[MediaLink] = (),
 ) -> Job:
-    """Insert a queued job and its images inside the caller's transaction; returns the job.
+    """Insert a queued job, its images and its links inside the caller's transaction.
 
     Atomic only with the transaction the caller holds (JobRepository.create opens one; the
     quota reservation in storage.reservations runs it in the transaction that read the usage).
@@ -96,6 +105,9 @@ async def insert_job(
     job = job_from_row(row)
     if media:
         await conn.executemany(INSERT_MEDIA, [(job.id, kind, data) for kind, data in media.items()])
+    if links:
+        rows = [(job.id, *(getattr(link, name) for name in LINK_FIELDS)) for link in links]
+        await conn.executemany(INSERT_LINK, rows)
     return job
 
 
@@ -110,14 +122,19 @@ class JobRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, new_job: NewJob, media: Mapping[str, bytes] | None = None) -> Job:
-        """Store a new queued job and its images in one transaction; returns the stored job.
+    async def create(
+        self,
+        new_job: NewJob,
+        media: Mapping[str, bytes] | None = None,
+        links: Sequence[MediaLink] = (),
+    ) -> Job:
+        """Store a new queued job, its images and links in one transaction; returns the job.
 
-        The job and its images are stored together or not at all. It does not check any quota:
+        The job and its media are stored together or not at all. It does not check any quota:
         /video stores its jobs through storage.reservations instead.
         """
         async with self._db.transaction() as conn:
-            return await insert_job(conn, new_job, media)
+            return await insert_job(conn, new_job, media, links)
 
     async def get(self, job_id: int) -> Job | None:
         """The job as stored now, or None when no job has that id."""
@@ -166,6 +183,11 @@ class JobRepository:
         """
         rows = await self._db.fetch_all(SELECT_MEDIA, (job_id,))
         return {str(kind): bytes(data) for kind, data in rows}
+
+    async def links(self, job_id: int) -> list[MediaLink]:
+        """The job's video and soundtrack links (kinds 'soundtrack', 'video'); empty if none."""
+        rows = await self._db.fetch_all(SELECT_LINKS, (job_id,))
+        return [MediaLink(*row) for row in rows]
 
     async def prune_media(self, before: float, now: float, batch: int = 200) -> int:
         """Delete the images of jobs that ended before `before`; returns how many jobs.

@@ -39,8 +39,12 @@ FINAL_STATES = frozenset(
 UNFINISHED_STATES = frozenset(JobState) - FINAL_STATES
 
 
-# The kinds of image a job can be steered with, in the order they are stored and sent.
-MEDIA_KINDS = ("first_frame", "last_frame", "reference")
+# The kinds of image a job can be steered with (their bytes are stored with the job).
+IMAGE_KINDS = ("first_frame", "last_frame", "reference")
+# The kinds of file Together fetches by URL (only their links are stored, see MediaLink).
+LINK_KINDS = ("video", "soundtrack")
+# Everything a job can be steered with, in the order they are stored and sent.
+MEDIA_KINDS = IMAGE_KINDS + LINK_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,14 @@ class VideoParams:
     seed: int | None = None
     guidance_scale: float | None = None
     output_format: str = "MP4"
-    # Which images steer it (kinds from MEDIA_KINDS, in that order); the bytes are in job_media.
+    # For models that take these instead of width and height (width and height then hold the
+    # frame they make, for keyframes and listings).
+    resolution: str | None = None
+    ratio: str | None = None
+    generate_audio: bool | None = None
+    output_quality: int | None = None
+    # What steers it (kinds from MEDIA_KINDS, in that order): images' bytes are in job_media,
+    # videos' and soundtracks' links in job_links.
     media: tuple[str, ...] = ()
 
     @property
@@ -75,6 +86,32 @@ def media_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
     """VideoParams.media for a job with images of these kinds (unknown kinds are left out)."""
     given = set(kinds)
     return tuple(kind for kind in MEDIA_KINDS if kind in given)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLink:
+    """A file Together fetches by URL: a Discord attachment's signed CDN link.
+
+    The link expires (`expires_at`, from its `ex` parameter; None when it carries none). Where
+    the attachment is on a message (`channel_id`, `message_id`, `attachment_id`), fetching
+    that message again gives a fresh link; an attachment to a slash command is on no message,
+    and its link is used while it lasts.
+    """
+
+    kind: str  # one of LINK_KINDS
+    url: str
+    expires_at: float | None = None
+    channel_id: int | None = None
+    message_id: int | None = None
+    attachment_id: int | None = None
+
+    @property
+    def refreshable(self) -> bool:
+        return None not in (self.channel_id, self.message_id, self.attachment_id)
+
+    def __repr__(self) -> str:
+        # The signed URL is a credential to the file for hours: keep it out of logs.
+        return f"MediaLink(kind={self.kind!r}, expires_at={self.expires_at})"
 
 
 @dataclass(frozen=True, slots=True)

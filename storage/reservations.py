@@ -6,12 +6,12 @@ job insert (storage.jobs). Neither of those imports the other; this module impor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from storage.db import Database
 from storage.jobs import insert_job
-from storage.models import EffectiveLimits, Job, MemberUsage, NewJob
+from storage.models import EffectiveLimits, Job, MediaLink, MemberUsage, NewJob
 from storage.usage import insert_within_limits, read_member_usage
 
 _R = TypeVar("_R")
@@ -29,6 +29,7 @@ class Reservations:
         decide: Callable[[MemberUsage], _R | None],
         media: Mapping[str, bytes] | None = None,
         limits: EffectiveLimits | None = None,
+        links: Sequence[MediaLink] = (),
     ) -> Job | _R:
         """Store the job only if `decide` accepts the member's usage; else return its refusal.
 
@@ -39,13 +40,14 @@ class Reservations:
         With `limits` (the ones `decide` applies) and no images, one statement tries first: it
         inserts the job if the usage leaves room, in one trip to SQLite's thread instead of
         four. Under a burst every command waits for the reservations before its own, so their
-        length is what members feel. A refusal, and any job with images, takes the full path.
+        length is what members feel. A refusal, and any job with images or links, takes the
+        full path.
 
         Returns the stored job, or what `decide` returned when it refused (nothing is stored
         then). If `decide` raises, the transaction rolls back, nothing is stored, and the
         exception propagates.
         """
-        if limits is not None and not media:
+        if limits is not None and not media and not links:
             async with self._db.access() as conn:
                 accepted = await insert_within_limits(conn, new_job, limits)
             if accepted is not None:
@@ -57,4 +59,4 @@ class Reservations:
             refusal = decide(usage)
             if refusal is not None:
                 return refusal
-            return await insert_job(conn, new_job, media)
+            return await insert_job(conn, new_job, media, links)

@@ -8,6 +8,7 @@ once. A job's `params` are stored flat: one column per VideoParams field, of the
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,15 @@ LIST_COLUMNS = frozenset(
     name
     for name, hint in typing.get_type_hints(VideoParams).items()
     if typing.get_origin(hint) is tuple
+)
+# Parameters that are booleans (or None), stored as INTEGER 0/1 and read back as bool.
+BOOL_COLUMNS = frozenset(
+    name
+    for name, hint in typing.get_type_hints(VideoParams).items()
+    if hint is bool
+    or (
+        typing.get_origin(hint) in (typing.Union, types.UnionType) and bool in typing.get_args(hint)
+    )
 )
 
 
@@ -56,6 +66,9 @@ def params_from_columns(values: Mapping[str, Any]) -> VideoParams:
     params = {name: values[name] for name in PARAM_COLUMNS}
     for name in LIST_COLUMNS:
         params[name] = tuple(params[name].split(",")) if params[name] else ()
+    for name in BOOL_COLUMNS:
+        if params[name] is not None:
+            params[name] = bool(params[name])
     return VideoParams(**params)
 
 

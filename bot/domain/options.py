@@ -7,21 +7,25 @@ value is checked here, and a refusal names the option and what it accepts.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from bot.domain.catalog import Catalog, ModelSpec, parse_size
+from bot.domain.catalog import Catalog, ModelSpec, parse_size, size_for
 from bot.domain.errors import InvalidOptionError
 from bot.media.keyframes import check_declared_size
-from storage.models import MEDIA_KINDS, VideoParams, media_kinds
+from bot.media.probe import VideoLimits, check_declared_audio_size, check_declared_video_size
+from storage.models import IMAGE_KINDS, MEDIA_KINDS, VideoParams, media_kinds
 
 STEPS_RANGE = (10, 50)
 GUIDANCE_RANGE = (1.0, 20.0)
 FPS_RANGE = (1, 60)
 SEED_RANGE = (0, 2**32 - 1)
+# Together's output_quality: lower is better, 20 when left out.
+QUALITY_RANGE = (1, 50)
 NEGATIVE_PROMPT_MAX = 2000
 FORMATS = ("MP4", "WEBM")
-IMAGE_OPTIONS = MEDIA_KINDS
+IMAGE_OPTIONS = IMAGE_KINDS
+ATTACHMENT_OPTIONS = MEDIA_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +42,13 @@ class VideoOptions:
     guidance: float | None = None
     fps: int | None = None
     format: str | None = None
-    # Attached images: option name -> the size Discord declares for the file, in bytes.
-    images: Mapping[str, int] = field(default_factory=dict)
+    resolution: str | None = None
+    ratio: str | None = None
+    audio: bool | None = None
+    quality: int | None = None
+    # Attached files: option name (first_frame, last_frame, reference, video, soundtrack) ->
+    # the size Discord declares for the file, in bytes.
+    attachments: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +91,17 @@ def _pick_model(catalog: Catalog, wanted: str | None, default_model: str) -> Mod
         raise InvalidOptionError(
             f"`model`: there is no model called `{shown}`. Pick one from the list as you type."
         )
+    if not model.enabled:
+        raise InvalidOptionError(
+            f"`model`: {model.name} is switched off on this bot (Together has not published "
+            "its sizes and lengths yet). Pick one from the list as you type."
+        )
     return model
 
 
 def _pick_size(model: ModelSpec, wanted: str | None) -> tuple[int, int]:
     if wanted is None:
-        return parse_size(model.default_size)
+        return model.default_dimensions()
     try:
         width, height = parse_size(wanted)
     except ValueError:
@@ -101,37 +115,142 @@ def _pick_size(model: ModelSpec, wanted: str | None) -> tuple[int, int]:
     return width, height
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """The frame a job makes: width and height, and for some models resolution and ratio."""
+
+    width: int
+    height: int
+    resolution: str | None = None
+    ratio: str | None = None
+
+
+def _pick_frame(model: ModelSpec, options: VideoOptions) -> Frame:
+    """`size` for width x height models; `resolution` and `ratio` for the others."""
+    if model.dimensions == "width_height":
+        for name, given in (("resolution", options.resolution), ("ratio", options.ratio)):
+            if given is not None:
+                raise InvalidOptionError(
+                    f"`{name}`: {model.name} takes `size` instead ({', '.join(model.sizes)})."
+                )
+        return Frame(*_pick_size(model, options.size))
+    if options.size is not None:
+        raise InvalidOptionError(
+            f"`size`: {model.name} takes `resolution` ({', '.join(model.resolutions)}) and "
+            f"`ratio` ({', '.join(model.ratios)}) instead."
+        )
+    resolution = _pick_listed(
+        "resolution", model, options.resolution, model.resolutions, model.default_resolution
+    )
+    ratio = _pick_listed("ratio", model, options.ratio, model.ratios, model.default_ratio)
+    return Frame(*size_for(resolution, ratio), resolution=resolution, ratio=ratio)
+
+
+def _pick_listed(
+    name: str, model: ModelSpec, wanted: str | None, allowed: tuple[str, ...], default: str | None
+) -> str:
+    if wanted is None:
+        assert default is not None  # the catalog checks it
+        return default
+    typed = clean_text(wanted).replace(" ", "")
+    match = next((value for value in allowed if value.lower() == typed.lower()), None)
+    if match is None:
+        raise InvalidOptionError(
+            f"`{name}`: {model.name} takes {', '.join(allowed)} (got {typed[:20]!r})."
+        )
+    return match
+
+
+def _pick_audio(model: ModelSpec, wanted: bool | None, catalog: Catalog) -> bool | None:
+    """What to send as generate_audio: None leaves it to the model."""
+    if wanted is None:
+        return None
+    if wanted and model.audio == "none":
+        raise InvalidOptionError(
+            f"`audio`: {model.name} makes silent videos. Models with sound: "
+            f"{_models_where(catalog, lambda m: m.audio != 'none')}."
+        )
+    if not wanted and model.audio == "built_in":
+        raise InvalidOptionError(
+            f"`audio`: {model.name} always makes sound. Models where it can be switched off: "
+            f"{_models_where(catalog, lambda m: m.audio == 'optional')}."
+        )
+    return wanted if model.audio != "none" else None
+
+
 def _pick_seconds(model: ModelSpec, wanted: int | None) -> int:
     if wanted is None:
         return model.default_seconds
     if wanted not in model.durations:
-        allowed = ", ".join(str(s) for s in model.durations)
+        if model.durations_are_range:
+            allowed = f"{model.durations[0]} to {model.durations[-1]}"
+        else:
+            allowed = ", ".join(str(s) for s in model.durations)
         raise InvalidOptionError(
             f"`seconds`: {model.name} makes clips of {allowed} seconds (got {wanted})."
         )
     return wanted
 
 
-def _models_with(catalog: Catalog, takes: str) -> str:
-    names = [m.name for m in catalog if getattr(m, takes)]
+def _models_where(catalog: Catalog, test: Callable[[ModelSpec], bool]) -> str:
+    names = [m.name for m in catalog if test(m)]
     return ", ".join(names) if names else "none of the installed models"
 
 
-def _check_images(model: ModelSpec, images: Mapping[str, int], catalog: Catalog) -> None:
-    """Each attached image must suit the model, and be small enough to be worth downloading."""
-    takes = {
-        "first_frame": ("first_frame", "a first frame"),
-        "last_frame": ("last_frame", "a last frame"),
-        "reference": ("reference_images", "reference images"),
-    }
-    for option, declared_size in images.items():
-        attribute, what = takes[option]
-        if not getattr(model, attribute):
+# What each attachment option needs of the model: a test, and the words for a refusal.
+_TAKES: dict[str, tuple[Callable[[ModelSpec], bool], str]] = {
+    "first_frame": (lambda m: m.first_frame, "a first frame"),
+    "last_frame": (lambda m: m.last_frame, "a last frame"),
+    "reference": (lambda m: m.reference_images, "reference images"),
+    "video": (lambda m: m.video_input_field is not None, "a video"),
+    "soundtrack": (lambda m: m.takes_audio_input, "a soundtrack"),
+}
+
+
+def _check_attachments(model: ModelSpec, attachments: Mapping[str, int], catalog: Catalog) -> None:
+    """Each attached file must suit the model, and be small enough to be worth downloading."""
+    for option, declared_size in attachments.items():
+        takes, what = _TAKES[option]
+        if not takes(model):
             raise InvalidOptionError(
                 f"`{option}`: {model.name} does not take {what}. "
-                f"Models that do: {_models_with(catalog, attribute)}."
+                f"Models that do: {_models_where(catalog, takes)}."
             )
-        check_declared_size(option, declared_size)
+        if option in IMAGE_KINDS:
+            check_declared_size(option, declared_size)
+        elif option == "video":
+            check_declared_video_size(option, declared_size, video_limits(model).max_bytes)
+        else:
+            check_declared_audio_size(option, declared_size)
+    _check_needed_media(model, attachments)
+
+
+def video_limits(model: ModelSpec) -> VideoLimits:
+    """What a member's clip may be for this model (megabytes of 1,000,000 bytes)."""
+    cap = model.video_input
+    return VideoLimits(
+        min_seconds=cap.min_seconds,
+        max_seconds=cap.max_seconds,
+        max_bytes=int(cap.max_mb * 1_000_000),
+    )
+
+
+def _check_needed_media(model: ModelSpec, attachments: Mapping[str, int]) -> None:
+    """Image-to-video, reference and edit models need something to start from."""
+    given = set(attachments)
+    if model.kind == "i2v" and not given & {"first_frame", "video"}:
+        needs = "`first_frame` (an image to animate)"
+        if model.video_input_field:
+            needs += " or `video` (a clip to continue)"
+    elif model.kind == "r2v" and not given & {"reference", "video"}:
+        needs = "`reference` (an image of what to keep)"
+        if model.video_input_field:
+            needs += " or `video` (a clip of it)"
+    elif model.kind == "videoedit" and "video" not in given:
+        needs = "`video` (the clip to edit)"
+    else:
+        return
+    raise InvalidOptionError(f"{model.name} is {model.kind_name}: attach {needs}.")
 
 
 def validate_options(options: VideoOptions, catalog: Catalog, default_model: str) -> VideoRequest:
@@ -154,15 +273,23 @@ def validate_options(options: VideoOptions, catalog: Catalog, default_model: str
     _check_range("guidance", options.guidance, GUIDANCE_RANGE)
     _check_range("fps", options.fps, FPS_RANGE)
     _check_range("seed", options.seed, SEED_RANGE)
+    _check_range("quality", options.quality, QUALITY_RANGE)
     output_format = (options.format or "MP4").strip().upper()
     if output_format not in FORMATS:
         raise InvalidOptionError(f"`format` must be MP4 or WEBM (got {options.format!r}).")
-    width, height = _pick_size(model, options.size)
-    _check_images(model, options.images, catalog)
+    frame = _pick_frame(model, options)
+    unknown = set(options.attachments) - set(ATTACHMENT_OPTIONS)
+    if unknown:
+        raise InvalidOptionError(f"`{sorted(unknown)[0]}` is not an option of /video.")
+    _check_attachments(model, options.attachments, catalog)
     params = VideoParams(
         prompt=prompt,
-        width=width,
-        height=height,
+        width=frame.width,
+        height=frame.height,
+        resolution=frame.resolution,
+        ratio=frame.ratio,
+        generate_audio=_pick_audio(model, options.audio, catalog),
+        output_quality=options.quality,
         seconds=_pick_seconds(model, options.seconds),
         seed=options.seed,
         negative_prompt=negative or None,
@@ -170,6 +297,6 @@ def validate_options(options: VideoOptions, catalog: Catalog, default_model: str
         guidance_scale=options.guidance,
         fps=options.fps,
         output_format=output_format,
-        media=media_kinds(options.images),
+        media=media_kinds(options.attachments),
     )
     return VideoRequest(model=model, params=params)

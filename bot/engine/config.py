@@ -27,6 +27,10 @@ class EngineConfig:
     max_download_bytes: int = 512 * 1024 * 1024
     # How long after completion Together's video link is assumed to work (not published).
     link_lifetime: float = 3600.0
+    # A member's video or soundtrack link (Discord's, signed for about a day) with less than
+    # this left when its POST is prepared is fetched again from its message: Together may
+    # fetch it only once the job leaves its own queue.
+    input_link_margin: float = 3600.0
     # Final states whose edit failed (an outage) are shown again this often.
     reannounce_interval: float = 60.0
     # At its deadline a job gets one last status check; while Together cannot answer it, the

@@ -60,7 +60,15 @@ class JobEngine:
         self._writer.on_moved = self._edits.request
         self._poller = Poller(runtime, self._writer, api, self._budget, planner)
         self._submitter = Submitter(
-            runtime, self._writer, store, api, self._budget, planner, self._poller, catalog
+            runtime,
+            self._writer,
+            store,
+            api,
+            self._budget,
+            planner,
+            self._poller,
+            catalog,
+            notifier=self._notifier,
         )
         self._courier = Courier(
             fetch,

@@ -61,6 +61,19 @@ def after_status(job: Job, status: VideoJob, now: float) -> Finish | KeepPolling
                 "finished_at": status.completed_at or now,
             },
         )
+    if status.is_cancelled:
+        # Not the member's doing, and nothing made: the quota is given back (a cancelled job
+        # does not count), and the message says so.
+        return Finish(
+            JobState.CANCELLED,
+            {
+                "failure_reason": status.error_message
+                or "Together cancelled the job. It does not count against your limits.",
+                "provider_status": status.status,
+                "cost_usd": status.cost,
+                "finished_at": now,
+            },
+        )
     if status.is_failed:
         reason = status.error_message or f"Together reported the job as {status.status}."
         return Finish(
@@ -128,3 +141,19 @@ def interrupted(now: float, restarted: bool) -> Finish:
 def backoff(attempt: int, base: float, cap: float) -> float:
     """``base`` doubled for each attempt after the first, at most ``cap``."""
     return float(min(cap, base * 2 ** min(max(0, attempt - 1), 32)))
+
+
+def input_gone(kind: str, now: float) -> Finish:
+    """A video or soundtrack link expired before the POST and no fresh one could be had."""
+    what = "soundtrack" if kind == "soundtrack" else "video"
+    return Finish(
+        JobState.FAILED,
+        {
+            "failure_reason": (
+                f"The {what} attached to this job is no longer available on Discord (its link "
+                "expired before the job could be sent), so it was not sent and you were not "
+                f"charged. Attach the {what} again."
+            ),
+            "finished_at": now,
+        },
+    )

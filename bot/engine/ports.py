@@ -17,7 +17,7 @@ from typing import Protocol
 from bot.media.files import DownloadedVideo, VideoFormat
 from bot.media.reencode import FitResult
 from bot.together.models import CreateVideoRequest, VideoJob
-from storage.models import Job, JobState
+from storage.models import Job, JobState, MediaLink
 
 
 class JobStore(Protocol):
@@ -64,6 +64,10 @@ class JobStore(Protocol):
         """The job's keyframe images by kind; empty once pruned or when it had none."""
         ...
 
+    async def links(self, job_id: int) -> list[MediaLink]:
+        """The job's video and soundtrack links (Together fetches them); empty if none."""
+        ...
+
 
 class VideoAPI(Protocol):
     """Together's /v2/videos (bot.together.TogetherClient); errors are TogetherError."""
@@ -106,8 +110,8 @@ class FileRefused(Exception):
 class Notifier(Protocol):
     """The job's message in Discord (cogs.progress.DiscordNotifier).
 
-    Both methods return the id of a message they had to post because the job had none (or
-    the one it had was deleted), else None. Both raise ``MessageUnreachable`` when that is
+    `show` and `deliver` return the id of a message they had to post because the job had none
+    (or the one it had was deleted), else None. Both raise ``MessageUnreachable`` when that is
     final; any other error is passing and the call is made again later.
     """
 
@@ -120,6 +124,13 @@ class Notifier(Protocol):
 
         Must be safe to call again after a crash: if the video is already there, do nothing.
         May raise ``FileRefused`` when Discord will not take the file: the link goes instead.
+        """
+        ...
+
+    async def fresh_link(self, link: MediaLink) -> MediaLink | None:
+        """The same attachment's link, fetched again from its message (``link.refreshable``).
+
+        None when the message or the attachment is gone (final); raises on a passing failure.
         """
         ...
 

@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 from bot.domain.catalog import Catalog
 from bot.domain.scheduling import FairQueue, PollPlanner, RateBudget
-from bot.engine.decisions import RetrySubmission, after_submit_error, backoff, interrupted
+from bot.engine.decisions import (
+    RetrySubmission,
+    after_submit_error,
+    backoff,
+    input_gone,
+    interrupted,
+)
 from bot.engine.polling import Poller
-from bot.engine.ports import JobStore, VideoAPI
+from bot.engine.ports import JobStore, Notifier, VideoAPI
 from bot.engine.request import build_request
 from bot.engine.runtime import Runtime
 from bot.engine.tracked import Submission, Tracked
 from bot.engine.transitions import StateWriter
 from bot.together.errors import TogetherError
 from bot.together.models import VideoJob
-from storage.models import Job, JobState
+from storage.models import Job, JobState, MediaLink
 
 log = logging.getLogger("bot.engine")
 
@@ -37,6 +44,8 @@ class Submitter:
         planner: PollPlanner,
         poller: Poller,
         catalog: Catalog | None,
+        *,
+        notifier: Callable[[], Notifier],
     ) -> None:
         self._runtime = runtime
         self._config = runtime.config
@@ -47,6 +56,7 @@ class Submitter:
         self._planner = planner
         self._poller = poller
         self._catalog = catalog
+        self._notifier = notifier
         self.queue = FairQueue()
 
     # -- scheduling ----------------------------------------------------------------------
@@ -128,7 +138,10 @@ class Submitter:
             return
         job = tracked.job
         model = self._catalog.get(job.model) if self._catalog else None
-        tracked.request = build_request(job, await self._store.media(job.id), model)
+        links = await self._fresh_links(tracked)
+        if links is None:
+            return
+        tracked.request = build_request(job, await self._store.media(job.id), model, links)
         tracked.submission = Submission.READY
         # The budget token is taken right before the request goes out, never before a write:
         # a token taken early would be spent late, bunched with the next window's requests.
@@ -137,6 +150,38 @@ class Submitter:
             await self._send(tracked)
         else:
             tracked.due_at = self._budget.next_free(now)
+
+    async def _fresh_links(self, tracked: Tracked) -> list[MediaLink] | None:
+        """The job's links, each valid for a while yet; None when one cannot be had (the job
+        is then failed, before anything was sent, so nothing is charged).
+
+        Links from a message are fetched again when they are about to expire. A slash
+        command's attachment is on no message: its link is used while it lasts.
+        """
+        links = await self._store.links(tracked.job.id)
+        now = self._runtime.now()
+        fresh: list[MediaLink] = []
+        for link in links:
+            expires = link.expires_at
+            if expires is None or expires - now > self._config.input_link_margin:
+                fresh.append(link)
+                continue
+            renewed: MediaLink | None = None
+            if link.refreshable:
+                try:
+                    renewed = await self._notifier().fresh_link(link)
+                except Exception as exc:  # Discord is down: the old link may still do
+                    log.warning(
+                        "Job %d: could not renew its %s link (%s)", tracked.job.id, link.kind, exc
+                    )
+                    renewed = link if expires > now else None
+            elif expires > now:
+                renewed = link
+            if renewed is None:
+                await self._writer.finish(tracked, input_gone(link.kind, now))
+                return None
+            fresh.append(renewed)
+        return fresh
 
     async def _send(self, tracked: Tracked) -> None:
         job, request = tracked.job, tracked.request

@@ -124,14 +124,14 @@ def _is_retryable(exc: TogetherError) -> bool:
 class TogetherClient:
     """Async client for ``/v2/videos``. Use as an async context manager or call ``aclose``.
 
-    ``base_url`` is the API root (``https://api.together.xyz`` or ``https://api.together.ai``),
+    ``base_url`` is the API root (``https://api.together.ai``, or the old ``https://api.together.xyz``),
     with or without a trailing slash.
     """
 
     def __init__(
         self,
         api_key: str,
-        base_url: str = "https://api.together.xyz",
+        base_url: str = "https://api.together.ai",
         *,
         timeout: float = 30.0,
         get_retries: int = 4,

@@ -27,7 +27,8 @@ _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u20
 # Timestamps above this are taken as milliseconds (1e11 seconds is the year 5138).
 _MS_THRESHOLD = 1e11
 _COMPLETED_STATUSES = frozenset({"completed"})
-_FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled", "error", "expired"})
+_CANCELLED_STATUSES = frozenset({"cancelled", "canceled"})
+_FAILED_STATUSES = frozenset({"failed", "error", "expired"}) | _CANCELLED_STATUSES
 _RETRYABLE_STATUSES = frozenset({408, 429})
 
 
@@ -43,11 +44,33 @@ class FrameImage(BaseModel):
     frame: int | Literal["first", "last"]
 
 
+class VideoLink(BaseModel):
+    """A video Together fetches: ``{"video": URL}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    video: str
+
+
+class AudioLink(BaseModel):
+    """An audio file Together fetches: ``{"audio": URL}`` (WAV or MP3, 3 to 30 s, 15 MB)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audio: str
+
+
 class VideoMedia(BaseModel):
+    """``media``: which fields a model takes depends on its kind (t2v, i2v, r2v, videoedit)."""
+
     model_config = ConfigDict(extra="forbid")
 
     frame_images: list[FrameImage] | None = None
     reference_images: list[str] | None = None
+    frame_videos: list[VideoLink] | None = None  # clips to continue
+    reference_videos: list[VideoLink] | None = None
+    source_video: VideoLink | None = None  # the clip a videoedit model edits
+    audio_inputs: list[AudioLink] | None = None
 
 
 class CreateVideoRequest(BaseModel):
@@ -70,6 +93,7 @@ class CreateVideoRequest(BaseModel):
     output_format: Literal["MP4", "WEBM"] | None = None
     output_quality: int | None = None
     negative_prompt: str | None = None
+    generate_audio: bool | None = None
     media: VideoMedia | None = None
 
     @field_validator("seconds", mode="before")
@@ -123,7 +147,12 @@ class VideoJob(BaseModel):
 
     @property
     def is_failed(self) -> bool:
+        """Ended without a video: failed, or cancelled at Together (see is_cancelled)."""
         return self.status in _FAILED_STATUSES
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status in _CANCELLED_STATUSES
 
     @property
     def is_finished(self) -> bool:

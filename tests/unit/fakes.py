@@ -8,13 +8,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bot.clock import ManualClock
-from bot.domain.catalog import ModelSpec
+from bot.domain.catalog import ModelSpec, Price
 from bot.engine import Progress
 from bot.media.files import DownloadedVideo, VideoTooLarge
 from bot.together.errors import TogetherError
 from bot.together.models import CreateVideoRequest, VideoJob
 from storage.jobs import MUTABLE_COLUMNS
-from storage.models import Job, JobState, NewJob, VideoParams
+from storage.models import Job, JobState, MediaLink, NewJob, VideoParams
 
 # The fakes take every VideoParams field as a keyword of its own, as the rows do.
 PARAM_NAMES = frozenset(field.name for field in dataclasses.fields(VideoParams))
@@ -85,6 +85,7 @@ class FakeStore:
     def __init__(self, jobs: Iterable[Job] = ()) -> None:
         self.jobs = {job.id: job for job in jobs}
         self.images: dict[int, dict[str, bytes]] = {}
+        self.link_map: dict[int, list[MediaLink]] = {}
         self.history: list[tuple[int, JobState, JobState]] = []
 
     async def get(self, job_id: int) -> Job | None:
@@ -110,6 +111,9 @@ class FakeStore:
 
     async def media(self, job_id: int) -> dict[str, bytes]:
         return dict(self.images.get(job_id, {}))
+
+    async def links(self, job_id: int) -> list[MediaLink]:
+        return list(self.link_map.get(job_id, []))
 
     async def set_message_id(self, job_id: int, message_id: int) -> bool:
         job = self.jobs[job_id]
@@ -205,6 +209,15 @@ class RecordingNotifier:
         self.show_error: Exception | None = None
         self.progress: list[Progress] = []
         self.posted_id = 9999  # the message "posted" for a job that had none
+        # fresh_link answers: a link to hand back (None: the message is gone), or an error.
+        self.fresh_links: MediaLink | Exception | None = None
+        self.refreshed: list[MediaLink] = []
+
+    async def fresh_link(self, link: MediaLink) -> MediaLink | None:
+        self.refreshed.append(link)
+        if isinstance(self.fresh_links, Exception):
+            raise self.fresh_links
+        return self.fresh_links
 
     async def show(self, job: Job, progress: Progress) -> int | None:
         self.progress.append(progress)
@@ -250,10 +263,12 @@ def new_job(now: float, **overrides: object) -> NewJob:
 WAN = ModelSpec(
     id="acme/wan",
     name="Wan",
-    sizes=("1280x720",),
-    default_size="1280x720",
+    resolutions=("720P", "1080P"),
+    ratios=("16:9", "9:16"),
+    default_resolution="720P",
+    default_ratio="16:9",
     durations=(5,),
     default_seconds=5,
     dimensions="resolution_ratio",
-    price_usd=0.1,
+    price=Price(usd=0.1, per="second"),
 )

@@ -33,17 +33,21 @@ def test_override_replaces_and_extends(tmp_path: Path) -> None:
     entry = {
         "id": "acme/wan-2.7",
         "name": "Wan 2.7",
-        "sizes": ["1280x720"],
-        "default_size": "1280x720",
-        "durations": [5],
-        "default_seconds": 5,
         "dimensions": "resolution_ratio",
-        "price_usd": 0.3,
+        "resolutions": ["720P"],
+        "ratios": ["16:9", "1:1"],
+        "default_resolution": "720P",
+        "default_ratio": "16:9",
+        "durations": {"min": 2, "max": 15},
+        "default_seconds": 5,
+        "price": {"usd": 0.1, "per": "second"},
     }
     replaced = dict(entry, id="minimax/hailuo-02", name="Hailuo (ours)")
     override.write_text(json.dumps({"models": [entry, replaced]}))
     catalog = load_catalog(override)
-    assert catalog.get("acme/wan-2.7") is not None
+    wan = catalog.get("acme/wan-2.7")
+    assert wan is not None and wan.durations == tuple(range(2, 16)) and wan.durations_are_range
+    assert wan.estimate_usd(10) == pytest.approx(1.0)
     hailuo = catalog.get("minimax/hailuo-02")
     assert hailuo is not None and hailuo.name == "Hailuo (ours)"
 

@@ -87,19 +87,46 @@ RUNNING = make_job(1, NOW - 60, state=JobState.RUNNING, provider_status="in_prog
             ),
         ),
         (
-            status("cancelled"),
+            status("expired"),
             Finish(
                 JobState.FAILED,
                 {
-                    "failure_reason": "Together reported the job as cancelled.",
+                    "failure_reason": "Together reported the job as expired.",
+                    "provider_status": "expired",
+                    "cost_usd": None,
+                    "finished_at": NOW,
+                },
+            ),
+        ),
+        (
+            # Cancelled at Together ends cancelled: the quota is given back.
+            status("cancelled"),
+            Finish(
+                JobState.CANCELLED,
+                {
+                    "failure_reason": "Together cancelled the job. It does not count against "
+                    "your limits.",
                     "provider_status": "cancelled",
                     "cost_usd": None,
                     "finished_at": NOW,
                 },
             ),
         ),
+        # An unknown status is Together still working: keep polling, and show it.
+        (status("paused"), KeepPolling("paused")),
     ],
-    ids=["same", "new-status", "no-status", "done", "done-new-seed", "no-link", "failed", "other"],
+    ids=[
+        "same",
+        "new-status",
+        "no-status",
+        "done",
+        "done-new-seed",
+        "no-link",
+        "failed",
+        "other",
+        "cancelled",
+        "unknown",
+    ],
 )
 def test_after_status(answer: VideoJob, expected: Finish | KeepPolling) -> None:
     assert after_status(RUNNING, answer, NOW) == expected

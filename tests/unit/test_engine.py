@@ -702,7 +702,7 @@ def test_request_body_carries_images_and_the_models_dimensions() -> None:
         ]
     }
     body = build_request(job, {"reference": b"\xff"}, WAN).to_body()
-    assert (body["resolution"], body["ratio"]) == ("720p", "16:9")
+    assert (body["resolution"], body["ratio"]) == ("720P", "16:9")
     assert "width" not in body and "height" not in body
     assert body["media"] == {"reference_images": ["/w=="]}
     assert "media" not in build_request(job).to_body()

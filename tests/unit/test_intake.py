@@ -137,7 +137,7 @@ async def test_reserve_stores_a_queued_job_the_engine_does_not_have_yet(parts: P
 
 async def test_reserve_keeps_the_images_and_names_the_thumbnail(parts: Parts) -> None:
     admission = await parts.intake.check(
-        asker(upload_limit=None), VideoOptions(prompt="x", images={"first_frame": 10})
+        asker(upload_limit=None), VideoOptions(prompt="x", attachments={"first_frame": 10})
     )
     job = await parts.intake.reserve(admission, {"first_frame": b"jpeg"})
     assert job.thumbnail == THUMBNAIL_NAME
@@ -206,7 +206,7 @@ async def test_retry_makes_the_same_video_with_a_new_seed(parts: Parts) -> None:
         negative_prompt="rain",
         size="1920x1080",
         seconds=10,
-        images={"first_frame": 10},
+        attachments={"first_frame": 10},
     )
     retried = await parts.intake.retry(source, asker(interaction_id=51, interaction_token="t2"))
     job = retried.job
@@ -230,7 +230,7 @@ async def test_retry_makes_the_same_video_with_a_new_seed(parts: Parts) -> None:
 
 
 async def test_retry_refuses_once_the_images_are_pruned(parts: Parts) -> None:
-    source = await finished(parts, {"first_frame": b"jpeg"}, images={"first_frame": 10})
+    source = await finished(parts, {"first_frame": b"jpeg"}, attachments={"first_frame": 10})
     assert await parts.jobs.prune_media(before=NOW + 10**9, now=NOW) == 1
     pruned = await parts.jobs.get(source.id)
     assert pruned is not None

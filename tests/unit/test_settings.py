@@ -32,7 +32,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOGETHER_API_KEY", "t-key")
     settings = load_settings(env_file=None)
     assert settings.database_path == Path("data/bot.sqlite3")
-    assert settings.together_base_url == "https://api.together.xyz"
+    assert settings.together_base_url == "https://api.together.ai"
     assert settings.discord_api_base == "https://discord.com/api/v10"
     assert settings.progress_edit_interval == 10.0
     assert "d-token" not in repr(settings) and "t-key" not in repr(settings)
@@ -133,7 +133,7 @@ def test_start_with_broken_models_file_prints_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert f"model catalog {broken}: model acme/x: sizes: Field required" in lines[0]
+    assert f"model catalog {broken}: model acme/x: durations: Field required" in lines[0]
 
 
 def test_unknown_default_model_stops_start_up_in_one_line(tmp_path: Path) -> None:

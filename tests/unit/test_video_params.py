@@ -22,7 +22,16 @@ from bot.engine.request import SHAPED, build_request
 from bot.together.models import CreateVideoRequest
 from storage.db import MIGRATIONS_DIR, open_database
 from storage.jobs import JobRepository
-from storage.models import MEDIA_KINDS, EffectiveLimits, Job, NewJob, VideoParams
+from storage.models import (
+    IMAGE_KINDS,
+    LINK_KINDS,
+    MEDIA_KINDS,
+    EffectiveLimits,
+    Job,
+    MediaLink,
+    NewJob,
+    VideoParams,
+)
 from storage.reservations import Reservations
 from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, PARAM_COLUMNS
 from tests.unit.fakes import WAN, new_job
@@ -88,7 +97,17 @@ video_params = st.builds(
     seed=st.none() | st.integers(0, 2**32 - 1),
     guidance_scale=st.none() | st.floats(1.0, 20.0),
     output_format=st.sampled_from(("MP4", "WEBM")),
+    generate_audio=st.none() | st.booleans(),
+    output_quality=st.none() | st.integers(1, 50),
     media=media_sets,
+)
+frames = st.none() | st.tuples(st.sampled_from(("720P", "1080P")), st.sampled_from(("16:9", "1:1")))
+video_params = st.builds(
+    lambda params, frame: (
+        dataclasses.replace(params, resolution=frame[0], ratio=frame[1]) if frame else params
+    ),
+    video_params,
+    frames,
 )
 
 
@@ -98,21 +117,24 @@ def test_params_survive_storage_and_reach_the_request(
     params: VideoParams, fast_path: bool, resolution_ratio: bool
 ) -> None:
     """VideoParams -> NewJob -> SQLite (either insert) -> Job -> CreateVideoRequest."""
-    images = {kind: kind.encode() for kind in params.media}
+    images = {kind: kind.encode() for kind in params.media if kind in IMAGE_KINDS}
+    links = [MediaLink(kind, f"https://cdn/{kind}", 1e10) for kind in params.media]
+    links = [link for link in links if link.kind in LINK_KINDS]
 
     async def round_trip(path: Path) -> tuple[Job, dict[str, bytes]]:
         db = await open_database(path)
         try:
             candidate = new_job(NOW, params=params)
-            if fast_path and not images:
+            if fast_path:
                 stored = await Reservations(db).create_within_quota(
-                    candidate, lambda usage: None, images, WIDE_OPEN
+                    candidate, lambda usage: None, images, WIDE_OPEN, links
                 )
             else:
-                stored = await JobRepository(db).create(candidate, images)
+                stored = await JobRepository(db).create(candidate, images, links)
             assert isinstance(stored, Job)
             again = await JobRepository(db).get(stored.id)
             assert again is not None and again == stored
+            assert await JobRepository(db).links(stored.id) == sorted(links, key=lambda k: k.kind)
             return again, await JobRepository(db).media(stored.id)
         finally:
             await db.close()
@@ -122,27 +144,34 @@ def test_params_survive_storage_and_reach_the_request(
     assert job.params == params
     assert media == images
 
-    body = build_request(job, media, WAN if resolution_ratio else None).to_body()
+    body = build_request(job, media, WAN if resolution_ratio else None, links).to_body()
+    derived = resolution_ratio and params.resolution is None
     for name in PARAMS:
         value = getattr(params, name)
-        if name in SHAPED:
+        if name in SHAPED or (derived and name in ("resolution", "ratio")):
             continue
         if value is None:
             assert name not in body, name  # left out: Together applies its default
         else:
             assert body[name] == (str(value) if name == "seconds" else value), name
-    if resolution_ratio:
+    if params.resolution is not None:
+        assert "width" not in body and body["resolution"] == params.resolution
+    elif resolution_ratio:
         assert (
             "width" not in body
-            and body["resolution"] == f"{min(job.params.width, job.params.height)}p"
+            and body["resolution"] == f"{min(job.params.width, job.params.height)}P"
         )
     else:
         assert (body["width"], body["height"]) == (params.width, params.height)
     assert body["output_format"] == params.output_format
     sent = body.get("media", {})
     frames = {image["frame"] for image in sent.get("frame_images", [])}
-    assert frames == {0 if k == "first_frame" else "last" for k in params.media if k != "reference"}
+    framed = {0 if k == "first_frame" else "last" for k in images if k != "reference"}
+    assert frames == framed
     assert bool(sent.get("reference_images")) == ("reference" in params.media)
+    assert bool(sent.get("audio_inputs")) == ("soundtrack" in params.media)
+    # WAN takes no video: a clip goes to the default field, frame_videos.
+    assert bool(sent.get("frame_videos")) == ("video" in params.media)
 
 
 def test_option_checking_makes_the_params_that_are_stored() -> None:
@@ -152,7 +181,7 @@ def test_option_checking_makes_the_params_that_are_stored() -> None:
             guidance=7.5,
             format="webm",
             seed=3,
-            images={"last_frame": 10, "first_frame": 10},
+            attachments={"last_frame": 10, "first_frame": 10},
         ),
         load_catalog(),
         "google/veo-2.0",
@@ -173,7 +202,7 @@ def test_the_migration_reads_the_media_of_jobs_stored_before(tmp_path: Path) -> 
     older = tmp_path / "migrations"
     older.mkdir()
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if not path.name.startswith("007_"):
+        if path.name < "007_":
             shutil.copy(path, older / path.name)
     database = tmp_path / "bot.sqlite3"
 

@@ -1,0 +1,52 @@
+"""A command's attached files, read and checked before the job is stored.
+
+Images are downloaded, checked and resized here, and their bytes stored with the job. Videos
+and soundtracks are downloaded only to be checked (kind by content, size, length): Together
+fetches them itself, so the job stores their links (see cogs.links).
+"""
+
+from __future__ import annotations
+
+import discord
+
+from bot.domain.errors import UserFacingError
+from bot.domain.options import VideoRequest, video_limits
+from bot.media.keyframes import prepare_keyframe_async
+from bot.media.probe import probe_audio, probe_video
+from cogs.links import media_link
+from storage.models import IMAGE_KINDS, MediaLink
+
+
+async def prepare_attachments(
+    attached: dict[str, discord.Attachment],
+    request: VideoRequest,
+    message: discord.Message | None = None,
+) -> tuple[dict[str, bytes], list[MediaLink]]:
+    """Images by option, prepared; links to the checked videos and soundtracks.
+
+    `message` is the message the files are on, when they are on one (a fresh link can then be
+    fetched later). Raises UserFacingError naming the option and the limit.
+    """
+    images: dict[str, bytes] = {}
+    links: list[MediaLink] = []
+    params = request.params
+    for option, attachment in attached.items():
+        data = await _read(option, attachment)
+        if option in IMAGE_KINDS:
+            images[option] = await prepare_keyframe_async(option, data, params.width, params.height)
+        elif option == "video":
+            await probe_video(option, data, video_limits(request.model))
+            links.append(media_link(option, attachment, message))
+        else:
+            await probe_audio(option, data)
+            links.append(media_link(option, attachment, message))
+    return images, links
+
+
+async def _read(option: str, attachment: discord.Attachment) -> bytes:
+    try:
+        return await attachment.read()
+    except discord.HTTPException:
+        raise UserFacingError(
+            f"`{option}` could not be downloaded from Discord; please try again."
+        ) from None
