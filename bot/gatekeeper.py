@@ -62,11 +62,12 @@ class Gatekeeper:
 
     async def check_model(self, guild_id: int, model: ModelSpec) -> None:
         rules = (await self._settings.rules(guild_id)).model_rules
-        if model_allowed(rules, model.id):
+        if model.enabled and model_allowed(rules, model.id):
             return
         allowed = [m.name for m in self._catalog if model_allowed(rules, m.id)]
         offer = f" Models you can use here: {', '.join(allowed)}." if allowed else ""
-        raise InvalidOptionError(f"`model`: {model.name} is not available on this server.{offer}")
+        where = "on this server" if model.enabled else "on this bot (switched off)"
+        raise InvalidOptionError(f"`model`: {model.name} is not available {where}.{offer}")
 
     async def server_limits(self, guild_id: int) -> EffectiveLimits:
         return effective_limits(self.defaults, await self._settings.limits(guild_id), {}, [])

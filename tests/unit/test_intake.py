@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from bot.intake import (
     ABANDONED,
     DEFAULT_UPLOAD_LIMIT,
     IMAGES_GONE,
+    LINKS_GONE,
     THUMBNAIL_NAME,
     Intake,
     Requester,
@@ -24,7 +26,7 @@ from bot.intake import (
 from bot.settings import Settings
 from storage.db import Database, open_database
 from storage.jobs import JobRepository
-from storage.models import Job, JobState
+from storage.models import Job, JobState, MediaLink
 from storage.reservations import Reservations
 from storage.server_settings import GuildSettingsRepository
 from storage.usage import UsageRepository
@@ -257,3 +259,61 @@ async def test_retry_refuses_what_a_new_video_would_be_refused(parts: Parts) -> 
     with pytest.raises(NotAllowedError):
         await parts.intake.retry(source, asker())
     assert len(await parts.jobs.recent_for_member(GUILD, MEMBER)) == 1
+
+
+# --- media links (videos and soundtracks Together fetches) -------------------------------
+
+EDIT_MODEL = "Wan-AI/wan2.7-videoedit"
+
+
+async def with_clip(parts: Parts, clip: MediaLink) -> Job:
+    admission = await parts.intake.check(
+        asker(),
+        VideoOptions(prompt="make it snow", model=EDIT_MODEL, attachments={"video": 1000}),
+    )
+    job = await parts.intake.reserve(admission, {}, [clip])
+    done = await parts.jobs.transition(job.id, JobState.QUEUED, JobState.DELIVERED, NOW)
+    assert done is not None
+    return done
+
+
+async def test_reserve_stores_the_links_with_the_job_and_prices_by_the_second(
+    parts: Parts,
+) -> None:
+    clip = MediaLink("video", "https://cdn/clip.mp4?ex=1", time.time() + 86_400)
+    job = await with_clip(parts, clip)
+    assert job.params.media == ("video",)
+    assert await parts.jobs.links(job.id) == [clip]
+    assert job.estimated_cost_usd == pytest.approx(0.5)  # Wan 2.7: $0.10/s x 5 s
+
+
+async def test_retry_keeps_a_link_that_works_or_can_be_renewed(parts: Parts) -> None:
+    on_message = MediaLink("video", "https://cdn/a.mp4", time.time() - 60, 1, 2, 3)
+    source = await with_clip(parts, on_message)
+    retried = await parts.intake.retry(source, asker(interaction_id=51))
+    assert await parts.jobs.links(retried.job.id) == [on_message]
+
+
+async def test_retry_refuses_when_a_slash_command_link_has_expired(parts: Parts) -> None:
+    source = await with_clip(parts, MediaLink("video", "https://cdn/a.mp4", time.time() - 60))
+    with pytest.raises(UserFacingError) as refused:
+        await parts.intake.retry(source, asker(interaction_id=51))
+    assert refused.value.message == LINKS_GONE
+    assert len(await parts.jobs.recent_for_member(GUILD, MEMBER)) == 1
+
+
+async def test_retry_of_a_model_since_switched_off_is_refused(parts: Parts, tmp_path: Path) -> None:
+    source = await finished(parts)
+    override = tmp_path / "models.json"
+    override.write_text(f'{{"models": [{{"id": "{source.model}", "enabled": false}}]}}')
+    catalog = load_catalog(override)
+    gate = Gatekeeper(
+        parts.rules,
+        UsageRepository(parts.jobs._db),
+        Reservations(parts.jobs._db),
+        catalog,
+        DEFAULTS,
+    )
+    intake = Intake(gate, parts.jobs, catalog, parts.engine, DEFAULT_MODEL)
+    with pytest.raises(InvalidOptionError, match="switched off"):
+        await intake.retry(source, asker(interaction_id=51))
