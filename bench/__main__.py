@@ -18,7 +18,7 @@ from bench.compression import TimeScale, typical_seconds
 from bench.metrics import Metrics, compute, job_lines
 from bench.report import render
 from bench.runner import run_case
-from bench.scenarios import SCENARIOS, STRATEGIES, plan_jobs
+from bench.scenarios import SCENARIOS, plan_jobs
 
 DEFAULT_MEMBERS = 50
 DEFAULT_OUT = Path("bench/results.md")
@@ -48,10 +48,10 @@ async def run_bench(
         scenario = SCENARIOS[name]
         timescale = TimeScale(scale or scenario.scale)
         planned = plan_jobs(scenario, jobs or scenario.jobs, members, typical, seed)
-        for strategy in STRATEGIES:
+        for strategy in scenario.strategies:
             label = f"{scenario.name}/{strategy.name}"
             print(f"bench: {label}: {len(planned)} jobs ...", file=sys.stderr, flush=True)
-            slug = f"{scenario.name}-{strategy.poll_strategy}"
+            slug = f"{scenario.name}-{strategy.folder}"
             record = await run_case(scenario, strategy, planned, timescale, workdir / slug, members)
             metrics = compute(record)
             (workdir / slug / "jobs.csv").write_text("\n".join(job_lines(record)) + "\n")

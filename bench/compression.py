@@ -74,6 +74,7 @@ def bot_settings(
             "PROGRESS_EDIT_INTERVAL", PROGRESS_EDIT_INTERVAL, EDIT_INTERVAL_FLOOR
         ),
         "together_requests_per_second": budget,
+        "together_start_requests_per_second": strategy.start * scale.factor,
         "max_active_jobs": active,
         "max_active_jobs_per_server": active,
         # Quotas out of the way: the scenario, not a limit, decides how many jobs run.

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from bench.runner import RunRecord
 
+FIRST_MINUTE = 60.0  # virtual seconds in which a learning budget is allowed its first 429s
+
 
 @dataclass(frozen=True)
 class Metrics:
@@ -29,10 +31,13 @@ class Metrics:
     peak_rate: float  # that, per virtual second
     peak_in_virtual_second: int  # most Together requests in any one virtual second
     delivery_p50: float | None  # completion at Together -> video in Discord, virtual s
+    delivery_p95: float | None
     delivery_p99: float | None
     unpolled_p99: float | None  # completion at Together -> the next status check, virtual s
     unpolled_max: float | None
     never_polled: int  # jobs completed at Together that no status check saw
+    together_429s: int  # Together's own 429s (the new-account scenario's dynamic limit)
+    together_429_share_late: float | None  # 429s / requests, after the first virtual minute
     discord_per_job: float
     discord_429s: int
     cpu_seconds: float | None
@@ -73,6 +78,15 @@ def peak_in_window(times: Sequence[float], window: float) -> tuple[int, float]:
 def budget_window(per_second: float) -> float:
     """The bot's RateBudget window: floor(rate) requests per floor(rate) / rate seconds."""
     return math.floor(per_second) / per_second if per_second >= 1 else 1.0 / per_second
+
+
+def _late_share(record: RunRecord, after: float) -> float | None:
+    """The share of Together's answers that were 429s, counting from `after` (real time)."""
+    late = len(record.together_times) - bisect.bisect_left(record.together_times, after)
+    if not late:
+        return None
+    refused = len(record.together_429_times) - bisect.bisect_left(record.together_429_times, after)
+    return refused / late
 
 
 def _busy(record: RunRecord) -> float | None:
@@ -122,10 +136,13 @@ def compute(record: RunRecord) -> Metrics:
         peak_rate=in_window / (window * scale),
         peak_in_virtual_second=peak_in_window(record.together_times, 1.0 / scale)[0],
         delivery_p50=percentile(deliveries, 0.50),
+        delivery_p95=percentile(deliveries, 0.95),
         delivery_p99=percentile(deliveries, 0.99),
         unpolled_p99=percentile(unpolled, 0.99),
         unpolled_max=max(unpolled, default=None),
         never_polled=never,
+        together_429s=len(record.together_429_times),
+        together_429_share_late=_late_share(record, first + FIRST_MINUTE / scale),
         discord_per_job=record.discord_requests / jobs if jobs else 0.0,
         discord_429s=record.discord_429s,
         cpu_seconds=stats.cpu_seconds if stats else None,

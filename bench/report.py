@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench.metrics import Metrics
-from bench.scenarios import ADAPTIVE, BASELINE, POLL_INTERVAL
+from bench.scenarios import ADAPTIVE, BASELINE, LEARNING, POLL_INTERVAL
 
 COLUMNS: tuple[tuple[str, Callable[[Metrics], str]], ...] = (
     ("Scenario", lambda m: m.scenario),
@@ -28,6 +28,19 @@ COLUMNS: tuple[tuple[str, Callable[[Metrics], str]], ...] = (
     ("Bot peak RSS (MB)", lambda m: _num(m.peak_rss_mb, 0)),
 )
 
+NEW_ACCOUNT_COLUMNS: tuple[tuple[str, Callable[[Metrics], str]], ...] = (
+    ("Scenario", lambda m: m.scenario),
+    ("Strategy", lambda m: m.strategy),
+    ("Delivered", lambda m: f"{m.delivered}/{m.jobs}"),
+    ("Together req/job", lambda m: _num(m.together_per_job, 1)),
+    ("Together 429s", lambda m: str(m.together_429s)),
+    ("429s/job", lambda m: _num(m.together_429s / m.jobs if m.jobs else None, 2)),
+    ("429s after 1st min", lambda m: _share(m.together_429_share_late)),
+    ("Done→Discord p50 (s)", lambda m: _num(m.delivery_p50, 1)),
+    ("Done→Discord p95 (s)", lambda m: _num(m.delivery_p95, 1)),
+)
+LATE_429_TARGET = 0.01
+
 FIRST_RESPONSE_TARGET_MS = 100.0
 REQUEST_RATIO_TARGET = 0.40
 DELIVERY_RATIO_TARGET = 1.5
@@ -44,17 +57,23 @@ def _num(value: float | None, digits: int) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def table(rows: Sequence[Metrics]) -> str:
+def table(
+    rows: Sequence[Metrics], columns: Sequence[tuple[str, Callable[[Metrics], str]]] = COLUMNS
+) -> str:
     lines = [
-        "| " + " | ".join(name for name, _ in COLUMNS) + " |",
-        "|" + "|".join("---" for _ in COLUMNS) + "|",
+        "| " + " | ".join(name for name, _ in columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
     ]
     for row in rows:
-        lines.append("| " + " | ".join(cell(row) for _, cell in COLUMNS) + " |")
+        lines.append("| " + " | ".join(cell(row) for _, cell in columns) + " |")
     return "\n".join(lines)
 
 
@@ -97,6 +116,18 @@ def targets(rows: Sequence[Metrics]) -> list[Target]:
                 _verdict(ratio <= DELIVERY_RATIO_TARGET),
                 f"light: done→Discord p50 {light.delivery_p50:.1f} s vs baseline "
                 f"{light_base.delivery_p50:.1f} s = {ratio:.2f}x (target <= 1.5x)",
+            )
+        )
+    learning = found.get(("new-account", LEARNING.name))
+    if learning:
+        share = learning.together_429_share_late
+        out.append(
+            Target(
+                _verdict(share is not None and share <= LATE_429_TARGET),
+                f"new-account, {learning.strategy}: Together 429s after the first minute "
+                f"{_share(share)} of requests (target <= 1 %); "
+                f"{learning.together_429s} in all, {learning.together_429s / learning.jobs:.2f} "
+                "per job",
             )
         )
     over = found.get(("overload", ADAPTIVE.name))
@@ -176,6 +207,18 @@ def render(rows: Sequence[Metrics], notes: Sequence[str]) -> str:
         "",
         table(rows),
         "",
+    ]
+    fresh = [m for m in rows if m.scenario == "new-account"]
+    if fresh:
+        parts += [
+            "New account (the stand-in applies Together's dynamic limit: 60 requests per "
+            "virtual minute, later twice the past hour's successful rate; 429s after the first "
+            "virtual minute as a share of the requests sent after it):",
+            "",
+            table(fresh, NEW_ACCOUNT_COLUMNS),
+            "",
+        ]
+    parts += [
         "Targets:",
         "",
     ]

@@ -19,11 +19,12 @@ from pathlib import Path
 from bench.compression import TimeScale, bot_settings, write_models_file
 from bench.procstats import ProcStats, Sampler
 from bench.scenarios import PlannedJob, Scenario, Strategy, job_index
-from bench.stands import PlannedTogether, job_script, limit_discord
+from bench.stands import PlannedTogether, job_script, limit_discord, new_account_limit
 from sandbox.discord_api import DiscordSandbox, Interaction, RecordedRequest
 from sandbox.process import BotProcess
 from sandbox.together import TogetherSandbox
 from sandbox.together.app import VIDEOS_PATH
+from sandbox.together.limits import DynamicLimit
 
 READY_TITLE = "Your video is ready"
 FAILED_TITLES = ("The video could not be made", "The video took too long", "Cancelled")
@@ -50,6 +51,7 @@ class RunRecord:
     completed_at: dict[int, float] = field(default_factory=dict)  # job -> done at Together
     delivered_at: dict[int, float] = field(default_factory=dict)  # job -> video in Discord
     together_times: list[float] = field(default_factory=list)  # every /v2/videos request
+    together_429_times: list[float] = field(default_factory=list)  # those answered 429
     polls: dict[int, list[float]] = field(default_factory=dict)  # job -> its GETs
     discord_requests: int = 0
     discord_429s: int = 0
@@ -135,7 +137,8 @@ def time_limit(scenario: Scenario, strategy: Strategy, planned: list[PlannedJob]
     """Virtual seconds a run may take before its unfinished jobs are reported as stuck."""
     longest = max((job.length for job in planned), default=0.0)
     # Under a budget every job needs its POST and a dozen or so polls, in turn.
-    queued = len(planned) * 15 / strategy.budget if strategy.budget else 0.0
+    rate = strategy.start or strategy.budget  # a learning budget starts at its start rate
+    queued = len(planned) * 15 / rate if rate else 0.0
     return scenario.arrival_window + 1.5 * longest + queued + 120.0
 
 
@@ -146,6 +149,7 @@ async def staged(
     scale: TimeScale,
     workdir: Path,
     module: str = "bot",
+    dynamic_limit: DynamicLimit | None = None,
 ) -> AsyncIterator[tuple[DiscordSandbox, PlannedTogether, BotProcess]]:
     """A fresh workdir, both stand-ins set up for the planned jobs, and the (unstarted) bot."""
     # A database left from an earlier run would be resumed by the bot: start from nothing.
@@ -154,7 +158,10 @@ async def staged(
     models_file = write_models_file(workdir / "models.json", scale)
     settings = bot_settings(strategy, scale, len(planned), models_file)
     scripts = {job.index: job_script(job, scale) for job in planned}
-    async with DiscordSandbox() as discord_sb, PlannedTogether(scripts) as together_sb:
+    async with (
+        DiscordSandbox() as discord_sb,
+        PlannedTogether(scripts, dynamic_limit=dynamic_limit) as together_sb,
+    ):
         limit_discord(discord_sb, scale)
         yield (
             discord_sb,
@@ -171,7 +178,12 @@ async def run_case(
     workdir: Path,
     members: int,
 ) -> RunRecord:
-    async with staged(strategy, planned, scale, workdir) as (discord_sb, together_sb, bot):
+    limit = new_account_limit(scale) if scenario.new_account else None
+    async with staged(strategy, planned, scale, workdir, dynamic_limit=limit) as (
+        discord_sb,
+        together_sb,
+        bot,
+    ):
         budget = bot.settings.together_requests_per_second
         record = RunRecord(scenario, strategy, scale.factor, planned, budget)
         try:
@@ -261,11 +273,14 @@ def _collect(
         if not (request.auth_ok and request.path.startswith(VIDEOS_PATH)):
             continue
         record.together_times.append(request.time)
+        if request.status == 429:
+            record.together_429_times.append(request.time)
         if request.method == "GET":
             polled = job_of.get(request.path.rsplit("/", 1)[-1])
             if polled is not None:
                 polls[polled].append(request.time)
     record.together_times.sort()
+    record.together_429_times.sort()
     record.polls = {index: sorted(times) for index, times in polls.items()}
     missing = len(interactions) - len(record.delivered_at | dict.fromkeys(record.refused))
     if missing:

@@ -9,10 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from bench.compression import TimeScale
-from bench.scenarios import QUEUE_SECONDS, PlannedJob, job_index
+from bench.scenarios import NEW_ACCOUNT_BASE, QUEUE_SECONDS, PlannedJob, job_index
 from sandbox.discord_api import DiscordSandbox
 from sandbox.together import JobScript, TogetherSandbox
 from sandbox.together.app import VIDEOS_PATH, Handler
+from sandbox.together.limits import DynamicLimit
 
 # (method, templated route, requests, window in virtual seconds). Discord publishes no numbers;
 # these follow shared/discord-facts.md: 50 requests/s overall, about 5 edits per 5 s.
@@ -30,6 +31,12 @@ def limit_discord(discord_sb: DiscordSandbox, scale: TimeScale) -> None:
     # set_limit puts each rule first, so the catch-all goes in before the specific ones.
     for method, route, limit, window in DISCORD_LIMITS:
         discord_sb.rate_limits.set_limit(method, route, limit, scale.real(window))
+
+
+def new_account_limit(scale: TimeScale) -> DynamicLimit:
+    """Together's dynamic limit for a new account, in virtual time: 60 requests a minute,
+    later twice the past hour's successful rate."""
+    return DynamicLimit(base=NEW_ACCOUNT_BASE, window=scale.real(60.0), history=scale.real(3600.0))
 
 
 def job_script(job: PlannedJob, scale: TimeScale) -> JobScript:

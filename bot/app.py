@@ -97,6 +97,7 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 max_active=settings.max_active_jobs,
                 max_active_per_guild=settings.max_active_jobs_per_server,
                 requests_per_second=settings.together_requests_per_second,
+                start_requests_per_second=settings.together_start_requests_per_second,
             )
             planner: PollPlanner = FixedPlanner(settings.poll_interval)
             if settings.poll_strategy == "adaptive":

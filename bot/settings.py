@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     progress_edit_interval: float = Field(default=10.0, ge=1.0, le=600.0)
     poll_interval: float = Field(default=5.0, ge=0.05, le=300.0)
     poll_strategy: Literal["adaptive", "fixed"] = "adaptive"
+    # The ceiling: the bot learns the account's real limit below it, from this start rate.
     together_requests_per_second: float = Field(default=5.0, ge=0, le=1000)
+    together_start_requests_per_second: float = Field(default=1.0, ge=0, le=1000)
     max_active_jobs: int = Field(default=20, ge=1, le=1000)
     max_active_jobs_per_server: int = Field(default=10, ge=1, le=1000)
     keyframe_retention_days: int = Field(default=14, ge=0, le=36_500)

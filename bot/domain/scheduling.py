@@ -76,7 +76,10 @@ class RateBudget:
         if self.unlimited:
             return now
         self._expire(now)
-        window_free = self._taken[0] + self.window if len(self._taken) >= self.capacity else now
+        # Room comes back when the capacity-th latest take leaves the window (more than
+        # `capacity` may be in it after `record`, e.g. takes made at a higher rate).
+        full = len(self._taken) >= self.capacity
+        window_free = self._taken[-self.capacity] + self.window if full else now
         return max(window_free, self._slice_full_until(now))
 
 

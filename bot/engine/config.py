@@ -14,7 +14,11 @@ class EngineConfig:
     max_active: int = 20
     max_active_per_guild: int = 10
     # Requests to Together (submissions and polls) in any one-second window; 0: unlimited.
+    # With a start rate it is the ceiling of the rate learned from Together's answers.
     requests_per_second: float = 5.0
+    # The learned rate starts here (TOGETHER_START_REQUESTS_PER_SECOND, 1.0 in the bot);
+    # 0: no learning, a fixed requests_per_second.
+    start_requests_per_second: float = 0.0
     # Periodic edits per channel in any 5 seconds (state changes always go out).
     edits_per_channel: int = 4
     submit_attempts: int = 3

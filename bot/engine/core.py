@@ -15,8 +15,10 @@ import logging
 import math
 
 from bot.clock import Clock
+from bot.domain.budget import Claim, Lane
 from bot.domain.catalog import Catalog
-from bot.domain.scheduling import FixedPlanner, PollPlanner, RateBudget
+from bot.domain.scheduling import FixedPlanner, PollPlanner
+from bot.engine.budget import RequestBudget
 from bot.engine.config import EngineConfig
 from bot.engine.delivery import Courier, Deliveries, DeliveryConfig
 from bot.engine.polling import Poller
@@ -52,9 +54,8 @@ class JobEngine:
         self._jobs = runtime.jobs
         self._store = store
         planner = planner or FixedPlanner(config.poll_interval)
-        # Together counts requests as they arrive, and requests that left a window apart can
-        # arrive inside one (the bench saw 11 in a second from a budget of 10): 5 % of slack.
-        self._budget = RateBudget(config.requests_per_second, margin=0.05)
+        # One budget for POSTs and GETs, learned from Together's answers (bot/engine/budget.py).
+        self._budget = RequestBudget(config)
         self._writer = StateWriter(store, runtime)
         self._edits = ProgressEdits(runtime, self._writer, store, planner)
         self._writer.on_moved = self._edits.request
@@ -70,6 +71,7 @@ class JobEngine:
             catalog,
             notifier=self._notifier,
         )
+        self._submitter.token_now = self._token_now
         self._courier = Courier(
             fetch,
             clock,
@@ -208,9 +210,32 @@ class JobEngine:
         if self._accepting:
             active, by_guild = self._active_counts()
             self._submitter.start(now, queued, active, by_guild)
-        self._poller.start(now)
+        self._start_requests(now)
         self._deliveries.start(now)
         self._edits.tick(now)
+
+    def _start_requests(self, now: float, also: Tracked | None = None) -> bool:
+        """Give the budget's free tokens to the POSTs and polls due, by priority: late polls,
+        then new jobs, then early polls (README, "Request budget"), none starved.
+
+        `also`: a submission just made ready by its own task (busy, so not among the
+        claims); True if it got a token, and its task sends it.
+        """
+        claims = self._poller.claims(now) + self._submitter.claims(now)
+        if also is not None:
+            claims.append(Claim(Lane.SUBMIT, now, also))
+        own = False
+        for claim in self._budget.grant(now, claims):
+            if claim.item is also:
+                own = True
+            elif claim.lane is Lane.SUBMIT:
+                self._submitter.send(claim.item)
+            else:
+                self._poller.begin(claim.item)
+        return own
+
+    def _token_now(self, tracked: Tracked) -> bool:
+        return self._start_requests(self._runtime.now(), also=tracked)
 
     def _next_due(self) -> float:
         """When the loop next has something to start.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from bot.domain.scheduling import PollPlanner, RateBudget
+from bot.domain.budget import Claim, Lane
+from bot.domain.scheduling import PollPlanner
+from bot.engine.budget import RequestBudget
 from bot.engine.decisions import Finish, after_status, backoff, timed_out
 from bot.engine.ports import VideoAPI
 from bot.engine.runtime import Runtime
@@ -23,7 +25,7 @@ class Poller:
         runtime: Runtime,
         writer: StateWriter,
         api: VideoAPI,
-        budget: RateBudget,
+        budget: RequestBudget,
         planner: PollPlanner,
     ) -> None:
         self._runtime = runtime
@@ -33,29 +35,39 @@ class Poller:
         self._budget = budget
         self._planner = planner
 
-    def start(self, now: float) -> None:
-        running = [
-            t for t in self._runtime.jobs.values() if t.job.state is JobState.RUNNING and not t.busy
+    def claims(self, now: float) -> list[Claim[Tracked]]:
+        """The polls due now, each in its lane: a job past its expected finish (or at its
+        deadline, for the last check before it is timed out) is a late poll."""
+        return [
+            Claim(self._lane(t, now), t.due_at, t)
+            for t in self._runtime.jobs.values()
+            if t.job.state is JobState.RUNNING and not t.busy and t.due_at <= now
         ]
-        # Most overdue first: under a tight budget the longest-waiting poll goes next. A job at
-        # its deadline is polled once more before it is timed out (see poll).
-        for tracked in sorted(running, key=lambda t: t.due_at):
-            if tracked.due_at <= now and self._budget.try_take(now):
-                self._runtime.spawn_work(tracked, self.poll(tracked))
+
+    def _lane(self, tracked: Tracked, now: float) -> Lane:
+        late = now >= tracked.job.deadline_at or self._planner.eta(tracked.job, now) is None
+        return Lane.LATE_POLL if late else Lane.EARLY_POLL
+
+    def begin(self, tracked: Tracked) -> None:
+        """Poll the job; its budget token is already taken."""
+        self._runtime.spawn_work(tracked, self.poll(tracked))
 
     async def poll(self, tracked: Tracked) -> None:
         job = tracked.job
         assert job.together_id is not None
+        sent_at = self._runtime.now()
         try:
             status = await self._api.get_video(job.together_id)
         except TogetherError as exc:
             now = self._runtime.now()
+            self._budget.failed(now, sent_at, exc)
             if now >= job.deadline_at + self._config.final_check_grace:
                 await self._writer.finish(tracked, timed_out(job, now))
             else:
                 self._wait_after(tracked, exc)
             return
         tracked.poll_failures = 0
+        self._budget.answered(self._runtime.now(), sent_at, status)
         await self.apply(tracked, status)
         # Checked after a fresh answer, so a video that finished meanwhile is still delivered.
         now = self._runtime.now()

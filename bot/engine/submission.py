@@ -11,8 +11,10 @@ import logging
 import math
 from collections.abc import Callable
 
+from bot.domain.budget import Claim, Lane
 from bot.domain.catalog import Catalog
-from bot.domain.scheduling import FairQueue, PollPlanner, RateBudget
+from bot.domain.scheduling import FairQueue, PollPlanner
+from bot.engine.budget import RequestBudget
 from bot.engine.decisions import (
     RetrySubmission,
     after_submit_error,
@@ -40,7 +42,7 @@ class Submitter:
         writer: StateWriter,
         store: JobStore,
         api: VideoAPI,
-        budget: RateBudget,
+        budget: RequestBudget,
         planner: PollPlanner,
         poller: Poller,
         catalog: Catalog | None,
@@ -58,6 +60,8 @@ class Submitter:
         self._catalog = catalog
         self._notifier = notifier
         self.queue = FairQueue()
+        # Set by the engine: whether this ready job gets a token now, among every claim.
+        self.token_now: Callable[[Tracked], bool] = lambda tracked: False
 
     # -- scheduling ----------------------------------------------------------------------
 
@@ -95,8 +99,23 @@ class Submitter:
             tracked.submission = Submission.PREPARING
             self._runtime.spawn_work(tracked, self.submit(tracked))
 
+    def claims(self, now: float) -> list[Claim[Tracked]]:
+        """The submissions built and waiting for a budget token (their POST)."""
+        return [
+            Claim(Lane.SUBMIT, t.due_at, t)
+            for t in self._runtime.jobs.values()
+            if t.submission is Submission.READY
+            and t.job.state is JobState.SUBMITTING
+            and not t.busy
+            and t.due_at <= now
+        ]
+
+    def send(self, tracked: Tracked) -> None:
+        """POST the job; its budget token is already taken."""
+        self._runtime.spawn_work(tracked, self._send(tracked))
+
     def start_sends(self, now: float) -> None:
-        """POST the submissions that are ready, and settle any whose task ended half-way."""
+        """Settle the submissions whose task ended half-way (ready ones wait for a token)."""
         due = [
             t
             for t in self._runtime.jobs.values()
@@ -114,9 +133,8 @@ class Submitter:
         if job.state is not JobState.SUBMITTING:
             return
         if tracked.submission is Submission.READY:
-            if self._budget.try_take(now):
-                self._runtime.spawn_work(tracked, self._send(tracked))
-        elif tracked.submission is Submission.PREPARING:
+            return  # a claim for the next token: see claims
+        if tracked.submission is Submission.PREPARING:
             self._runtime.spawn_work(tracked, self.submit(tracked))
         elif tracked.accepted is not None:
             self._runtime.spawn_work(tracked, self._record_accepted(tracked, tracked.accepted))
@@ -140,16 +158,16 @@ class Submitter:
         model = self._catalog.get(job.model) if self._catalog else None
         links = await self._fresh_links(tracked)
         if links is None:
+            tracked.submission = None  # failed unsent
             return
         tracked.request = build_request(job, await self._store.media(job.id), model, links)
         tracked.submission = Submission.READY
-        # The budget token is taken right before the request goes out, never before a write:
-        # a token taken early would be spent late, bunched with the next window's requests.
-        now = self._runtime.now()
-        if self._budget.try_take(now):
+        # The budget token is taken right before the request goes out, never before a write
+        # (a token taken early would be spent late, bunched with the next window's requests),
+        # and weighed against the polls waiting (see claims); without one the loop sends it.
+        tracked.due_at = self._runtime.now()
+        if self.token_now(tracked):
             await self._send(tracked)
-        else:
-            tracked.due_at = self._budget.next_free(now)
 
     async def _fresh_links(self, tracked: Tracked) -> list[MediaLink] | None:
         """The job's links, each valid for a while yet; None when one cannot be had (the job
@@ -187,11 +205,14 @@ class Submitter:
         job, request = tracked.job, tracked.request
         assert request is not None and job.state is JobState.SUBMITTING
         tracked.submission, tracked.request = Submission.SENDING, None
+        sent_at = self._runtime.now()
         try:
             created = await self._api.create_video(request)
         except TogetherError as exc:
+            self._budget.failed(self._runtime.now(), sent_at, exc)
             await self._failed(tracked, exc)
             return
+        self._budget.answered(self._runtime.now(), sent_at, created)
         # Logged before it is stored: should the write fail for good, the id is still on record.
         log.info("Job %d: accepted by Together as %s", job.id, created.id)
         tracked.accepted = created

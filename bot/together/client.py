@@ -30,6 +30,7 @@ from bot.together.errors import (
     TogetherRateLimited,
     TogetherServerError,
 )
+from bot.together.limits import parse_rate_limit_headers
 from bot.together.models import (
     _RETRYABLE_STATUSES,
     VIDEOS_PATH,
@@ -248,11 +249,12 @@ class TogetherClient:
             type=fields["type"],
             param=fields["param"],
             retry_after=parse_retry_after(response.headers),
+            limits=parse_rate_limit_headers(response.headers, time.time()),
         )
 
     def _parse_job(self, response: httpx.Response) -> VideoJob:
         try:
-            return VideoJob.model_validate(response.json())
+            job = VideoJob.model_validate(response.json())
         except (ValueError, ValidationError):
             # ValidationError text could echo the body; keep the message short and fixed.
             raise TogetherProtocolError(
@@ -260,6 +262,8 @@ class TogetherClient:
                 status=response.status_code,
                 type="invalid_response",
             ) from None
+        limits = parse_rate_limit_headers(response.headers, time.time())
+        return job if limits is None else job.model_copy(update={"limits": limits})
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bot.together.limits import RateLimitHeaders
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -17,6 +19,7 @@ class TogetherError(Exception):
         type: str | None = None,
         param: str | None = None,
         retry_after: float | None = None,
+        limits: RateLimitHeaders | None = None,
     ) -> None:
         self.message = message
         self.status = status
@@ -24,6 +27,7 @@ class TogetherError(Exception):
         self.type = type
         self.param = param
         self.retry_after = retry_after
+        self.limits = limits  # the answer's x-ratelimit-* headers, if it had any
         super().__init__(self._describe())
 
     def _describe(self) -> str:

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.together.limits import RateLimitHeaders
+
 log = logging.getLogger(__name__)
 
 VIDEOS_PATH = "/v2/videos"
@@ -135,6 +137,8 @@ class VideoJob(BaseModel):
     error_message: str | None = None
     error_code: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+    # The answer's x-ratelimit-* headers, set by the client; not part of the body.
+    limits: RateLimitHeaders | None = Field(default=None, exclude=True, repr=False)
 
     @model_validator(mode="before")
     @classmethod

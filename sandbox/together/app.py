@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.together.limits import DynamicLimit
 from sandbox.together.responses import error_response, job_object
 from sandbox.together.scripts import (
     JobScript,
@@ -60,6 +61,7 @@ class TogetherSandbox:
         fault_rate: float = 0.0,
         rng: random.Random | None = None,
         on_request: Callable[[RecordedRequest], None] | None = None,
+        dynamic_limit: DynamicLimit | None = None,
     ) -> None:
         if not 0.0 <= fault_rate <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
@@ -80,6 +82,8 @@ class TogetherSandbox:
         self._scripts: deque[JobScript] = deque()
         self._video = FIXTURE_MP4.read_bytes()
         self._runner: web.AppRunner | None = None
+        # Together's per-account dynamic request limit (opt-in): see sandbox/together/limits.py.
+        self.dynamic_limit = dynamic_limit
 
     # -- control ---------------------------------------------------------------------------
 
@@ -92,6 +96,8 @@ class TogetherSandbox:
 
     def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._record_middleware])
+        if self.dynamic_limit is not None:
+            app.middlewares.append(self._limit_middleware)
         app.router.add_post(VIDEOS_PATH, self._create)
         app.router.add_get(VIDEOS_PATH + "/{id}", self._retrieve)
         app.router.add_get("/shrt/{id}", self._short_link)
@@ -136,6 +142,19 @@ class TogetherSandbox:
         body = _parse_json(await request.read())
         response = await _run_handler(request, handler)
         self._record(request, body, response.status)
+        return response
+
+    @web.middleware
+    async def _limit_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Together's dynamic limit on every authenticated /v2/videos request."""
+        limit = self.dynamic_limit
+        if limit is None or not request.path.startswith(VIDEOS_PATH) or not self._auth_ok(request):
+            return await handler(request)
+        if not limit.admit(self.clock()):
+            return limit.refusal(self.clock())
+        response = await handler(request)
+        if response.status < 400:
+            limit.succeeded(self.clock())
         return response
 
     def _record(self, request: web.Request, body: Any, status: int) -> None:

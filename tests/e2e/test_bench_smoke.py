@@ -14,7 +14,7 @@ import pytest
 
 from bench import floor
 from bench.__main__ import main, run_bench
-from bench.report import COLUMNS
+from bench.report import COLUMNS, NEW_ACCOUNT_COLUMNS
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="bench reads /proc")
 
@@ -66,3 +66,28 @@ async def test_floor_compares_the_bot_with_discord_py_alone(tmp_path: Path) -> N
     table = floor.render(results, 5)
     assert "| discord.py alone (answers `ok`) | 1 |" in table
     assert "| this bot | 1 |" in table
+
+
+@pytest.mark.timeout(120)
+async def test_new_account_scenario_compares_learning_with_a_fixed_budget(
+    tmp_path: Path,
+) -> None:
+    result = await run_bench(["new-account"], scale=20, members=2, seed=3, jobs=3, workdir=tmp_path)
+
+    assert [m.strategy for m in result.rows] == ["learning, ceiling 5/s", "fixed 5/s"]
+    section = result.markdown.split("New account", 1)[1].split("Targets:", 1)[0]
+    header, rows = table_rows(section)
+    assert header == [name for name, _ in NEW_ACCOUNT_COLUMNS]
+    assert [row[1] for row in rows] == ["learning, ceiling 5/s", "fixed 5/s"]
+    for row in rows:
+        assert row[header.index("Delivered")] == "3/3"
+        for name in ("Together 429s", "429s/job", "Done→Discord p50 (s)"):
+            assert NUMBER.match(row[header.index(name)]), f"{name}: {row!r}"
+    assert re.search(
+        r"\*\*(PASS|MISS)\*\* new-account, learning, ceiling 5/s: Together 429s after the first "
+        r"minute",
+        result.markdown,
+    )
+    # The learning run's bot said where its budget started.
+    log = (tmp_path / "new-account-learning" / "bot-1.log").read_text()
+    assert "Together request budget starts at" in log

@@ -22,6 +22,7 @@ from bot.together.errors import (
     TogetherRateLimited,
     TogetherServerError,
 )
+from bot.together.limits import RateLimitHeaders, parse_rate_limit_headers
 from bot.together.models import (
     MAX_VIDEO_COST_USD,
     REASON_LIMIT,
@@ -473,6 +474,45 @@ async def test_rate_limited_carries_retry_after() -> None:
         with pytest.raises(TogetherRateLimited) as info:
             await client.create_video(CreateVideoRequest(model="m"))
     assert info.value.retry_after == 12.0
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, None),
+        ({"X-RateLimit-Limit": "1"}, RateLimitHeaders(limit=1.0)),
+        (
+            {"x-ratelimit-limit": "0.5", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "7"},
+            RateLimitHeaders(limit=0.5, remaining=0.0, reset=7.0),
+        ),
+        ({"x-ratelimit-reset": "1m30s"}, RateLimitHeaders(reset=90.0)),
+        ({"x-ratelimit-reset": "250ms"}, RateLimitHeaders(reset=0.25)),
+        # A Unix time: seconds from the wall clock passed in.
+        ({"x-ratelimit-reset": "1700000042"}, RateLimitHeaders(reset=42.0)),
+        ({"x-ratelimit-limit": "lots", "x-ratelimit-remaining": "-3"}, None),
+        ({"x-ratelimit-limit": "0", "x-ratelimit-remaining": "2"}, RateLimitHeaders(remaining=2)),
+    ],
+)
+def test_rate_limit_headers_parsed(
+    headers: dict[str, str], expected: RateLimitHeaders | None
+) -> None:
+    assert parse_rate_limit_headers(headers, wall_now=1_700_000_000.0) == expected
+
+
+async def test_rate_limit_headers_reach_the_engine_on_answers_and_errors() -> None:
+    limits = {"x-ratelimit-limit": "1", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "3"}
+    ok = httpx.Response(200, json={"id": "j1", "status": "queued"}, headers=limits)
+    refused = error_response(
+        429, "over", headers={**limits, "retry-after": "3"}, code="dynamic_request_limited"
+    )
+    async with make_client(Recorder(ok, refused), get_retries=0) as client:
+        job = await client.get_video("j1")
+        with pytest.raises(TogetherRateLimited) as info:
+            await client.get_video("j1")
+    assert job.limits == RateLimitHeaders(limit=1.0, remaining=0.0, reset=3.0)
+    assert "limits" not in job.model_dump()  # not part of the job
+    assert info.value.limits == RateLimitHeaders(limit=1.0, remaining=0.0, reset=3.0)
+    assert info.value.code == "dynamic_request_limited" and info.value.retry_after == 3.0
 
 
 # --------------------------------------------------------------------------- POST is never retried

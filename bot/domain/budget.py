@@ -1,0 +1,279 @@
+"""The request budget for Together: a rate learned from its answers, and who gets each token.
+
+- AdaptiveBudget: a RateBudget whose rate starts low and follows Together's answers (AIMD:
+  down by a factor on a 429, up by a small step after a run of successes), never above the
+  operator's ceiling, with pauses for Retry-After and an exhausted ``x-ratelimit-remaining``.
+- Priorities: which waiting request gets the next token (late polls, then new submissions,
+  then early polls), with a share for whoever has waited longest so none starves.
+
+No I/O and no clock of their own: every method takes `now`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Generic, TypeVar
+
+from bot.domain.scheduling import RateBudget
+
+
+@dataclass(frozen=True)
+class RateChange:
+    """The budget's rate moved (or a pause began): worth one log line."""
+
+    rate: float  # requests per second now
+    reason: str
+    paused_for: float = 0.0  # seconds with no request at all, from now
+
+
+class AdaptiveBudget:
+    """Requests per second learned from Together's answers, within `ceiling`.
+
+    Together's limits are per account and dynamic: a new account starts at 60 requests per
+    minute, later about twice the past hour's successful rate. So the budget starts at
+    `start` (1/s: that documented base, which also never trips the limit of an account that
+    has not built up any history) and then:
+
+    - a 429 cuts the rate to `DECREASE` times itself, or to the limit Together stated if
+      that is lower; one cut per rate (429s for requests sent before the last change are
+      answers to the old rate and cut nothing more);
+    - ``x-ratelimit-limit`` below the rate (on any answer) lowers it to that limit;
+    - Retry-After, or ``x-ratelimit-remaining: 0`` with ``x-ratelimit-reset``, pauses every
+      request until it has passed (at most `MAX_PAUSE`);
+    - after `RAISE_AFTER` successes in a row sent at close to the full rate, the rate rises
+      by `step` (a tenth of the start rate); above the last rate Together refused, it takes
+      `CAUTION` times as many, since every probe there may cost a 429. A budget that is not
+      used up learns nothing: an idle bot does not talk itself into a rate never tried.
+
+    The counts (not seconds) make the learning independent of the time scale: it behaves the
+    same in a time-compressed benchmark as in real time. The window and pacing guarantees are
+    RateBudget's: the requests already sent are carried over when the rate changes, so no
+    window ever holds more than the current rate allows.
+
+    `ceiling` 0 or None: no budget at all (unlimited, nothing learned). `start` 0 or None:
+    a fixed budget of `ceiling` that ignores every signal (the behaviour before learning).
+    """
+
+    DECREASE = 0.7
+    STEP = 0.1  # of the start rate
+    FLOOR = 0.1  # of the start rate: the lowest the rate is ever cut to
+    RAISE_AFTER = 60  # successes in a row (a minute at Together's base rate)
+    CAUTION = 5
+    FULL_USE = 1.5  # a run counts as "at the full rate" if it took at most 1.5 times its due
+    MAX_PAUSE = 300.0
+
+    def __init__(
+        self, ceiling: float | None, start: float | None = None, margin: float = 0.0
+    ) -> None:
+        self.unlimited = not ceiling or ceiling <= 0
+        self.ceiling = math.inf if self.unlimited else float(ceiling or 0)
+        self.learning = not self.unlimited and bool(start) and (start or 0) > 0
+        self.start = min(float(start or 0), self.ceiling) if self.learning else self.ceiling
+        self.step = self.STEP * self.start
+        self.floor = self.FLOOR * self.start
+        self._margin = margin
+        self.rate = self.start
+        self._inner = RateBudget(None if self.unlimited else self.rate, margin)
+        # Takes, kept for the longest window of any rate (the floor's, or 1 s above 1/s), so
+        # a rate change carries every one still inside the new window.
+        self._sent: deque[float] = deque()
+        self._longest_window = max(1.0, 1.0 / self.floor if self.floor > 0 else 1.0) * (1 + margin)
+        self._paused_until = -math.inf
+        self._changed_at = -math.inf  # when the rate last changed
+        self._known_limit = math.inf  # the last rate Together refused (or stated)
+        self._run = 0  # successes in a row at close to the full rate
+        self._run_started = 0.0
+
+    # -- the RateBudget interface ------------------------------------------------------------
+
+    @property
+    def capacity(self) -> int:
+        return self._inner.capacity
+
+    def try_take(self, now: float) -> bool:
+        if now < self._paused_until or not self._inner.try_take(now):
+            return False
+        self._remember(now)
+        return True
+
+    def record(self, now: float) -> None:
+        self._inner.record(now)
+        self._remember(now)
+
+    def _remember(self, now: float) -> None:
+        """Keep the takes as long as the longest window any rate may have."""
+        if self.unlimited:
+            return
+        self._sent.append(now)
+        while self._sent and self._sent[0] <= now - self._longest_window:
+            self._sent.popleft()
+
+    def next_free(self, now: float) -> float:
+        return max(self._inner.next_free(now), self._paused_until)
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until
+
+    # -- learning ------------------------------------------------------------------------
+
+    def succeeded(
+        self,
+        now: float,
+        sent_at: float,
+        *,
+        limit: float | None = None,
+        remaining: float | None = None,
+        reset: float | None = None,
+    ) -> RateChange | None:
+        """A request sent at `sent_at` was answered (not with a 429); the headers if any."""
+        if not self.learning:
+            return None
+        change = self.stated(now, limit=limit, remaining=remaining, reset=reset)
+        if change is not None or sent_at < self._changed_at:
+            return change
+        if self._run == 0 or sent_at - self._run_started > self.FULL_USE * self._run / self.rate:
+            # The first of a run, or the budget was not used up meanwhile: start counting again.
+            self._run, self._run_started = 0, sent_at
+        self._run += 1
+        cautious = self.rate + self.step > self._known_limit * (1 + 1e-9)
+        needed = self.RAISE_AFTER * (self.CAUTION if cautious else 1)
+        if self._run < needed or self.rate >= self.ceiling:
+            return None
+        return self._set_rate(
+            now, min(self.ceiling, self.rate + self.step), f"{needed} requests in a row answered"
+        )
+
+    def throttled(
+        self,
+        now: float,
+        sent_at: float,
+        *,
+        reason: str = "429",
+        retry_after: float | None = None,
+        limit: float | None = None,
+        remaining: float | None = None,
+        reset: float | None = None,
+    ) -> RateChange | None:
+        """A request sent at `sent_at` was answered 429."""
+        if not self.learning:
+            return None
+        pause = self._pause(now, retry_after if retry_after is not None else reset)
+        if sent_at < self._changed_at:
+            # Sent at the old rate: the cut that answered it is already made.
+            return RateChange(self.rate, reason, pause) if pause else None
+        self._known_limit = min(self.rate, limit) if limit and limit > 0 else self.rate
+        lowered = limit if limit and 0 < limit < self.rate else self.rate * self.DECREASE
+        change = self._set_rate(now, max(self.floor, lowered), reason)
+        if change is None:  # already at the floor
+            self._changed_at, self._run = now, 0
+            return RateChange(self.rate, reason, pause) if pause else None
+        return RateChange(change.rate, reason, pause)
+
+    def stated(
+        self,
+        now: float,
+        *,
+        limit: float | None = None,
+        remaining: float | None = None,
+        reset: float | None = None,
+    ) -> RateChange | None:
+        """What ``x-ratelimit-*`` on an answer other than a 429 says."""
+        if not self.learning:
+            return None
+        change = None
+        if limit is not None and limit > 0:
+            self._known_limit = limit
+            if limit < self.rate:
+                change = self._set_rate(
+                    now, max(self.floor, limit), f"x-ratelimit-limit {limit:g}/s"
+                )
+        if remaining is not None and remaining <= 0 and reset:
+            pause = self._pause(now, reset)
+            if pause:
+                return RateChange(self.rate, "x-ratelimit-remaining 0", pause)
+        return change
+
+    def _pause(self, now: float, seconds: float | None) -> float:
+        """Pause every request for `seconds`; how long the pause is from now if it grew."""
+        if seconds is None or not seconds > 0:
+            return 0.0
+        until = now + min(seconds, self.MAX_PAUSE)
+        if until <= self._paused_until:
+            return 0.0
+        self._paused_until = until
+        return until - now
+
+    def _set_rate(self, now: float, rate: float, reason: str) -> RateChange | None:
+        rate = min(self.ceiling, rate)
+        if math.isclose(rate, self.rate, rel_tol=1e-9):
+            return None
+        # Whatever went out still counts in the new window: no burst at a change.
+        inner = RateBudget(rate, self._margin)
+        for sent in self._sent:
+            inner.record(sent)
+        self._inner, self.rate = inner, rate
+        self._changed_at, self._run = now, 0
+        return RateChange(rate, reason)
+
+
+class Lane(IntEnum):
+    """What a request is for, in the order the budget serves them (lowest first)."""
+
+    LATE_POLL = 0  # a running job past its expected finish: the video may be waiting
+    SUBMIT = 1  # a new job: nothing happens for it until it is sent
+    EARLY_POLL = 2  # a job not expected to be done yet: rarely finds anything
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Claim(Generic[T]):
+    """A request waiting for a token: its lane, since when it has been due, and what it is."""
+
+    lane: Lane
+    since: float
+    item: T
+
+
+class Priorities:
+    """Who gets the next token: the lowest lane first, the longest-waiting within it.
+
+    Strict lanes alone would let a steady stream of late polls hold back every submission, or
+    polls and submissions together every early poll. So every `FAIR_EVERY`-th token goes to
+    the claim that has been due longest, whatever its lane: a claim's `since` stays put while
+    it waits and every served one comes back with a later one, so each waiting claim is
+    reached within a bounded number of tokens.
+    """
+
+    FAIR_EVERY = 4
+
+    def __init__(self) -> None:
+        self._granted = 0
+
+    def choose(self, claims: Sequence[Claim[T]]) -> Claim[T] | None:
+        """The claim the next token goes to (call `granted` once it has it)."""
+        if not claims:
+            return None
+        if self._granted % self.FAIR_EVERY == self.FAIR_EVERY - 1:
+            return min(claims, key=lambda c: (c.since, c.lane))
+        return min(claims, key=lambda c: (c.lane, c.since))
+
+    def granted(self) -> None:
+        self._granted += 1
+
+    def serve(self, claims: Sequence[Claim[T]], tokens: int) -> list[Claim[T]]:
+        """Grant `tokens` tokens to `claims`: the claims served, in order."""
+        left, out = list(claims), list[Claim[T]]()
+        while left and len(out) < tokens:
+            claim = self.choose(left)
+            assert claim is not None
+            left.remove(claim)
+            out.append(claim)
+            self.granted()
+        return out
