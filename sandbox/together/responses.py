@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.together.models import MODELS
+from sandbox.together.models import MODELS, pixel_size
 from sandbox.together.scripts import SandboxJob, Shape
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
@@ -34,11 +34,14 @@ _ERROR_MESSAGES = {
 }
 _INPUT_FIELDS = (
     "fps",
+    "generate_audio",
     "guidance_scale",
     "height",
     "model",
     "output_quality",
     "prompt",
+    "ratio",
+    "resolution",
     "seconds",
     "seed",
     "steps",
@@ -148,10 +151,20 @@ def _seconds(job: SandboxJob) -> str:
 
 
 def _size(job: SandboxJob) -> str:
-    width, height = job.body.get("width"), job.body.get("height")
+    """WxH: as asked, else from resolution and ratio (a missing one at the model's default)."""
+    body, default = job.body, MODELS[job.model].size
+    width, height = body.get("width"), body.get("height")
     if isinstance(width, int) and isinstance(height, int):
         return f"{width}x{height}"
-    return MODELS[job.model].size
+    resolution, ratio = body.get("resolution"), body.get("ratio")
+    if not isinstance(resolution, str) and not isinstance(ratio, str):
+        return default
+    default_width, default_height = (int(side) for side in default.split("x"))
+    if not isinstance(resolution, str):
+        resolution = f"{min(default_width, default_height)}P"
+    if not isinstance(ratio, str):
+        ratio = "16:9" if default_width >= default_height else "9:16"
+    return pixel_size(resolution, ratio) or default
 
 
 def _inputs(job: SandboxJob) -> dict[str, Any]:
