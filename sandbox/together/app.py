@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.together.fetching import MediaFetcher
 from sandbox.together.responses import error_response, job_object
 from sandbox.together.scripts import (
     JobScript,
@@ -80,6 +81,8 @@ class TogetherSandbox:
         self._scripts: deque[JobScript] = deque()
         self._video = FIXTURE_MP4.read_bytes()
         self._runner: web.AppRunner | None = None
+        # Fetches each job's video and audio inputs; set `media_fetcher.timeout` to shorten.
+        self.media_fetcher = MediaFetcher()
 
     # -- control ---------------------------------------------------------------------------
 
@@ -111,6 +114,7 @@ class TogetherSandbox:
         self.base_url = f"http://{_url_host(bound_host)}:{bound_port}"
 
     async def close(self) -> None:
+        await self.media_fetcher.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -261,7 +265,12 @@ class TogetherSandbox:
             clock=self.clock,
         )
         self.jobs[job.id] = job
+        self._start_media_fetches(job)
         return job
+
+    def _start_media_fetches(self, job: SandboxJob) -> None:
+        # Like Together, fetch the video and audio URLs after answering; a dead one fails the job.
+        self.media_fetcher.start(job)
 
     def _completed_job(self, request: web.Request) -> SandboxJob | None:
         job = self.jobs.get(request.match_info["id"])

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.together.models import MODELS, pixel_size
-from sandbox.together.scripts import SandboxJob, Shape
+from sandbox.together.scripts import FETCH_ERROR_CODE, SandboxJob, Shape
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 SANDBOX_USER_ID = "sandbox-user"
@@ -92,8 +92,13 @@ def job_object(job: SandboxJob, now: float, base_url: str, shape: Shape) -> dict
     """The job as GET /v2/videos/{id} shows it at `now`, in the given shape."""
     status = job.status_at(now)
     stamp = _iso if shape == "iso_timestamps" else _unix
-    claimed = status != "queued" and not job.script.fail_immediately
-    done_unix = job.unix_after(job.script.done_after) if status in TERMINAL else None
+    ended = job.ended_after() if status in TERMINAL else None
+    claimed = (
+        status != "queued"
+        and not job.script.fail_immediately
+        and (ended is None or ended >= job.script.queue_seconds)
+    )
+    done_unix = job.unix_after(ended) if ended is not None else None
     claimed_unix = job.unix_after(job.script.queue_seconds) if claimed else None
     failure = _failure(job) if status in ("failed", "cancelled") else None
     info_errors = shape == "info_errors"
@@ -135,6 +140,8 @@ def _claimed_stamp(claimed_unix: float | None, shape: Shape) -> int | str | None
 
 
 def _failure(job: SandboxJob) -> dict[str, Any]:
+    if job.fetch_error is not None and not job.script.fail_immediately:
+        return {"message": job.fetch_error, "code": FETCH_ERROR_CODE}
     return {"message": job.script.error_message, "code": job.script.error_code}
 
 
