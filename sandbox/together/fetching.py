@@ -15,6 +15,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from sandbox.together.scripts import MediaFetch, SandboxJob
 from sandbox.together.validation import media_urls
@@ -24,6 +25,8 @@ MEDIA_FETCH_TIMEOUT = 5.0
 # Bytes read from one input at most (counted, not kept); the facts cap audio at 15 MB.
 MEDIA_FETCH_MAX_BYTES = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class MediaFetcher:
@@ -75,27 +78,44 @@ class MediaFetcher:
 
 
 async def _fetch_one(session: aiohttp.ClientSession, name: str, url: str) -> MediaFetch:
-    if not _is_loopback(url):
-        return MediaFetch(name, url, None, 0, "the stand-in fetches only loopback URLs")
     try:
-        async with session.get(url) as response:
-            size = 0
-            async for chunk in response.content.iter_chunked(_CHUNK):
-                size += len(chunk)
-                if size >= MEDIA_FETCH_MAX_BYTES:
-                    break
-            status = response.status
+        return await _follow(session, name, url)
     except TimeoutError:
         return MediaFetch(name, url, None, 0, "timed out")
     except aiohttp.ClientConnectionError as exc:
         return MediaFetch(name, url, None, 0, _connection_error(exc))
     except aiohttp.ClientError as exc:
-        return MediaFetch(name, url, None, 0, f"{type(exc).__name__}")
-    if not 200 <= status < 300:
-        return MediaFetch(name, url, status, size, f"HTTP {status}")
-    if size == 0:
-        return MediaFetch(name, url, status, 0, "empty body")
-    return MediaFetch(name, url, status, size, None)
+        return MediaFetch(name, url, None, 0, type(exc).__name__)
+
+
+async def _follow(session: aiohttp.ClientSession, name: str, url: str) -> MediaFetch:
+    """GET `url`, following redirects by hand so that every hop is checked to be loopback."""
+    target = url
+    for _ in range(MAX_REDIRECTS + 1):
+        if not _is_loopback(target):
+            return MediaFetch(name, url, None, 0, "the stand-in fetches only loopback URLs")
+        async with session.get(target, allow_redirects=False) as response:
+            location = response.headers.get("Location")
+            if response.status in _REDIRECTS and location:
+                target = str(response.url.join(URL(location)))
+                continue
+            size = await _drain(response)
+            status = response.status
+        if not 200 <= status < 300:
+            return MediaFetch(name, url, status, size, f"HTTP {status}")
+        if size == 0:
+            return MediaFetch(name, url, status, 0, "empty body")
+        return MediaFetch(name, url, status, size, None)
+    return MediaFetch(name, url, None, 0, "too many redirects")
+
+
+async def _drain(response: aiohttp.ClientResponse) -> int:
+    size = 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size >= MEDIA_FETCH_MAX_BYTES:
+            break
+    return size
 
 
 def _connection_error(exc: aiohttp.ClientConnectionError) -> str:

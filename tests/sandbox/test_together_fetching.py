@@ -49,6 +49,7 @@ class MediaHost:
         app.router.add_get("/empty.mp4", self._empty)
         app.router.add_get("/held.mp4", self._held)
         app.router.add_get("/moved.mp4", self._moved)
+        app.router.add_get("/away.mp4", self._away)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -79,6 +80,9 @@ class MediaHost:
 
     async def _moved(self, request: web.Request) -> web.Response:
         raise web.HTTPFound("/clip.mp4")
+
+    async def _away(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound("https://cdn.example/clip.mp4")
 
 
 @pytest.fixture
@@ -238,10 +242,12 @@ async def test_a_slow_input_times_out(
     assert sandbox.jobs[job["id"]].fetch_error == "could not fetch media.source_video: timed out"
 
 
+@pytest.mark.parametrize("where", ["outside", "redirected"])
 async def test_a_non_loopback_url_is_not_fetched(
-    sandbox: TogetherSandbox, client: httpx.AsyncClient
+    sandbox: TogetherSandbox, client: httpx.AsyncClient, host: MediaHost, where: str
 ) -> None:
-    job = await edit(client, "https://cdn.example/clip.mp4")
+    url = "https://cdn.example/clip.mp4" if where == "outside" else host.url("away.mp4")
+    job = await edit(client, url)
     await sandbox.media_fetcher.wait()
     [fetch] = sandbox.jobs[job["id"]].fetches
     assert fetch.status is None
