@@ -1,6 +1,7 @@
 """Run the Together stand-in alone: `python -m sandbox.together --port 8700`.
 
-Any non-empty API key works. Prompts with `[fail]` end failed; `[slow]` take 10x longer.
+Any non-empty API key works. Prompts with `[fail]` end failed, `[cancel]` cancelled; `[paused]`
+report the status "paused" for a while before running; `[slow]` take 10x longer.
 """
 
 from __future__ import annotations

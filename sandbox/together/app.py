@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.together.fetching import MediaFetcher
 from sandbox.together.limits import DynamicLimit
 from sandbox.together.responses import error_response, job_object
 from sandbox.together.scripts import (
@@ -84,6 +85,8 @@ class TogetherSandbox:
         self._runner: web.AppRunner | None = None
         # Together's per-account dynamic request limit (opt-in): see sandbox/together/limits.py.
         self.dynamic_limit = dynamic_limit
+        # Fetches each job's video and audio inputs; set `media_fetcher.timeout` to shorten.
+        self.media_fetcher = MediaFetcher()
 
     # -- control ---------------------------------------------------------------------------
 
@@ -117,6 +120,7 @@ class TogetherSandbox:
         self.base_url = f"http://{_url_host(bound_host)}:{bound_port}"
 
     async def close(self) -> None:
+        await self.media_fetcher.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -280,7 +284,12 @@ class TogetherSandbox:
             clock=self.clock,
         )
         self.jobs[job.id] = job
+        self._start_media_fetches(job)
         return job
+
+    def _start_media_fetches(self, job: SandboxJob) -> None:
+        # Like Together, fetch the video and audio URLs after answering; a dead one fails the job.
+        self.media_fetcher.start(job)
 
     def _completed_job(self, request: web.Request) -> SandboxJob | None:
         job = self.jobs.get(request.match_info["id"])

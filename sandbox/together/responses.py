@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.together.models import MODELS
-from sandbox.together.scripts import SandboxJob, Shape
+from sandbox.together.models import MODELS, pixel_size
+from sandbox.together.scripts import FETCH_ERROR_CODE, SandboxJob, Shape
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 SANDBOX_USER_ID = "sandbox-user"
@@ -34,11 +34,14 @@ _ERROR_MESSAGES = {
 }
 _INPUT_FIELDS = (
     "fps",
+    "generate_audio",
     "guidance_scale",
     "height",
     "model",
     "output_quality",
     "prompt",
+    "ratio",
+    "resolution",
     "seconds",
     "seed",
     "steps",
@@ -89,8 +92,13 @@ def job_object(job: SandboxJob, now: float, base_url: str, shape: Shape) -> dict
     """The job as GET /v2/videos/{id} shows it at `now`, in the given shape."""
     status = job.status_at(now)
     stamp = _iso if shape == "iso_timestamps" else _unix
-    claimed = status != "queued" and not job.script.fail_immediately
-    done_unix = job.unix_after(job.script.done_after) if status in TERMINAL else None
+    ended = job.ended_after() if status in TERMINAL else None
+    claimed = (
+        status != "queued"
+        and not job.script.fail_immediately
+        and (ended is None or ended >= job.script.queue_seconds)
+    )
+    done_unix = job.unix_after(ended) if ended is not None else None
     claimed_unix = job.unix_after(job.script.queue_seconds) if claimed else None
     failure = _failure(job) if status in ("failed", "cancelled") else None
     info_errors = shape == "info_errors"
@@ -132,6 +140,8 @@ def _claimed_stamp(claimed_unix: float | None, shape: Shape) -> int | str | None
 
 
 def _failure(job: SandboxJob) -> dict[str, Any]:
+    if job.fetch_error is not None and not job.script.fail_immediately:
+        return {"message": job.fetch_error, "code": FETCH_ERROR_CODE}
     return {"message": job.script.error_message, "code": job.script.error_code}
 
 
@@ -148,10 +158,20 @@ def _seconds(job: SandboxJob) -> str:
 
 
 def _size(job: SandboxJob) -> str:
-    width, height = job.body.get("width"), job.body.get("height")
+    """WxH: as asked, else from resolution and ratio (a missing one at the model's default)."""
+    body, default = job.body, MODELS[job.model].size
+    width, height = body.get("width"), body.get("height")
     if isinstance(width, int) and isinstance(height, int):
         return f"{width}x{height}"
-    return MODELS[job.model].size
+    resolution, ratio = body.get("resolution"), body.get("ratio")
+    if not isinstance(resolution, str) and not isinstance(ratio, str):
+        return default
+    default_width, default_height = (int(side) for side in default.split("x"))
+    if not isinstance(resolution, str):
+        resolution = f"{min(default_width, default_height)}P"
+    if not isinstance(ratio, str):
+        ratio = "16:9" if default_width >= default_height else "9:16"
+    return pixel_size(resolution, ratio) or default
 
 
 def _inputs(job: SandboxJob) -> dict[str, Any]:

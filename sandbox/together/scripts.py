@@ -25,6 +25,12 @@ FAILURE_REASONS: tuple[tuple[str, str], ...] = (
 FAIL_MARKER = "[fail]"
 SLOW_MARKER = "[slow]"
 SLOW_FACTOR = 10.0
+CANCEL_MARKER = "[cancel]"
+PAUSED_MARKER = "[paused]"
+PAUSED_STATUS = "paused"
+CANCELLED_MESSAGE = "The job was cancelled."
+# What a job whose video or audio input could not be fetched ends with (code made up).
+FETCH_ERROR_CODE = "invalid_media"
 
 
 @dataclass(frozen=True)
@@ -56,16 +62,39 @@ class JobScript:
     video_body: bytes | None = None
     # The file route sends the video this slowly, in small timed chunks.
     trickle_bytes_per_second: float | None = None
+    # After the queue, report this status (one Together does not document, e.g. "paused") for
+    # `unknown_status_seconds` before in_progress: clients must keep polling unknown statuses.
+    unknown_status: str | None = None
+    unknown_status_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         rate = self.trickle_bytes_per_second
         if rate is not None and rate <= 0:
             raise ValueError("trickle_bytes_per_second must be positive")
+        if self.unknown_status_seconds < 0:
+            raise ValueError("unknown_status_seconds must not be negative")
+
+    @property
+    def run_after(self) -> float:
+        """Seconds from creation until the job reports in_progress."""
+        pause = self.unknown_status_seconds if self.unknown_status else 0.0
+        return self.queue_seconds + pause
 
     @property
     def done_after(self) -> float:
         """Seconds from creation until the job reaches its outcome."""
-        return 0.0 if self.fail_immediately else self.queue_seconds + self.run_seconds
+        return 0.0 if self.fail_immediately else self.run_after + self.run_seconds
+
+
+@dataclass(frozen=True)
+class MediaFetch:
+    """One video or audio input the stand-in fetched, as Together fetches them."""
+
+    input: str  # e.g. "media.source_video", "media.audio_inputs[0]"
+    url: str
+    status: int | None  # HTTP status; None when no answer came (refused, timed out)
+    bytes: int
+    error: str | None  # why it counts as dead; None when it worked
 
 
 @dataclass
@@ -82,6 +111,12 @@ class SandboxJob:
     downloads: int = 0
     # Downloads the client walked away from before the last byte.
     downloads_cut: int = 0
+    # The video and audio inputs fetched so far, in order. While `fetch_pending`, the job
+    # cannot complete; a dead input sets `fetch_error` and the job reads failed from then on.
+    fetches: list[MediaFetch] = field(default_factory=list)
+    fetch_pending: bool = False
+    fetch_error: str | None = None
+    fetch_failed_at: float | None = None  # on the injected clock
 
     @property
     def model(self) -> str:
@@ -101,14 +136,27 @@ class SandboxJob:
 
     def status_at(self, now: float) -> str:
         script = self.script
-        if script.fail_immediately:
+        if script.fail_immediately or self.fetch_error is not None:
             return "failed"
         elapsed = self.elapsed(now)
         if elapsed < script.queue_seconds:
             return "queued"
-        if elapsed < script.done_after:
+        if script.unknown_status and elapsed < script.run_after:
+            return script.unknown_status
+        if elapsed < script.done_after or self.fetch_pending:
             return "in_progress"
         return script.outcome
+
+    def fail_fetch(self, message: str) -> None:
+        """A video or audio input was dead: the job fails, as a real job would."""
+        self.fetch_error = message
+        self.fetch_failed_at = self.clock()
+
+    def ended_after(self) -> float:
+        """Seconds from creation to the job's end (call only once it has ended)."""
+        if self.fetch_failed_at is not None and not self.script.fail_immediately:
+            return self.fetch_failed_at - self.created_at
+        return self.script.done_after
 
     def unix_after(self, seconds: float) -> float:
         """Wall timestamp `seconds` after creation (scripted time, not real time)."""
@@ -130,16 +178,27 @@ class RecordedRequest:
 
 
 def apply_prompt_markers(script: JobScript, prompt: str | None) -> JobScript:
-    """Hand-testing hooks: `[fail]` ends the job failed, `[slow]` stretches its timeline."""
+    """Hand-testing hooks: `[fail]` ends the job failed, `[cancel]` cancelled, `[paused]` shows
+    the undocumented status "paused" for as long as the run before running, `[slow]` stretches
+    the timeline."""
     if not prompt:
         return script
     if FAIL_MARKER in prompt:
         script = dataclasses.replace(script, outcome="failed")
+    if CANCEL_MARKER in prompt:
+        script = dataclasses.replace(
+            script, outcome="cancelled", error_message=CANCELLED_MESSAGE, error_code=None
+        )
+    if PAUSED_MARKER in prompt:
+        script = dataclasses.replace(
+            script, unknown_status=PAUSED_STATUS, unknown_status_seconds=script.run_seconds
+        )
     if SLOW_MARKER in prompt:
         script = dataclasses.replace(
             script,
             queue_seconds=script.queue_seconds * SLOW_FACTOR,
             run_seconds=script.run_seconds * SLOW_FACTOR,
+            unknown_status_seconds=script.unknown_status_seconds * SLOW_FACTOR,
         )
     return script
 

@@ -157,7 +157,6 @@ INVALID_BODIES: list[tuple[dict[str, Any], str]] = [
         video_body(media={"frame_images": [{"input_image": "b64", "frame": "middle"}]}),
         "media.frame_images",
     ),
-    (video_body(media={"frame_images": [{"input_image": "b64"}]}), "media.frame_images"),
     (video_body(media={"reference_images": "http://x/a.png"}), "media.reference_images"),
     (video_body(media={"reference_images": [1]}), "media.reference_images"),
 ]
@@ -187,9 +186,14 @@ async def test_non_json_body_answers_400(client: httpx.AsyncClient, raw: bytes) 
     "extra",
     [
         {"steps": 10, "seconds": "5", "width": 1366, "height": 768, "output_format": "WEBM"},
-        {"media": {"frame_images": [{"input_image": "aGk=", "frame": "last"}]}},
+        {
+            "model": "google/veo-2.0",
+            "media": {"frame_images": [{"input_image": "aGk=", "frame": "last"}]},
+        },
         {"media": {"frame_images": [{"input_image": "https://x/a.png", "frame": 0}]}},
-        {"media": {"reference_images": ["https://x/a.png", "aGk="]}},
+        # The 2026 spec: an omitted frame is the first (two: first and last).
+        {"media": {"frame_images": [{"input_image": "aGk="}]}},
+        {"model": "vidu/vidu-2.0", "media": {"reference_images": ["https://x/a.png", "aGk="]}},
         {"prompt": "x" * PROMPT_MAX_CHARS},
     ],
 )
@@ -209,11 +213,11 @@ async def test_job_goes_queued_in_progress_completed(
     sandbox: TogetherSandbox, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     sandbox.script_next(JobScript(queue_seconds=1, run_seconds=2, cost=0.5))
-    created = await create(client, width=1280, height=720, seconds="5")
+    created = await create(client, width=1366, height=768, seconds="5")
     assert created["status"] == "queued"
     assert created["object"] == "video"
     assert created["outputs"] is None
-    assert created["size"] == "1280x720"
+    assert created["size"] == "1366x768"
     assert created["seconds"] == "5"
 
     clock.advance(1)
