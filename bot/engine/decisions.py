@@ -67,8 +67,8 @@ def after_status(job: Job, status: VideoJob, now: float) -> Finish | KeepPolling
         return Finish(
             JobState.CANCELLED,
             {
-                "failure_reason": status.error_message
-                or "Together cancelled the job. It does not count against your limits.",
+                "failure_reason": f"{status.error_message or 'Together cancelled the job.'} "
+                "It does not count against your limits.",
                 "provider_status": status.status,
                 "cost_usd": status.cost,
                 "finished_at": now,
