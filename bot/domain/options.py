@@ -238,19 +238,18 @@ def video_limits(model: ModelSpec) -> VideoLimits:
 def _check_needed_media(model: ModelSpec, attachments: Mapping[str, int]) -> None:
     """Image-to-video, reference and edit models need something to start from."""
     given = set(attachments)
+    clip = model.video_input_field is not None
     if model.kind == "i2v" and not given & {"first_frame", "video"}:
-        needs = "`first_frame` (an image to animate)"
-        if model.video_input_field:
-            needs += " or `video` (a clip to continue)"
+        option, needs = "first_frame", "an image to animate as `first_frame`"
+        needs += ", or a clip to continue as `video`" if clip else ""
     elif model.kind == "r2v" and not given & {"reference", "video"}:
-        needs = "`reference` (an image of what to keep)"
-        if model.video_input_field:
-            needs += " or `video` (a clip of it)"
+        option, needs = "reference", "an image of what to keep as `reference`"
+        needs += ", or a clip of it as `video`" if clip else ""
     elif model.kind == "videoedit" and "video" not in given:
-        needs = "`video` (the clip to edit)"
+        option, needs = "video", "the clip to edit as `video`"
     else:
         return
-    raise InvalidOptionError(f"{model.name} is {model.kind_name}: attach {needs}.")
+    raise InvalidOptionError(f"`{option}`: {model.name} is {model.kind_name}: attach {needs}.")
 
 
 def validate_options(options: VideoOptions, catalog: Catalog, default_model: str) -> VideoRequest:

@@ -78,6 +78,10 @@ NO_QUOTA: dict[str, Any] = {
 CATALOG = load_catalog()
 MODELS: list[ModelSpec] = list(CATALOG)
 MODEL_IDS = [model.id for model in MODELS]
+# An edit model needs a clip; the clip paths are covered in test_together_2026.py.
+IMAGE_MODELS = [model for model in MODELS if model.kind != "videoedit"]
+# What an image-to-video or reference model needs to make anything.
+REQUIRED_IMAGE = {"i2v": "first_frame", "r2v": "reference"}
 DEFAULT_MODEL = str(Settings.model_fields["default_model"].default)
 ALL_SIZES = sorted({size for model in MODELS for size in model.sizes})
 ALL_DURATIONS = frozenset(seconds for model in MODELS for seconds in model.durations)
@@ -89,12 +93,19 @@ DOCUMENTED_RANGES: dict[str, tuple[float, float]] = {
     "steps": (10, 50),
     "guidance": (1, 20),
     "fps": (1, 60),
+    "quality": (1, 50),
 }
 VIDEO_OPTIONS = frozenset(
     {
         "prompt",
         "model",
         "size",
+        "resolution",
+        "ratio",
+        "audio",
+        "quality",
+        "video",
+        "soundtrack",
         "first_frame",
         "last_frame",
         "reference",
@@ -336,6 +347,10 @@ WILD: dict[str, st.SearchStrategy[Any]] = {
     "guidance": wild_floats,
     "fps": wild_ints,
     "format": st.sampled_from(["MP4", "WEBM"]),  # the stand-in enforces the choices
+    "resolution": wild_text,
+    "ratio": wild_text,
+    "quality": wild_ints,
+    "audio": st.booleans(),
 }
 
 
@@ -357,12 +372,23 @@ class Case:
 @st.composite
 def valid_cases(draw: st.DrawFn) -> Case:
     """Only values the README documents as accepted, consistent with the chosen model."""
-    spec = draw(st.sampled_from(MODELS))
+    spec = draw(st.sampled_from(IMAGE_MODELS))
     options: dict[str, Any] = {"prompt": draw(visible_text(spec.max_prompt_chars))}
     if spec.id != DEFAULT_MODEL or draw(st.booleans()):
         options["model"] = spec.id
+    frame: dict[str, st.SearchStrategy[Any]] = (
+        {"size": st.sampled_from(spec.sizes)}
+        if spec.dimensions == "width_height"
+        else {
+            "resolution": st.sampled_from(spec.resolutions),
+            "ratio": st.sampled_from(spec.ratios),
+        }
+    )
+    sound = {"none": [], "optional": [True, False], "built_in": [True]}[spec.audio]
     optional: dict[str, st.SearchStrategy[Any]] = {
-        "size": st.sampled_from(spec.sizes),
+        **frame,
+        **({"audio": st.sampled_from(sound)} if sound else {}),
+        "quality": st.integers(1, 50),
         "seconds": st.sampled_from(spec.durations),
         "seed": st.integers(0, 2**32 - 1),
         "negative_prompt": visible_text(2000),
@@ -374,10 +400,11 @@ def valid_cases(draw: st.DrawFn) -> Case:
     for name, values in optional.items():
         if draw(st.booleans()):
             options[name] = draw(values)
+    required = REQUIRED_IMAGE.get(spec.kind)
     files = {
         option: draw(usable_uploads)
         for option, takes in IMAGE_OPTIONS.items()
-        if getattr(spec, takes) and draw(st.integers(0, 2)) == 0
+        if getattr(spec, takes) and (option == required or draw(st.integers(0, 2)) == 0)
     }
     return Case("valid", options, files)
 

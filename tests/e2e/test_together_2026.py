@@ -153,7 +153,7 @@ async def test_bad_files_are_refused_privately_by_their_content(
     [
         ({"model": "google/veo-2.0", "ratio": "16:9"}, {}, "`ratio`: Veo 2.0 takes `size`"),
         ({"model": "google/veo-2.0", "audio": True}, {}, "`audio`: Veo 2.0 makes silent"),
-        ({"model": "Wan-AI/wan2.7-videoedit"}, {}, "attach `video`"),
+        ({"model": "Wan-AI/wan2.7-videoedit"}, {}, "`video`: Wan 2.7 Video Edit is video edit"),
         ({"model": "google/veo-3.1"}, {}, "switched off"),
         (
             {"model": "minimax/hailuo-02"},

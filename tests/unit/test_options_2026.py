@@ -60,9 +60,9 @@ def test_size_for(resolution: str, ratio: str, size: tuple[int, int]) -> None:
         ({"attachments": {"video": 10}}, "`video`: MiniMax Hailuo 02 does not take a video"),
         ({"model": T2V, "attachments": {"soundtrack": 16 * MB}}, "the limit is 15 MB"),
         ({"model": I2V, "attachments": {"video": 51 * MB}}, "the limit is 50 MB"),
-        ({"model": EDIT}, "Wan 2.7 Video Edit is video edit: attach `video`"),
-        ({"model": I2V}, "attach `first_frame` (an image to animate) or `video`"),
-        ({"model": R2V}, "attach `reference`"),
+        ({"model": EDIT}, "`video`: Wan 2.7 Video Edit is video edit: attach the clip"),
+        ({"model": I2V}, "`first_frame`: Wan 2.7 I2V is image to video: attach an image"),
+        ({"model": R2V}, "`reference`: Wan 2.7 R2V is reference to video: attach an image"),
         ({"model": T2V, "attachments": {"first_frame": 10}}, "`first_frame`: Wan 2.7 does not"),
     ],
 )
