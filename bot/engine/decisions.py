@@ -95,9 +95,13 @@ def after_submit_error(
     """What a failed POST means, after ``attempts`` tries (this one included).
 
     Only a POST certain to have created nothing (never connected, or rate-limited) is tried
-    again: any other failure may hide a created, billed job.
+    again: any other failure may hide a created, billed job. A 429 is the account's request
+    budget, not the job: it is always tried again (the budget has already slowed down), and
+    ``attempts`` counts the other failures only.
     """
-    retryable = error.request_not_created and error.status in (None, 429)
+    if error.status == 429 and error.request_not_created:
+        return RetrySubmission(max(error.retry_after or 0.0, backoff_delay))
+    retryable = error.request_not_created and error.status is None
     if retryable and attempts < max_attempts:
         return RetrySubmission(max(error.retry_after or 0.0, backoff_delay))
     if error.request_not_created:

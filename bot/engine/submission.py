@@ -235,7 +235,7 @@ class Submitter:
         )
         tracked.submission, tracked.accepted = None, None
         if moved:
-            tracked.attempts = 0
+            tracked.attempts = tracked.rate_limited = 0
             if created.status is not None and created.is_finished:
                 await self._poller.apply(tracked, created)
             else:
@@ -243,8 +243,14 @@ class Submitter:
 
     async def _failed(self, tracked: Tracked, exc: TogetherError) -> None:
         tracked.submission = None
-        tracked.attempts += 1
-        delay = backoff(tracked.attempts, self._config.retry_delay, self._config.max_retry_delay)
+        # A 429 is the account's budget, not this job's fault: it never uses up an attempt,
+        # but it does lengthen the wait.
+        if exc.status == 429:
+            tracked.rate_limited += 1
+        else:
+            tracked.attempts += 1
+        tries = tracked.attempts + tracked.rate_limited
+        delay = backoff(tries, self._config.retry_delay, self._config.max_retry_delay)
         now = self._runtime.now()
         decision = after_submit_error(
             exc, tracked.attempts, self._config.submit_attempts, delay, now

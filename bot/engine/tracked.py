@@ -39,7 +39,8 @@ class Tracked:
     job: Job
     due_at: float = 0.0  # when its next step (submission, poll, delivery try) may start
     busy: bool = False  # a task is working on it: the scheduler leaves it alone
-    attempts: int = 0  # submissions tried
+    attempts: int = 0  # submissions tried that failed for another reason than a 429
+    rate_limited: int = 0  # submissions Together answered with 429 (never counted as attempts)
     poll_failures: int = 0
     # Progress edits: one at a time per job, coalesced, never reordered.
     last_edit_at: float = -math.inf

@@ -142,6 +142,8 @@ UNCONFIRMED = "not sent again, so you are not charged twice"
         (TogetherConnectionError("refused", kind="connect"), 1, RetrySubmission(10.0)),
         (TogetherRateLimited("slow", status=429, retry_after=30.0), 1, RetrySubmission(30.0)),
         (TogetherRateLimited("slow", status=429, retry_after=1.0), 2, RetrySubmission(10.0)),
+        # A 429 is the account's budget: retried however many tries there were.
+        (TogetherRateLimited("slow", status=429), 9, RetrySubmission(10.0)),
         # Out of attempts.
         (TogetherConnectionError("refused", kind="connect"), 3, "refused the request: refused"),
         # Refused outright: nothing to retry.
@@ -150,7 +152,16 @@ UNCONFIRMED = "not sent again, so you are not charged twice"
         (TogetherServerError("upstream", status=503), 1, UNCONFIRMED),
         (TogetherConnectionError("read timed out", kind="read_timeout"), 1, UNCONFIRMED),
     ],
-    ids=["connect", "429-after", "429-backoff", "exhausted", "400", "503", "read-timeout"],
+    ids=[
+        "connect",
+        "429-after",
+        "429-backoff",
+        "429-never-exhausted",
+        "exhausted",
+        "400",
+        "503",
+        "read-timeout",
+    ],
 )
 def test_after_submit_error(
     error: TogetherError, attempts: int, expected: RetrySubmission | str

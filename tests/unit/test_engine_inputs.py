@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.together.errors import TogetherRateLimited
 from storage.models import JobState, MediaLink
 from tests.unit.fakes import status
 from tests.unit.test_engine import POLL, Harness
@@ -118,3 +119,12 @@ async def test_an_unknown_status_keeps_the_job_polling(h: Harness) -> None:
     assert h.state() is JobState.RUNNING and h.store.jobs[1].provider_status == "paused"
     await h.run_for(4 * POLL)
     assert h.state() is JobState.DELIVERED
+
+
+async def test_a_rate_limited_submission_is_never_failed_for_it(h: Harness) -> None:
+    h.api.default_script = [status("in_progress")]
+    h.api.post_errors = [TogetherRateLimited("slow down", status=429)] * 5
+    h.add()
+    await h.run_for(200, step=2)
+    assert h.state() is JobState.RUNNING
+    assert len(h.api.posts) == 6
