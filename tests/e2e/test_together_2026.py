@@ -153,6 +153,9 @@ async def test_bad_files_are_refused_privately_by_their_content(
     [
         ({"model": "google/veo-2.0", "ratio": "16:9"}, {}, "`ratio`: Veo 2.0 takes `size`"),
         ({"model": "google/veo-2.0", "audio": True}, {}, "`audio`: Veo 2.0 makes silent"),
+        ({"model": "Wan-AI/wan2.7-t2v", "resolution": "4K"}, {}, "`resolution`: Wan 2.7 takes"),
+        ({"model": "Wan-AI/wan2.7-t2v", "size": "1280x720"}, {}, "`size`: Wan 2.7 takes"),
+        ({"quality": 51}, {}, "`quality` must be between 1 and 50 (got 51)"),
         ({"model": "Wan-AI/wan2.7-videoedit"}, {}, "`video`: Wan 2.7 Video Edit is video edit"),
         ({"model": "google/veo-3.1"}, {}, "switched off"),
         (
