@@ -88,6 +88,17 @@ def media_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
     return tuple(kind for kind in MEDIA_KINDS if kind in given)
 
 
+class Derivation(StrEnum):
+    """How a job was made from another one (its `parent_id`); None for a plain /video."""
+
+    RETRY = "retry"  # the same options and media, a new seed
+    REMIX = "remix"  # the same options, media and seed; new words
+    EXTEND = "extend"  # continues the parent's clip: the next part of its chain
+    JOIN = "join"  # the chain's parts stitched into one video (made by the bot, not Together)
+    ANIMATE = "animate"  # an image from a message, as the first frame
+    EDIT = "edit"  # a video from a message, edited by instruction
+
+
 @dataclass(frozen=True, slots=True)
 class MediaLink:
     """A file Together fetches by URL: a Discord attachment's signed CDN link.
@@ -131,6 +142,12 @@ class NewJob:
     deadline_at: float
     estimated_cost_usd: float = 0.0
     thumbnail: str | None = None
+    # Lineage: the job it was made from, how, and for Extend and Join the chain (the id of its
+    # first part) and this job's part number in it.
+    parent_id: int | None = None
+    derivation: Derivation | None = None
+    chain_id: int | None = None
+    chain_part: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +182,10 @@ class Job:
     thumbnail: str | None
     announced: bool
     media_pruned_at: float | None = None  # its keyframe images were deleted then
+    parent_id: int | None = None
+    derivation: Derivation | None = None
+    chain_id: int | None = None
+    chain_part: int | None = None
 
     def __repr__(self) -> str:
         # The interaction token is a credential for 15 minutes: keep it out of logs and reprs.

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiosqlite
 
-from storage.models import Job, JobState, NewJob, VideoParams
+from storage.models import Derivation, Job, JobState, NewJob, VideoParams
 
 # One column per generation parameter, named after its VideoParams field.
 PARAM_COLUMNS = tuple(field.name for field in dataclasses.fields(VideoParams))
@@ -90,5 +90,7 @@ def job_from_row(row: aiosqlite.Row | tuple[Any, ...]) -> Job:
     for name in PARAM_COLUMNS:
         del values[name]
     values["state"] = JobState(values["state"])
+    if values["derivation"] is not None:
+        values["derivation"] = Derivation(values["derivation"])
     values["announced"] = bool(values["announced"])
     return Job(**values)
