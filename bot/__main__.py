@@ -10,7 +10,7 @@ import sys
 
 from bot.app import assemble
 from bot.client import TokenRefused
-from bot.domain.catalog import CatalogError, load_catalog
+from bot.domain.catalog import Catalog, CatalogError, load_catalog
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from storage.db import DatabaseUnusable
@@ -37,15 +37,30 @@ async def run(settings: Settings) -> int:
     return 0
 
 
+def check_models(settings: Settings, catalog: Catalog) -> None:
+    """Each model setting names a model of the catalog that is switched on and fit for it."""
+    wanted = (
+        ("DEFAULT_MODEL", settings.default_model, None),
+        ("ANIMATE_MODEL", settings.animate_model, ("first_frame", "a first frame")),
+        ("EDIT_MODEL", settings.edit_model, ("source_video", "a video to edit")),
+    )
+    for name, model_id, needs in wanted:
+        model = catalog.get(model_id)
+        if model is None or not model.enabled:
+            state = "is not in the model catalog" if model is None else "is switched off"
+            raise SettingsError(
+                f"{name} is invalid: {model_id} {state} (see bot/domain/catalog.json and "
+                "MODELS_FILE)"
+            )
+        if needs is not None and needs[0] not in model.inputs:
+            raise SettingsError(f"{name} is invalid: {model_id} does not take {needs[1]}")
+
+
 def main() -> int:
     try:
         settings = load_settings()
         catalog = load_catalog(settings.models_file)  # fail fast, in one line, if broken
-        if catalog.get(settings.default_model) is None:
-            raise SettingsError(
-                f"DEFAULT_MODEL is invalid: {settings.default_model} is not in the model "
-                "catalog (see bot/domain/catalog.json and MODELS_FILE)"
-            )
+        check_models(settings, catalog)
     except (SettingsError, CatalogError) as exc:
         print(f"video-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG

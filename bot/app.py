@@ -126,7 +126,14 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
             )
             gatekeeper = Gatekeeper(server_settings, usage, Reservations(db), catalog, defaults)
             pruner = KeyframePruner(jobs, clock or SystemClock(), settings.keyframe_retention_days)
-            intake = Intake(gatekeeper, jobs, catalog, engine, settings.default_model)
+            intake = Intake(
+                gatekeeper,
+                jobs,
+                catalog,
+                engine,
+                settings.default_model,
+                {"animate": settings.animate_model, "edit": settings.edit_model},
+            )
             bot = VideoBot(
                 settings,
                 jobs,

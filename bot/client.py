@@ -33,6 +33,7 @@ EXTENSIONS = (
     "cogs.video",
     "cogs.account",
     "cogs.models",
+    "cogs.forms",
     "cogs.admin",
 )
 RESTARTING = "The bot is restarting; please try again in a minute."

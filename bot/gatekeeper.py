@@ -19,7 +19,7 @@ from bot.domain.quota import (
     effective_limits,
     model_allowed,
 )
-from storage.models import EffectiveLimits, Job, MediaLink, MemberUsage, NewJob
+from storage.models import EffectiveLimits, Flow, Job, MediaLink, MemberUsage, NewJob
 from storage.reservations import Reservations
 from storage.server_settings import GuildSettingsRepository
 from storage.usage import UsageRepository
@@ -59,6 +59,10 @@ class Gatekeeper:
         if channels and channel_id not in channels:
             listed = ", ".join(f"<#{c}>" for c in sorted(channels))
             raise NotAllowedError(f"/video works only in {listed} on this server.")
+
+    async def flow_model(self, guild_id: int, flow: Flow) -> str | None:
+        """The server's own model for a flow ("animate", "edit"), or None for the default."""
+        return (await self._settings.rules(guild_id)).flow_models.get(flow)
 
     async def check_model(self, guild_id: int, model: ModelSpec) -> None:
         rules = (await self._settings.rules(guild_id)).model_rules

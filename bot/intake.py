@@ -10,7 +10,7 @@ The steps, in the order a command takes them:
 4. The caller sends its first response, then reports how that went:
    `accepted(job, message_id)` hands the job to the engine, `abandoned(job)` cancels it.
 
-`retry` runs 1 and 3 for a finished job's options with a new seed.
+`retry` and `remix` run 1 and 3 for a finished job's options, with a new seed or new words.
 
 No discord, aiosqlite or httpx here: the caller turns an interaction into a `Requester` and does
 all the Discord I/O. Besides the engine, this is the only code that changes a job's state.
@@ -26,10 +26,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from bot.domain.catalog import Catalog
+from bot.domain.catalog import Catalog, ModelSpec
 from bot.domain.errors import UserFacingError
-from bot.domain.options import VideoOptions, VideoRequest, validate_options
-from storage.models import Job, JobState, MediaLink, NewJob, media_kinds
+from bot.domain.options import VideoOptions, VideoRequest, check_words, validate_options
+from storage.models import (
+    Derivation,
+    Flow,
+    Job,
+    JobState,
+    MediaLink,
+    NewJob,
+    VideoParams,
+    media_kinds,
+)
 
 if TYPE_CHECKING:
     # Types only: at run time the intake reaches storage through what it is given.
@@ -69,6 +78,17 @@ class IntakeStore(Protocol):
 
     async def links(self, job_id: int) -> list[MediaLink]:
         """The job's video and soundtrack links; empty when it had none."""
+
+    async def create(
+        self,
+        new_job: NewJob,
+        media: Mapping[str, bytes] | None = None,
+        links: Sequence[MediaLink] = (),
+    ) -> Job:
+        """Store a job without any quota check (a Join, which uses none)."""
+
+    async def chain(self, chain_id: int) -> list[Job]:
+        """The chain's jobs in part order."""
 
 
 class JobQueue(Protocol):
@@ -126,12 +146,15 @@ class Intake:
         catalog: Catalog,
         engine: JobQueue,
         default_model: str,
+        flow_defaults: Mapping[str, str] | None = None,
     ) -> None:
         self._gate = gatekeeper
         self._jobs = jobs
         self._catalog = catalog
         self._engine = engine
         self._default_model = default_model
+        # flow ("animate", "edit") -> the bot-wide model for it (ANIMATE_MODEL, EDIT_MODEL)
+        self._flow_defaults = dict(flow_defaults or {})
 
     def model_name(self, model_id: str) -> str:
         spec = self._catalog.get(model_id)
@@ -147,6 +170,11 @@ class Intake:
         request = validate_options(options, self._catalog, self._default_model)
         await self._gate.check_model(requester.guild_id, request.model)
         return Admission(requester, request, await self._limits(requester))
+
+    async def flow_model(self, guild_id: int, flow: Flow) -> str:
+        """The model id a flow uses on this server: the server's choice, else the bot's."""
+        chosen = await self._gate.flow_model(guild_id, flow)
+        return chosen or self._flow_defaults.get(flow) or self._default_model
 
     async def precheck(self, admission: Admission) -> None:
         """Raise QuotaExceeded if a limit already refuses it (`reserve` checks again, atomically).
@@ -167,6 +195,7 @@ class Intake:
         admission: Admission,
         media: Mapping[str, bytes],
         links: Sequence[MediaLink] = (),
+        derivation: Derivation | None = None,
     ) -> Job:
         """Store the job, queued, with its prepared images and checked links; raise
         QuotaExceeded if over a limit.
@@ -175,6 +204,7 @@ class Intake:
         """
         thumbnail = THUMBNAIL_NAME if "first_frame" in media else None
         new_job = _new_job(admission.requester, admission.request, media, thumbnail, links)
+        new_job = dataclasses.replace(new_job, derivation=derivation)
         job = await self._gate.reserve(new_job, admission.limits, media, links)
         log.info(
             "Job %d accepted: %s %s %ds for member %d in server %d",
@@ -188,14 +218,137 @@ class Intake:
         return job
 
     async def retry(self, source: Job, requester: Requester) -> Reservation:
-        """A new job with `source`'s options and images and a new seed, counted like /video.
+        """A new job with `source`'s options and media and a new seed, counted like /video.
 
         Refuses (UserFacingError) when the member may not start a video here, the images were
-        pruned, the model is gone or no longer allowed, or a limit is reached.
+        pruned or a link can no longer be had, the model is gone or no longer allowed, or a
+        limit is reached.
+        """
+        params = dataclasses.replace(source.params, seed=random.randrange(2**32))
+        return await self._again(source, requester, params, Derivation.RETRY)
+
+    async def remix(
+        self, source: Job, requester: Requester, prompt: str, negative_prompt: str | None
+    ) -> Reservation:
+        """`source` with new words: the same model, frame, length, media and seed, so only the
+        prompt and negative prompt change. Counted like /video; refused as `retry` is."""
+        spec = self._catalog.get(source.model)
+        if spec is None:
+            raise UserFacingError(f"The model {source.model} is no longer available.")
+        words, negative = check_words(spec, prompt, negative_prompt)
+        params = dataclasses.replace(source.params, prompt=words, negative_prompt=negative)
+        return await self._again(source, requester, params, Derivation.REMIX)
+
+    async def extend(
+        self, source: Job, requester: Requester, prompt: str, clip: MediaLink | None
+    ) -> Reservation:
+        """The next part of `source`'s chain: a new job that continues its clip.
+
+        With `clip` (the delivered video's link, for a model that continues videos) it is sent
+        as the clip to continue; otherwise the job starts from `source`'s last frame, taken by
+        the engine before it is sent, on `source`'s model or, where that takes no first frame,
+        the server's image-to-video model. The frame and length stay where the model allows,
+        and the seed is new. Counted like /video.
+        """
+        chain_id, part = await self._next_part(source)
+        spec = self._catalog.get(source.model)
+        if clip is None and (spec is None or not spec.first_frame):
+            model = await self.flow_model(requester.guild_id, "animate")
+        else:
+            model = source.model
+        kind = "video" if clip is not None else "first_frame"
+        options = _same_frame(source, self._catalog.get(model), prompt, model, kind)
+        admission = await self.check(requester, options)
+        params = dataclasses.replace(
+            admission.request.params, seed=random.randrange(2**32), media=(kind,)
+        )
+        request = VideoRequest(admission.request.model, params)
+        links = [clip] if clip is not None else []
+        new_job = dataclasses.replace(
+            _new_job(requester, request, {}, None, links),
+            params=params,  # the first frame is made later: media says it will be there
+            parent_id=source.id,
+            derivation=Derivation.EXTEND,
+            chain_id=chain_id,
+            chain_part=part,
+        )
+        job = await self._gate.reserve(new_job, admission.limits, {}, links)
+        log.info(
+            "Job %d accepted: part %d of chain %d (from job %d)", job.id, part, chain_id, source.id
+        )
+        return Reservation(job, None)
+
+    async def join(self, source: Job, requester: Requester) -> Job:
+        """A job that stitches `source`'s chain, up to `source`, into one video.
+
+        Made by the bot from videos already delivered: no Together call, and no quota used
+        (so only blocks and channels are checked). Refuses a chain with fewer than two parts.
         """
         await self._gate.admit(requester.guild_id, requester.channel_id, requester.user_id)
+        chain_id = source.chain_id or source.id
+        parts = [
+            job
+            for job in await self._jobs.chain(chain_id)
+            if job.derivation is not Derivation.JOIN
+            and (job.chain_part or 1) <= (source.chain_part or 1)
+        ]
+        if len(parts) < 2:
+            raise UserFacingError("There is only one part so far: extend the video first.")
+        if any(
+            job.state is not JobState.DELIVERED or job.delivery != "attachment" for job in parts
+        ):
+            raise UserFacingError(
+                "Every part must be a video posted in its message to be joined; one of them is not."
+            )
+        seconds = sum(job.params.seconds for job in parts)
+        params = dataclasses.replace(
+            source.params,
+            prompt=f"The {len(parts)} parts of #{chain_id}, joined",
+            negative_prompt=None,
+            seconds=seconds,
+            output_format="MP4",
+            media=(),
+        )
+        spec = self._catalog.get(source.model)
+        new_job = dataclasses.replace(
+            _new_job(requester, VideoRequest(spec or _any_spec(self._catalog), params), {}, None),
+            model=source.model,
+            estimated_cost_usd=0.0,
+            parent_id=source.id,
+            derivation=Derivation.JOIN,
+            chain_id=chain_id,
+            chain_part=source.chain_part or 1,
+        )
+        job = await self._jobs.create(new_job)
+        log.info("Job %d accepted: joins %d parts of chain %d", job.id, len(parts), chain_id)
+        return job
+
+    async def _next_part(self, source: Job) -> tuple[int, int]:
+        """The chain `source` heads or ends, and the part number after it."""
+        if source.state is not JobState.DELIVERED or source.delivery != "attachment":
+            raise UserFacingError("Only a video posted in its message can be extended.")
+        chain_id = source.chain_id or source.id
+        part = (source.chain_part or 1) + 1
+        later = [
+            job
+            for job in await self._jobs.chain(chain_id)
+            if job.derivation is Derivation.EXTEND
+            and job.chain_part == part
+            and job.state not in (JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT)
+        ]
+        if later:
+            raise UserFacingError(
+                f"This part was extended already (#{later[0].id}): extend the latest part."
+            )
+        return chain_id, part
+
+    async def _again(
+        self, source: Job, requester: Requester, params: VideoParams, how: Derivation
+    ) -> Reservation:
+        """A new job made from `source` with `params`, and `source`'s images and links."""
+        await self._gate.admit(requester.guild_id, requester.channel_id, requester.user_id)
         if source.media_pruned_at is not None:
-            # Retrying without them would make a different video, and bill for it.
+            # Without them it would be a different video, and billed.
             raise UserFacingError(IMAGES_GONE)
         spec = self._catalog.get(source.model)
         if spec is None:
@@ -206,12 +359,15 @@ class Intake:
         links = await self._jobs.links(source.id)
         if any(_gone(link, time.time()) for link in links):
             raise UserFacingError(LINKS_GONE)
-        params = dataclasses.replace(source.params, seed=random.randrange(2**32))
         request = VideoRequest(spec, params)
         thumbnail = source.thumbnail if "first_frame" in media else None
-        new_job = _new_job(requester, request, media, thumbnail, links)
+        new_job = dataclasses.replace(
+            _new_job(requester, request, media, thumbnail, links),
+            parent_id=source.id,
+            derivation=how,
+        )
         job = await self._gate.reserve(new_job, limits, media, links)
-        log.info("Job %d accepted: a retry of job %d", job.id, source.id)
+        log.info("Job %d accepted: a %s of job %d", job.id, how.value, source.id)
         return Reservation(job, media.get("first_frame"))
 
     async def accepted(self, job: Job, message_id: int | None) -> Job:
@@ -244,6 +400,35 @@ class Intake:
 
     async def _limits(self, requester: Requester) -> EffectiveLimits:
         return await self._gate.limits_for(requester.guild_id, requester.role_ids)
+
+
+def _same_frame(
+    source: Job, spec: ModelSpec | None, prompt: str, model: str, kind: str
+) -> VideoOptions:
+    """Options for a continuation: `source`'s frame and length where `spec` allows them."""
+    params = source.params
+    size = resolution = ratio = seconds = None
+    if spec is not None:
+        if spec.dimensions == "width_height" and params.size in spec.sizes:
+            size = params.size
+        if spec.dimensions == "resolution_ratio":
+            resolution = params.resolution if params.resolution in spec.resolutions else None
+            ratio = params.ratio if params.ratio in spec.ratios else None
+        seconds = params.seconds if params.seconds in spec.durations else None
+    return VideoOptions(
+        prompt=prompt,
+        model=model,
+        size=size,
+        resolution=resolution,
+        ratio=ratio,
+        seconds=seconds,
+        negative_prompt=params.negative_prompt,
+        attachments={kind: 0},
+    )
+
+
+def _any_spec(catalog: Catalog) -> ModelSpec:
+    return next(iter(catalog))
 
 
 def _gone(link: MediaLink, now: float) -> bool:

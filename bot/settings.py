@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     discord_api_base: str = "https://discord.com/api/v10"
     discord_gateway_url: str = "wss://gateway.discord.gg/"
     default_model: str = "minimax/hailuo-02"
+    # The models Animate image (an image-to-video model) and Edit video use where a server
+    # has not chosen its own (/videoadmin models animate|edit).
+    animate_model: str = "Wan-AI/wan2.7-i2v"
+    edit_model: str = "Wan-AI/wan2.7-videoedit"
     # Limits for servers whose moderators have not set their own (/videoadmin quota).
     default_user_daily: int = Field(default=5, ge=0, le=100_000)
     default_guild_daily: int = Field(default=50, ge=0, le=100_000)

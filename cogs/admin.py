@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from bot.domain.errors import InvalidOptionError
 from cogs.text import job_line, limits_text, money
-from storage.models import ModelRule
+from storage.models import Flow, ModelRule
 
 if TYPE_CHECKING:
     from bot.client import VideoBot
@@ -163,8 +163,42 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
     async def models_deny(self, interaction: discord.Interaction[VideoBot], model: str) -> None:
         await self._set_model(interaction, model, "deny")
 
+    async def _set_flow_model(
+        self, interaction: discord.Interaction[VideoBot], flow: Flow, model: str | None
+    ) -> None:
+        needs = {"animate": ("first_frame", "a first frame"), "edit": ("source_video", "a clip")}
+        field, words = needs[flow]
+        spec = self.bot.catalog.get(model) if model else None
+        if model and (spec is None or not spec.enabled):
+            raise InvalidOptionError(f"`model`: there is no model called `{model[:100]}`.")
+        if spec is not None and field not in spec.inputs:
+            raise InvalidOptionError(f"`model`: {spec.name} does not take {words}.")
+        guild_id = self._guild(interaction)
+        await self.bot.server_settings.set_flow_model(
+            guild_id, flow, spec.id if spec else None, interaction.user.id, time.time()
+        )
+        chosen = await self.bot.intake.flow_model(guild_id, flow)
+        what = {"animate": "Animate image", "edit": "Edit video"}[flow]
+        await self._reply(interaction, f"{what} now uses {self.bot.model_name(chosen)}.")
+
+    @models.command(name="animate", description="The model Animate image uses here")
+    @app_commands.describe(model="An image-to-video model (leave out for the bot's default)")
+    async def models_animate(
+        self, interaction: discord.Interaction[VideoBot], model: str | None = None
+    ) -> None:
+        await self._set_flow_model(interaction, "animate", model)
+
+    @models.command(name="edit", description="The model Edit video uses here")
+    @app_commands.describe(model="A video-edit model (leave out for the bot's default)")
+    async def models_edit(
+        self, interaction: discord.Interaction[VideoBot], model: str | None = None
+    ) -> None:
+        await self._set_flow_model(interaction, "edit", model)
+
     @models_allow.autocomplete("model")
     @models_deny.autocomplete("model")
+    @models_animate.autocomplete("model")
+    @models_edit.autocomplete("model")
     async def _any_model(
         self, interaction: discord.Interaction[VideoBot], current: str
     ) -> list[app_commands.Choice[str]]:

@@ -1,4 +1,4 @@
-"""The buttons on a job's message: Cancel, Retry and Delete.
+"""The buttons on a job's message: Cancel, Extend, Join, Retry, Remix and Delete.
 
 They are DynamicItems whose custom id carries the job id (`video:<action>:<job_id>`), so they
 keep working after a restart; everything else they need is read from SQLite. Each checks who
@@ -16,7 +16,8 @@ import discord
 
 from bot.domain.errors import UserFacingError
 from cogs.answer import answer, requester
-from storage.models import FINAL_STATES, Job, JobState
+from cogs.modals import extend_modal, remix_modal
+from storage.models import FINAL_STATES, Derivation, Job, JobState
 
 if TYPE_CHECKING:
     from bot.client import VideoBot
@@ -104,6 +105,35 @@ class RetryButton(JobButton, template=r"video:retry:(?P<id>\d+)"):
             )
 
 
+class RemixButton(JobButton, template=r"video:remix:(?P<id>\d+)"):
+    action, label = "remix", "Remix"
+
+    async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
+        """A modal with the words filled in; its submission (cogs.forms) makes the new job."""
+        if job.state not in FINAL_STATES:
+            raise UserFacingError("The video is still being made; remix it once it is done.")
+        modal = remix_modal(job.id, job.params.prompt, job.params.negative_prompt)
+        await interaction.response.send_modal(modal)
+
+
+class ExtendButton(JobButton, template=r"video:extend:(?P<id>\d+)"):
+    action, label = "extend", "Extend"
+
+    async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
+        """A modal with the prompt filled in; its submission (cogs.forms) makes the next part."""
+        await interaction.response.send_modal(extend_modal(job.id, job.params.prompt))
+
+
+class JoinButton(JobButton, template=r"video:join:(?P<id>\d+)"):
+    action, label = "join", "Join"
+
+    async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
+        """The chain up to this part, stitched by the bot and posted as a new message."""
+        async with bot.command_slot():
+            joined = await bot.intake.join(job, requester(interaction))
+            await answer(interaction, bot.intake, joined, None, view_for(joined))
+
+
 class DeleteButton(JobButton, template=r"video:delete:(?P<id>\d+)"):
     action, label, style = "delete", "Delete", discord.ButtonStyle.danger
 
@@ -120,7 +150,7 @@ class DeleteButton(JobButton, template=r"video:delete:(?P<id>\d+)"):
         log.info("Job %d: message deleted by %d at %.0f", job.id, interaction.user.id, time.time())
 
 
-BUTTONS = (CancelButton, RetryButton, DeleteButton)
+BUTTONS = (CancelButton, RetryButton, RemixButton, ExtendButton, JoinButton, DeleteButton)
 
 
 def view_for(job: Job, state: JobState | None = None) -> discord.ui.View:
@@ -130,7 +160,13 @@ def view_for(job: Job, state: JobState | None = None) -> discord.ui.View:
     if state is JobState.QUEUED:
         view.add_item(CancelButton(job.id))
     elif state in FINAL_STATES:
-        view.add_item(RetryButton(job.id))
+        if state is JobState.DELIVERED and job.derivation is not Derivation.JOIN:
+            view.add_item(ExtendButton(job.id))
+            if job.derivation is Derivation.EXTEND:
+                view.add_item(JoinButton(job.id))
+        if job.derivation is not Derivation.JOIN:
+            view.add_item(RetryButton(job.id))
+            view.add_item(RemixButton(job.id))
         view.add_item(DeleteButton(job.id))
     return view
 

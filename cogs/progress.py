@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 import discord
 
 from bot.engine import FileRefused, MessageUnreachable, Progress
+from bot.media.files import DownloadedVideo
 from cogs.buttons import view_for
 from cogs.links import fresh_link
 from cogs.render import job_embed, result_embed
@@ -80,6 +81,26 @@ class DiscordNotifier:
 
     async def fresh_link(self, link: MediaLink) -> MediaLink | None:
         return await fresh_link(self._bot, link)
+
+    async def fetch_delivered(self, job: Job, folder: Path) -> DownloadedVideo | None:
+        if job.message_id is None:
+            return None
+        try:
+            data = await self._bot.http.get_message(job.channel_id, job.message_id)
+        except (discord.NotFound, discord.Forbidden):
+            return None
+        name = video_filename(job)
+        for attachment in data.get("attachments", []):
+            if attachment.get("filename") == name:
+                file = discord.Attachment(data=attachment, state=self._bot._connection)
+                try:
+                    body = await file.read()
+                except discord.NotFound:
+                    return None
+                path = folder / name
+                path.write_bytes(body)
+                return DownloadedVideo(path, len(body), file.content_type)
+        return None
 
     async def _already_delivered(self, job: Job) -> bool:
         """A crash between upload and the database write must not post the video twice."""

@@ -6,7 +6,7 @@ import discord
 
 from bot.engine import Progress
 from bot.together.models import clean_text
-from storage.models import Job, JobState
+from storage.models import Derivation, Job, JobState
 
 PROMPT_SHOWN = 600
 REASON_SHOWN = 1000  # an embed field holds at most 1024 characters
@@ -54,11 +54,27 @@ def _base(job: Job, title: str, colour: discord.Colour, model_name: str) -> disc
     embed.add_field(name="Model", value=model_name)
     embed.add_field(name="Size", value=job.params.size)
     embed.add_field(name="Length", value=f"{job.params.seconds} s")
-    embed.set_footer(text=f"Job #{job.id}")
+    embed.set_footer(text=" · ".join([f"Job #{job.id}", *lineage(job)]))
     if job.thumbnail:
         # The first keyframe, uploaded with the first response and kept until the video replaces it.
         embed.set_thumbnail(url=f"attachment://{job.thumbnail}")
     return embed
+
+
+def lineage(job: Job) -> list[str]:
+    """Where a job comes from, in words: ["Extended from #12", "part 2"]."""
+    parent = f"#{job.parent_id}" if job.parent_id is not None else "another video"
+    if job.derivation is Derivation.EXTEND:
+        return [f"Extended from {parent}", f"part {job.chain_part or 2}"]
+    if job.derivation is Derivation.JOIN:
+        return [f"Parts 1 to {job.chain_part or 2} of #{job.chain_id or job.parent_id} joined"]
+    words = {
+        Derivation.RETRY: f"Retry of {parent}",
+        Derivation.REMIX: f"Remix of {parent}",
+        Derivation.ANIMATE: "Animated from an image",
+        Derivation.EDIT: "Edit of a video",
+    }
+    return [words[job.derivation]] if job.derivation is not None else []
 
 
 def ordinal(number: int) -> str:

@@ -12,12 +12,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.domain.catalog import ModelSpec
-from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions
-from cogs.answer import NO_MENTIONS, answer, requester
-from cogs.attachments import prepare_attachments
-from cogs.buttons import view_for
-from storage.models import MediaLink
+from cogs.start import start_job
 
 if TYPE_CHECKING:
     from bot.client import VideoBot
@@ -88,7 +84,7 @@ class VideoCog(commands.Cog):
         }
         attached = {name: file for name, file in given.items() if file is not None}
         async with self.bot.command_slot():
-            await self._video(
+            await start_job(
                 interaction,
                 VideoOptions(
                     prompt=prompt,
@@ -109,42 +105,6 @@ class VideoCog(commands.Cog):
                 ),
                 attached,
             )
-
-    async def _video(
-        self,
-        interaction: discord.Interaction[VideoBot],
-        options: VideoOptions,
-        attached: dict[str, discord.Attachment],
-    ) -> None:
-        intake = self.bot.intake
-        admission = await intake.check(requester(interaction), options)
-        media: dict[str, bytes] = {}
-        links: list[MediaLink] = []
-        if attached:
-            # Refuse before the slow part; without files the reservation alone decides.
-            await intake.precheck(admission)
-            # Downloading and checking files can take longer than Discord's 3 seconds.
-            await interaction.response.defer(thinking=True)
-            try:
-                media, links = await prepare_attachments(attached, admission.request)
-            except UserFacingError as exc:
-                await self._refuse_after_defer(interaction, exc.message)
-                return
-        try:
-            job = await intake.reserve(admission, media, links)
-        except UserFacingError as exc:
-            if not attached:
-                raise
-            await self._refuse_after_defer(interaction, exc.message)
-            return
-        await answer(interaction, intake, job, media.get("first_frame"), view_for(job))
-
-    async def _refuse_after_defer(
-        self, interaction: discord.Interaction[VideoBot], text: str
-    ) -> None:
-        """The deferred answer was public: remove it and tell the member privately."""
-        await interaction.delete_original_response()
-        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @video.autocomplete("model")
     async def _model_autocomplete(

@@ -75,6 +75,11 @@ SELECT_LINKS = f"SELECT {', '.join(LINK_FIELDS)} FROM job_links WHERE job_id = ?
 SET_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id IS NULL RETURNING id"
 REPLACE_MESSAGE_ID = "UPDATE jobs SET message_id = ? WHERE id = ? AND message_id = ? RETURNING id"
 SELECT_UNANNOUNCED = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE announced = 0 ORDER BY id"
+SELECT_CHAIN = f"""
+SELECT {", ".join(JOB_COLUMNS)} FROM jobs
+WHERE chain_id = ? OR id = ?
+ORDER BY COALESCE(chain_part, 1), id
+"""
 SELECT_BY_MEMBER = f"""
 SELECT {", ".join(JOB_COLUMNS)} FROM jobs
 WHERE guild_id = ? AND user_id = ?
@@ -183,6 +188,21 @@ class JobRepository:
         """
         rows = await self._db.fetch_all(SELECT_MEDIA, (job_id,))
         return {str(kind): bytes(data) for kind, data in rows}
+
+    async def add_media(self, job_id: int, kind: str, data: bytes) -> None:
+        """Store an image made for a job after it was accepted (Extend's last frame).
+
+        Replaces an image of the same kind, so a preparation repeated after a restart is safe.
+        """
+        async with self._db.transaction() as conn:
+            await conn.execute("DELETE FROM job_media WHERE job_id = ? AND kind = ?", (job_id, kind))
+            await conn.execute(INSERT_MEDIA, (job_id, kind, data))
+
+    async def chain(self, chain_id: int) -> list[Job]:
+        """Every job of a chain, in part order: its first part (id `chain_id`, which may carry
+        no chain_id of its own) and every job whose chain_id is `chain_id`, Joins included."""
+        rows = await self._db.fetch_all(SELECT_CHAIN, (chain_id, chain_id))
+        return [job_from_row(row) for row in rows]
 
     async def links(self, job_id: int) -> list[MediaLink]:
         """The job's video and soundtrack links (kinds 'soundtrack', 'video'); empty if none."""

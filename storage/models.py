@@ -7,7 +7,7 @@ SQL module of `storage` maps its rows to them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Literal
 
@@ -258,6 +258,11 @@ class UsageReport:
     top_members: list[UsageRow]
 
 
+# A flow that picks its model itself: Animate image (an image-to-video model) and Edit video.
+FLOWS = ("animate", "edit")
+Flow = Literal["animate", "edit"]
+
+
 # --- server settings and their audit --------------------------------------------------------
 
 
@@ -270,6 +275,8 @@ class ServerRules:
     model_rules: Mapping[str, str]  # model_id -> 'allow' or 'deny'
     channels: frozenset[int]  # empty: every channel
     blocked: frozenset[int]
+    # flow ("animate", "edit") -> the server's own model for it; absent: the bot-wide default
+    flow_models: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

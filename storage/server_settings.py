@@ -11,7 +11,15 @@ from dataclasses import replace
 import aiosqlite
 
 from storage.db import Database, fetch_all, fetch_one
-from storage.models import LIMIT_NAMES, AuditEntry, GuildLimits, ModelRule, ServerRules
+from storage.models import (
+    FLOWS,
+    LIMIT_NAMES,
+    AuditEntry,
+    Flow,
+    GuildLimits,
+    ModelRule,
+    ServerRules,
+)
 
 SELECT_LIMITS = """
 SELECT user_daily, guild_daily, user_concurrent, monthly_budget_usd, max_seconds
@@ -44,6 +52,12 @@ INSERT INTO model_rules (guild_id, model_id, rule) VALUES (?, ?, ?)
 ON CONFLICT (guild_id, model_id) DO UPDATE SET rule = excluded.rule
 """
 DELETE_MODEL_RULE = "DELETE FROM model_rules WHERE guild_id = ? AND model_id = ?"
+SELECT_FLOW_MODELS = "SELECT flow, model_id FROM flow_models WHERE guild_id = ?"
+UPSERT_FLOW_MODEL = """
+INSERT INTO flow_models (guild_id, flow, model_id) VALUES (?, ?, ?)
+ON CONFLICT (guild_id, flow) DO UPDATE SET model_id = excluded.model_id
+"""
+DELETE_FLOW_MODEL = "DELETE FROM flow_models WHERE guild_id = ? AND flow = ?"
 SELECT_CHANNELS = "SELECT channel_id FROM allowed_channels WHERE guild_id = ?"
 DELETE_CHANNELS = "DELETE FROM allowed_channels WHERE guild_id = ?"
 INSERT_CHANNEL = "INSERT INTO allowed_channels (guild_id, channel_id) VALUES (?, ?)"
@@ -125,12 +139,14 @@ class GuildSettingsRepository:
             models = await fetch_all(conn, SELECT_MODEL_RULES, (guild_id,))
             channels = await fetch_all(conn, SELECT_CHANNELS, (guild_id,))
             blocked = await fetch_all(conn, SELECT_BLOCKED_IDS, (guild_id,))
+            flows = await fetch_all(conn, SELECT_FLOW_MODELS, (guild_id,))
         rules = ServerRules(
             limits=limits,
             role_quotas={int(role_id): int(user_daily) for role_id, user_daily in roles},
             model_rules={str(model_id): str(rule) for model_id, rule in models},
             channels=frozenset(int(channel_id) for (channel_id,) in channels),
             blocked=frozenset(int(user_id) for (user_id,) in blocked),
+            flow_models={str(flow): str(model_id) for flow, model_id in flows},
         )
         self._rules[guild_id] = rules
         return rules
@@ -209,6 +225,25 @@ class GuildSettingsRepository:
                 await conn.execute(UPSERT_MODEL_RULE, (guild_id, model_id, rule))
             detail = f"{model_id} {rule or 'default'}"
             await self._audit(conn, guild_id, actor_id, "model_rule", detail, now)
+
+    async def set_flow_model(
+        self, guild_id: int, flow: Flow, model_id: str | None, actor_id: int, now: float
+    ) -> None:
+        """The server's own model for a flow ("animate", "edit"); None: the bot-wide default.
+
+        Raises ValueError, before writing anything, for another flow. The change and its audit
+        entry are one transaction. The model id is not checked here (the caller knows the
+        catalog).
+        """
+        if flow not in FLOWS:
+            raise ValueError(f"unknown flow {flow!r}")
+        async with self._db.transaction() as conn:
+            if model_id is None:
+                await conn.execute(DELETE_FLOW_MODEL, (guild_id, flow))
+            else:
+                await conn.execute(UPSERT_FLOW_MODEL, (guild_id, flow, model_id))
+            detail = f"{flow} model {model_id or 'default'}"
+            await self._audit(conn, guild_id, actor_id, "flow_model", detail, now)
 
     # --- channels -----------------------------------------------------------------------
 

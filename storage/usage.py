@@ -1,7 +1,8 @@
 """Usage read from `jobs`: the quota windows, the one-statement reservation, usage reports.
 
 What counts: a job holds quota from acceptance unless it was given back, that is unless it was
-cancelled, timed out, or failed before Together accepted it (no together_id). Its spend is
+cancelled, timed out, or failed before Together accepted it (no together_id). A Join is made
+by the bot from videos already paid for: it never counts. Its spend is
 Together's reported cost when known, else the catalog estimate. Usage is always computed from
 `jobs`, never kept in counters, so it cannot drift from the jobs themselves.
 
@@ -30,8 +31,9 @@ from storage.models import (
 from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, UNFINISHED, job_from_row, new_job_values
 
 # The rule above as SQL, shared by every usage query so they cannot disagree.
-_COUNTS = """state NOT IN ('cancelled', 'timed_out')
-    AND NOT (state = 'failed' AND together_id IS NULL)"""
+_NOT_JOIN = "derivation IS NOT 'join'"
+_COUNTS = f"""state NOT IN ('cancelled', 'timed_out')
+    AND NOT (state = 'failed' AND together_id IS NULL) AND {_NOT_JOIN}"""
 _SPEND = "COALESCE(cost_usd, estimated_cost_usd)"
 
 # One pass over the server's counting jobs of the last 30 days gives every windowed figure.
@@ -45,7 +47,8 @@ SELECT
     MIN(CASE WHEN {_SPEND} > 0 THEN created_at END),
     -- Unfinished jobs count toward concurrency whatever their age.
     (SELECT COUNT(*) FROM jobs
-     WHERE guild_id = :guild_id AND user_id = :user_id AND {UNFINISHED}) AS user_active
+     WHERE guild_id = :guild_id AND user_id = :user_id AND {UNFINISHED} AND {_NOT_JOIN})
+        AS user_active
 FROM jobs
 WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
 """

@@ -252,22 +252,30 @@ def _check_needed_media(model: ModelSpec, attachments: Mapping[str, int]) -> Non
     raise InvalidOptionError(f"`{option}`: {model.name} is {model.kind_name}: attach {needs}.")
 
 
-def validate_options(options: VideoOptions, catalog: Catalog, default_model: str) -> VideoRequest:
-    """Check every option; raise InvalidOptionError naming the first problem."""
-    prompt = clean_text(options.prompt)
+def check_words(
+    model: ModelSpec, prompt: str, negative_prompt: str | None
+) -> tuple[str, str | None]:
+    """The prompt and negative prompt, cleaned and within the model's limits."""
+    prompt = clean_text(prompt)
     if not prompt:
         raise InvalidOptionError("`prompt` is empty: describe the video you want.")
-    model = _pick_model(catalog, options.model, default_model)
     if len(prompt) > model.max_prompt_chars:
         raise InvalidOptionError(
             f"`prompt` is {len(prompt)} characters; {model.name} takes at most "
             f"{model.max_prompt_chars}."
         )
-    negative = clean_text(options.negative_prompt) if options.negative_prompt else None
+    negative = clean_text(negative_prompt) if negative_prompt else None
     if negative and len(negative) > NEGATIVE_PROMPT_MAX:
         raise InvalidOptionError(
             f"`negative_prompt` is {len(negative)} characters; the limit is {NEGATIVE_PROMPT_MAX}."
         )
+    return prompt, negative or None
+
+
+def validate_options(options: VideoOptions, catalog: Catalog, default_model: str) -> VideoRequest:
+    """Check every option; raise InvalidOptionError naming the first problem."""
+    model = _pick_model(catalog, options.model, default_model)
+    prompt, negative = check_words(model, options.prompt, options.negative_prompt)
     _check_range("steps", options.steps, STEPS_RANGE)
     _check_range("guidance", options.guidance, GUIDANCE_RANGE)
     _check_range("fps", options.fps, FPS_RANGE)

@@ -19,10 +19,19 @@ from bot.domain.budget import Claim, Lane
 from bot.domain.catalog import Catalog
 from bot.domain.scheduling import FixedPlanner, PollPlanner
 from bot.engine.budget import RequestBudget
+from bot.engine.chains import ChainWork
 from bot.engine.config import EngineConfig
 from bot.engine.delivery import Courier, Deliveries, DeliveryConfig
 from bot.engine.polling import Poller
-from bot.engine.ports import JobStore, Notifier, VideoAPI, VideoFetcher, VideoFitter
+from bot.engine.ports import (
+    ClipJoiner,
+    FrameMaker,
+    JobStore,
+    Notifier,
+    VideoAPI,
+    VideoFetcher,
+    VideoFitter,
+)
 from bot.engine.progress import ProgressEdits
 from bot.engine.runtime import Runtime
 from bot.engine.submission import Submitter
@@ -48,6 +57,8 @@ class JobEngine:
         catalog: Catalog | None = None,
         fit: VideoFitter | None = None,
         planner: PollPlanner | None = None,
+        frame: FrameMaker | None = None,
+        join: ClipJoiner | None = None,
     ) -> None:
         self._config = config
         self._runtime = runtime = Runtime(clock, config)
@@ -59,6 +70,8 @@ class JobEngine:
         self._writer = StateWriter(store, runtime)
         self._edits = ProgressEdits(runtime, self._writer, store, planner)
         self._writer.on_moved = self._edits.request
+        # Extend's first frame and Join's video, from the parts' Discord messages.
+        self._chains = ChainWork(store, self._notifier, config.workdir, frame, join)
         self._poller = Poller(runtime, self._writer, api, self._budget, planner)
         self._submitter = Submitter(
             runtime,
@@ -70,6 +83,7 @@ class JobEngine:
             self._poller,
             catalog,
             notifier=self._notifier,
+            chains=self._chains,
         )
         self._submitter.token_now = self._token_now
         self._courier = Courier(
@@ -83,6 +97,7 @@ class JobEngine:
                 link_lifetime=config.link_lifetime,
             ),
             fit,
+            assemble=self._chains.joined,
         )
         self._deliveries = Deliveries(runtime, self._writer, self._courier, self._notifier)
         self._loop_task: asyncio.Task[None] | None = None

@@ -161,3 +161,15 @@ def input_gone(kind: str, now: float) -> Finish:
             "finished_at": now,
         },
     )
+
+
+def cannot_extend(reason: str, now: float) -> Finish:
+    """An Extend whose previous part cannot be read: failed before anything was sent."""
+    return Finish(
+        JobState.FAILED,
+        {
+            "failure_reason": f"The clip could not be continued: {reason}. Nothing was sent to "
+            "Together, so you were not charged.",
+            "finished_at": now,
+        },
+    )

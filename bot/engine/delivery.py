@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -35,7 +35,7 @@ from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
 from bot.media.files import DownloadedVideo, DownloadError, VideoFormat, VideoTooLarge
 from bot.media.reencode import CannotFit
-from storage.models import Job, JobState
+from storage.models import Derivation, Job, JobState
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,11 @@ class Courier:
         clock: Clock,
         config: DeliveryConfig,
         fit: VideoFitter | None = None,
+        assemble: Callable[[Job, Path], Awaitable[DownloadedVideo]] | None = None,
     ) -> None:
         self._fetch = fetch
+        # Makes a Join's video from its chain's parts (bot.engine.chains) instead of a download.
+        self._assemble = assemble
         self._fit = fit
         self._clock = clock
         self._config = config
@@ -136,7 +139,8 @@ class Courier:
 
     async def attempt(self, job: Job, upload: Uploader) -> Outcome:
         """One try: fetch the video unless it is in hand, then put it in the message."""
-        assert job.video_url is not None
+        joined = job.derivation is Derivation.JOIN
+        assert job.video_url is not None or joined
         staged = self._staged.get(job.id) or self._stage(job)
         if staged.video is None and not staged.link_only:
             problem = await self._prepare(job, staged)
@@ -146,6 +150,8 @@ class Courier:
             posted = await upload(job, None if staged.link_only else staged.video)
         except MessageUnreachable as exc:
             log.warning("Job %d: its message cannot be reached (%s); giving up", job.id, exc)
+            if joined:
+                return GiveUp(f"The joined video could not be posted here ({exc.reason}).")
             return GiveUp(
                 f"The video was made, but it could not be posted here ({exc.reason}). It can "
                 f"be downloaded from Together for a short while: {job.video_url}"
@@ -171,13 +177,21 @@ class Courier:
 
     async def _prepare(self, job: Job, staged: _Staged) -> Outcome | None:
         """Download and fit the video into the job's folder; an outcome if that fell short."""
-        assert job.video_url is not None
-        expected: VideoFormat = "WEBM" if job.params.output_format == "WEBM" else "MP4"
+        joined = job.derivation is Derivation.JOIN
+        expected: VideoFormat = (
+            "WEBM" if job.params.output_format == "WEBM" and not joined else "MP4"
+        )
         dest = staged.folder / f"video{'.webm' if expected == 'WEBM' else '.mp4'}"
         try:
-            downloaded = await self._fetch(
-                job.video_url, dest, max_bytes=self._cap(job), expected_format=expected
-            )
+            if joined:
+                if self._assemble is None:
+                    return GiveUp("This bot cannot join videos.")
+                downloaded = await self._assemble(job, dest)
+            else:
+                assert job.video_url is not None
+                downloaded = await self._fetch(
+                    job.video_url, dest, max_bytes=self._cap(job), expected_format=expected
+                )
         except VideoTooLarge as exc:
             log.info("Job %d: video too large to download (%s); posting the link", job.id, exc)
             staged.link_only = True
@@ -191,6 +205,12 @@ class Courier:
             return self._retry_download(job, staged, _describe(exc))
         staged.video = await self._fitted(job, downloaded, staged, expected)
         staged.link_only = staged.video is None
+        if staged.link_only and joined:
+            # A Join has no Together link to post instead.
+            return GiveUp(
+                "The joined video is larger than this server's upload limit, even re-encoded. "
+                "Its parts are still in their own messages."
+            )
         return None
 
     def _cap(self, job: Job) -> int:
@@ -230,6 +250,8 @@ class Courier:
         return fitted.path
 
     def _retry_download(self, job: Job, staged: _Staged, why: str) -> Outcome:
+        if job.derivation is Derivation.JOIN:  # its parts live in Discord: no link to expire
+            return self._retry(job, staged, f"parts: {why}")
         finished = job.finished_at or job.updated_at
         if self._clock.now() >= finished + self._config.link_lifetime:
             log.warning("Job %d: could not download the video in time (%s); giving up", job.id, why)

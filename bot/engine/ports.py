@@ -9,7 +9,7 @@ cogs/progress.py implement these.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -66,6 +66,14 @@ class JobStore(Protocol):
 
     async def links(self, job_id: int) -> list[MediaLink]:
         """The job's video and soundtrack links (Together fetches them); empty if none."""
+        ...
+
+    async def add_media(self, job_id: int, kind: str, data: bytes) -> None:
+        """Store (or replace) an image of the job made after it was accepted."""
+        ...
+
+    async def chain(self, chain_id: int) -> list[Job]:
+        """The chain's jobs in part order, its first part (id ``chain_id``) first."""
         ...
 
 
@@ -134,6 +142,15 @@ class Notifier(Protocol):
         """
         ...
 
+    async def fetch_delivered(self, job: Job, folder: Path) -> DownloadedVideo | None:
+        """Download the video a delivered job put in its message into ``folder`` (the message
+        is fetched again, for a fresh link).
+
+        None when the message or its video is gone, or it was posted as a link (final);
+        raises on a passing failure.
+        """
+        ...
+
 
 class VideoFetcher(Protocol):
     """Downloads a finished video (bot.media.download_video).
@@ -152,6 +169,22 @@ class VideoFitter(Protocol):
     async def __call__(
         self, source: Path, limit_bytes: int, workdir: Path, *, source_format: VideoFormat
     ) -> FitResult: ...
+
+
+class FrameMaker(Protocol):
+    """The last frame of a clip as a JPEG (bot.media.frames.last_frame); raises on failure."""
+
+    async def __call__(
+        self, source: Path, *, source_format: VideoFormat, workdir: Path
+    ) -> bytes: ...
+
+
+class ClipJoiner(Protocol):
+    """Clips joined in order into ``dest`` (bot.media.concat.join_clips); raises on failure."""
+
+    async def __call__(
+        self, parts: Sequence[Path], dest: Path, *, formats: Sequence[VideoFormat]
+    ) -> DownloadedVideo: ...
 
 
 # Puts the result in the job's message: the file, or the link when None; returns the id of a

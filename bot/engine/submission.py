@@ -15,10 +15,12 @@ from bot.domain.budget import Claim, Lane
 from bot.domain.catalog import Catalog
 from bot.domain.scheduling import FairQueue, PollPlanner
 from bot.engine.budget import RequestBudget
+from bot.engine.chains import ChainWork, PartGone, needs_first_frame
 from bot.engine.decisions import (
     RetrySubmission,
     after_submit_error,
     backoff,
+    cannot_extend,
     input_gone,
     interrupted,
 )
@@ -30,7 +32,7 @@ from bot.engine.tracked import Submission, Tracked
 from bot.engine.transitions import StateWriter
 from bot.together.errors import TogetherError
 from bot.together.models import VideoJob
-from storage.models import Job, JobState, MediaLink
+from storage.models import Derivation, Job, JobState, MediaLink
 
 log = logging.getLogger("bot.engine")
 
@@ -48,6 +50,7 @@ class Submitter:
         catalog: Catalog | None,
         *,
         notifier: Callable[[], Notifier],
+        chains: ChainWork | None = None,
     ) -> None:
         self._runtime = runtime
         self._config = runtime.config
@@ -59,6 +62,7 @@ class Submitter:
         self._poller = poller
         self._catalog = catalog
         self._notifier = notifier
+        self._chains = chains
         self.queue = FairQueue()
         # Set by the engine: whether this ready job gets a token now, among every claim.
         self.token_now: Callable[[Tracked], bool] = lambda tracked: False
@@ -151,6 +155,11 @@ class Submitter:
     async def submit(self, tracked: Tracked) -> None:
         """Store the job as "submitting" and build its body; POST it if the budget has room."""
         queued = tracked.job.state is JobState.QUEUED
+        if queued and tracked.job.derivation is Derivation.JOIN:
+            await self._start_join(tracked)
+            return
+        if queued and not await self._prepared(tracked):
+            return
         if queued and not await self._writer.move(tracked, JobState.SUBMITTING):
             tracked.submission = None
             return
@@ -168,6 +177,37 @@ class Submitter:
         tracked.due_at = self._runtime.now()
         if self.token_now(tracked):
             await self._send(tracked)
+
+    async def _start_join(self, tracked: Tracked) -> None:
+        """A Join is made by the bot from videos already delivered: never sent to Together."""
+        tracked.submission = None
+        if await self._writer.move(tracked, JobState.DELIVERING, finished_at=self._runtime.now()):
+            tracked.due_at = self._runtime.now()
+            self._runtime.wake.set()
+
+    async def _prepared(self, tracked: Tracked) -> bool:
+        """Make what the job needs before it can be sent (Extend's first frame), while it is
+        still queued: a restart meanwhile just does it again. False: not ready (it waits, or
+        it failed)."""
+        job = tracked.job
+        if self._chains is None or not needs_first_frame(job, await self._store.media(job.id)):
+            return True
+        try:
+            await self._chains.first_frame(job)
+        except PartGone as exc:
+            tracked.submission = None
+            await self._writer.finish(tracked, cannot_extend(exc.reason, self._runtime.now()))
+            return False
+        except Exception as exc:  # Discord unreachable, say: the job waits its turn again
+            tracked.submission = None
+            tracked.attempts += 1
+            wait = backoff(tracked.attempts, self._config.retry_delay, self._config.max_retry_delay)
+            log.warning(
+                "Job %d: could not take the last frame (%s); again in %.0f s", job.id, exc, wait
+            )
+            tracked.due_at = self._runtime.now() + wait
+            return False
+        return True
 
     async def _fresh_links(self, tracked: Tracked) -> list[MediaLink] | None:
         """The job's links, each valid for a while yet; None when one cannot be had (the job

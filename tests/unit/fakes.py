@@ -115,6 +115,13 @@ class FakeStore:
     async def links(self, job_id: int) -> list[MediaLink]:
         return list(self.link_map.get(job_id, []))
 
+    async def add_media(self, job_id: int, kind: str, data: bytes) -> None:
+        self.images.setdefault(job_id, {})[kind] = data
+
+    async def chain(self, chain_id: int) -> list[Job]:
+        found = [j for j in self.jobs.values() if j.id == chain_id or j.chain_id == chain_id]
+        return sorted(found, key=lambda j: (j.chain_part or 1, j.id))
+
     async def set_message_id(self, job_id: int, message_id: int) -> bool:
         job = self.jobs[job_id]
         if job.message_id is not None:
@@ -212,6 +219,19 @@ class RecordingNotifier:
         # fresh_link answers: a link to hand back (None: the message is gone), or an error.
         self.fresh_links: MediaLink | Exception | None = None
         self.refreshed: list[MediaLink] = []
+        # job id -> the bytes in its message (fetch_delivered), or an error to raise
+        self.delivered_files: dict[int, bytes | Exception] = {}
+
+    async def fetch_delivered(self, job: Job, folder: Path) -> DownloadedVideo | None:
+        """The delivered video of `job` from `delivered_files` (None: gone from its message)."""
+        body = self.delivered_files.get(job.id)
+        if isinstance(body, Exception):
+            raise body
+        if body is None:
+            return None
+        path = folder / f"part-{job.id}.mp4"
+        path.write_bytes(body)
+        return DownloadedVideo(path, len(body), "video/mp4")
 
     async def fresh_link(self, link: MediaLink) -> MediaLink | None:
         self.refreshed.append(link)

@@ -26,7 +26,7 @@ from bot.intake import (
 from bot.settings import Settings
 from storage.db import Database, open_database
 from storage.jobs import JobRepository
-from storage.models import Job, JobState, MediaLink
+from storage.models import Derivation, Job, JobState, MediaLink
 from storage.reservations import Reservations
 from storage.server_settings import GuildSettingsRepository
 from storage.usage import UsageRepository
@@ -317,3 +317,42 @@ async def test_retry_of_a_model_since_switched_off_is_refused(parts: Parts, tmp_
     intake = Intake(gate, parts.jobs, catalog, parts.engine, DEFAULT_MODEL)
     with pytest.raises(InvalidOptionError, match="switched off"):
         await intake.retry(source, asker(interaction_id=51))
+
+
+async def test_remix_changes_only_the_words_and_records_its_lineage(parts: Parts) -> None:
+    source = await finished(
+        parts, {"first_frame": b"jpeg"}, seed=7, size="1920x1080", attachments={"first_frame": 1}
+    )
+    remixed = await parts.intake.remix(
+        source, asker(interaction_id=52), "  a dog surfing \x00", "rain"
+    )
+    job = remixed.job
+    assert (job.params.prompt, job.params.negative_prompt) == ("a dog surfing", "rain")
+    same = ("width", "height", "seconds", "seed", "media", "fps", "steps")
+    assert [getattr(job.params, f) for f in same] == [getattr(source.params, f) for f in same]
+    assert (job.parent_id, job.derivation) == (source.id, Derivation.REMIX)
+    assert await parts.jobs.media(job.id) == {"first_frame": b"jpeg"}
+
+
+async def test_remix_refuses_words_the_model_would_refuse(parts: Parts) -> None:
+    source = await finished(parts, model="pixverse/pixverse-v5")
+    with pytest.raises(InvalidOptionError, match="takes at most 2048"):
+        await parts.intake.remix(source, asker(interaction_id=52), "x" * 2049, None)
+    with pytest.raises(InvalidOptionError, match="`prompt` is empty"):
+        await parts.intake.remix(source, asker(interaction_id=52), " \u200b ", None)
+    assert len(await parts.jobs.recent_for_member(GUILD, MEMBER)) == 1
+
+
+async def test_retry_records_its_parent(parts: Parts) -> None:
+    source = await finished(parts)
+    retried = await parts.intake.retry(source, asker(interaction_id=51))
+    assert (retried.job.parent_id, retried.job.derivation) == (source.id, Derivation.RETRY)
+
+
+async def test_flow_models_follow_the_server_then_the_bot(parts: Parts) -> None:
+    assert await parts.intake.flow_model(GUILD, "animate") == DEFAULT_MODEL  # no bot default
+    await parts.rules.set_flow_model(GUILD, "animate", "kwaivgI/kling-2.1-pro", MOD, NOW)
+    assert await parts.intake.flow_model(GUILD, "animate") == "kwaivgI/kling-2.1-pro"
+    await parts.rules.set_flow_model(GUILD, "animate", None, MOD, NOW)
+    assert await parts.intake.flow_model(GUILD, "animate") == DEFAULT_MODEL
+    assert [entry.action for entry in await parts.rules.audit(GUILD)] == ["flow_model"] * 2

@@ -1,0 +1,235 @@
+"""Modal submissions (Remix, Extend, Animate image, Edit video) and the two message menus.
+
+Every form's custom id says what it is about (cogs.modals), so this cog answers submissions
+that arrive after a restart too. Each submission goes through the one intake like /video:
+quotas, budgets, allow-lists, channels, blocks and model rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, cast
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.domain.errors import UserFacingError
+from bot.domain.options import VideoOptions
+from cogs.answer import NO_MENTIONS, answer, requester
+from cogs.buttons import view_for
+from cogs.links import media_link
+from cogs.modals import Form, animate_modal, edit_modal, parse_form, submitted
+from cogs.progress import video_filename
+from cogs.start import refuse_after_defer, start_job
+from storage.models import Derivation, Job, MediaLink
+
+if TYPE_CHECKING:
+    from bot.client import VideoBot
+
+log = logging.getLogger(__name__)
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+VIDEO_TYPES = ("video/mp4", "video/webm", "video/quicktime")
+NO_IMAGE = "That message has no image to animate (an attached picture, PNG, JPEG, WEBP or GIF)."
+NO_VIDEO = "That message has no video to edit (an attached MP4, WebM or MOV clip)."
+GONE = "That message is no longer there, or the bot cannot read it."
+
+
+def _first(message: discord.Message, types: tuple[str, ...]) -> discord.Attachment | None:
+    """The message's first attachment Discord says is of one of these types (checked again by
+    content once downloaded)."""
+    for attachment in message.attachments:
+        kind = (attachment.content_type or "").split(";")[0].strip().lower()
+        if kind in types:
+            return attachment
+    return None
+
+
+async def _tell(interaction: discord.Interaction[Any], text: str) -> None:
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    else:
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+class FormsCog(commands.Cog):
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+        self._menus = [
+            app_commands.ContextMenu(name="Animate image", callback=self.animate_image),
+            app_commands.ContextMenu(name="Edit video", callback=self.edit_video),
+        ]
+        for menu in self._menus:
+            menu.guild_only = True
+
+    async def cog_load(self) -> None:
+        for menu in self._menus:
+            self.bot.tree.add_command(menu)
+
+    async def cog_unload(self) -> None:
+        for menu in self._menus:
+            self.bot.tree.remove_command(menu.name, type=menu.type)
+
+    # -- the menus: the modal is the first response --------------------------------------
+
+    async def animate_image(
+        self, interaction: discord.Interaction[VideoBot], message: discord.Message
+    ) -> None:
+        if _first(message, IMAGE_TYPES) is None:
+            await _tell(interaction, NO_IMAGE)
+            return
+        await interaction.response.send_modal(animate_modal(message.channel.id, message.id))
+
+    async def edit_video(
+        self, interaction: discord.Interaction[VideoBot], message: discord.Message
+    ) -> None:
+        if _first(message, VIDEO_TYPES) is None:
+            await _tell(interaction, NO_VIDEO)
+            return
+        await interaction.response.send_modal(edit_modal(message.channel.id, message.id))
+
+    # -- submissions ---------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction[VideoBot]) -> None:
+        if interaction.type is not discord.InteractionType.modal_submit:
+            return
+        data = cast("dict[str, Any]", interaction.data or {})
+        form = parse_form(str(data.get("custom_id", "")))
+        if form is None:
+            return
+        values = submitted(data)
+        try:
+            async with self.bot.command_slot():
+                await self._submit(interaction, form, values)
+        except UserFacingError as exc:
+            await _tell(interaction, exc.message)
+        except Exception:
+            log.exception("The %s form failed", form.flow)
+            await _tell(interaction, "Something went wrong on the bot's side; please try again.")
+
+    async def _submit(
+        self, interaction: discord.Interaction[VideoBot], form: Form, values: dict[str, str]
+    ) -> None:
+        prompt = values.get("prompt", "")
+        if form.flow == "remix":
+            await self._remix(interaction, form.first, prompt, values.get("negative_prompt"))
+            return
+        if form.flow == "extend":
+            await self._extend(interaction, form.first, prompt)
+            return
+        assert form.second is not None
+        message = await self._message(form.first, form.second)
+        if form.flow == "animate":
+            await self._animate(interaction, message, prompt)
+        else:
+            await self._edit(interaction, message, prompt)
+
+    async def _remix(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        job_id: int,
+        prompt: str,
+        negative_prompt: str | None,
+    ) -> None:
+        job = await self.bot.jobs.get(job_id)
+        if job is None or job.guild_id != interaction.guild_id:
+            raise UserFacingError("This video is no longer known to the bot.")
+        if job.user_id != interaction.user.id:
+            raise UserFacingError(f"Only <@{job.user_id}> can remix this video.")
+        remixed = await self.bot.intake.remix(
+            job, requester(interaction), prompt, negative_prompt or None
+        )
+        await answer(
+            interaction, self.bot.intake, remixed.job, remixed.first_frame, view_for(remixed.job)
+        )
+
+    async def _extend(
+        self, interaction: discord.Interaction[VideoBot], job_id: int, prompt: str
+    ) -> None:
+        job = await self.bot.jobs.get(job_id)
+        if job is None or job.guild_id != interaction.guild_id:
+            raise UserFacingError("This video is no longer known to the bot.")
+        if job.user_id != interaction.user.id:
+            raise UserFacingError(f"Only <@{job.user_id}> can extend this video.")
+        # Reading the delivered video's message can take a moment: answer first.
+        await interaction.response.defer(thinking=True)
+        try:
+            clip = await self._clip_to_continue(job)
+            extended = await self.bot.intake.extend(job, requester(interaction), prompt, clip)
+        except UserFacingError as exc:
+            await refuse_after_defer(interaction, exc.message)
+            return
+        await answer(interaction, self.bot.intake, extended.job, None, view_for(extended.job))
+
+    async def _clip_to_continue(self, job: Job) -> MediaLink | None:
+        """The delivered video as a clip to continue, for a model that continues clips of its
+        length; None: the next part starts from its last frame instead."""
+        spec = self.bot.catalog.get(job.model)
+        if spec is None or spec.video_input_field != "frame_videos" or job.message_id is None:
+            return None
+        limits = spec.video_input
+        if not limits.min_seconds <= job.params.seconds <= limits.max_seconds:
+            return None
+        message = await self._message(job.channel_id, job.message_id)
+        name = video_filename(job)
+        video = next((a for a in message.attachments if a.filename == name), None)
+        if video is None:
+            raise UserFacingError(
+                "The video is no longer in its message, so it cannot be extended."
+            )
+        return media_link("video", video, message)
+
+    async def _animate(
+        self, interaction: discord.Interaction[VideoBot], message: discord.Message, prompt: str
+    ) -> None:
+        image = _first(message, IMAGE_TYPES)
+        if image is None:
+            raise UserFacingError(NO_IMAGE)
+        assert interaction.guild_id is not None
+        model = await self.bot.intake.flow_model(interaction.guild_id, "animate")
+        options = VideoOptions(prompt=prompt, model=model, attachments={"first_frame": image.size})
+        await start_job(
+            interaction,
+            options,
+            {"first_frame": image},
+            message=message,
+            derivation=Derivation.ANIMATE,
+        )
+
+    async def _edit(
+        self, interaction: discord.Interaction[VideoBot], message: discord.Message, prompt: str
+    ) -> None:
+        clip = _first(message, VIDEO_TYPES)
+        if clip is None:
+            raise UserFacingError(NO_VIDEO)
+        assert interaction.guild_id is not None
+        model = await self.bot.intake.flow_model(interaction.guild_id, "edit")
+        options = VideoOptions(prompt=prompt, model=model, attachments={"video": clip.size})
+        try:
+            await self.bot.intake.check(requester(interaction), options)
+        except UserFacingError as exc:
+            if exc.message.startswith("`model`"):
+                raise UserFacingError(
+                    "This server allows no video-edit model, so videos cannot be edited here. "
+                    "A moderator can allow one with /videoadmin models."
+                ) from None
+            raise
+        await start_job(
+            interaction, options, {"video": clip}, message=message, derivation=Derivation.EDIT
+        )
+
+    async def _message(self, channel_id: int, message_id: int) -> discord.Message:
+        """The message again, from Discord: its attachment links are fresh."""
+        try:
+            channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                raise UserFacingError(GONE)
+            return await channel.fetch_message(message_id)
+        except (discord.NotFound, discord.Forbidden):
+            raise UserFacingError(GONE) from None
+
+
+async def setup(bot: VideoBot) -> None:
+    await bot.add_cog(FormsCog(bot))

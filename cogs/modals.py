@@ -1,0 +1,100 @@
+"""The modals that ask for words: Remix, Extend, Animate image and Edit video.
+
+A modal's custom id carries what its submission needs (`form:<flow>:<ids>`), like a button's,
+so a submission that arrives after a restart is still understood (cogs.forms handles them all;
+nothing is kept in memory between the modal and its submission).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+from bot.domain.options import NEGATIVE_PROMPT_MAX
+
+TEXT_INPUT_MAX = 4000  # Discord's limit for one text input
+FORM_ID = re.compile(r"form:(?P<flow>remix|extend|animate|edit):(?P<a>\d+)(?::(?P<b>\d+))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A parsed modal custom id: the flow, and the job id or the channel and message ids."""
+
+    flow: str
+    first: int
+    second: int | None = None
+
+
+def parse_form(custom_id: str) -> Form | None:
+    match = FORM_ID.match(custom_id)
+    if match is None:
+        return None
+    second = int(match["b"]) if match["b"] else None
+    return Form(match["flow"], int(match["a"]), second)
+
+
+class WordsModal(discord.ui.Modal):
+    """Only a payload: its submission is handled by cogs.forms, which needs no instance."""
+
+    async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
+        return None  # cogs.forms answers every form submission
+
+
+def _prompt(label: str, default: str | None, placeholder: str) -> discord.ui.TextInput[Any]:
+    return discord.ui.TextInput(
+        label=label,
+        custom_id="prompt",
+        style=discord.TextStyle.paragraph,
+        default=default[:TEXT_INPUT_MAX] if default else None,
+        placeholder=placeholder,
+        max_length=TEXT_INPUT_MAX,
+        required=True,
+    )
+
+
+def remix_modal(job_id: int, prompt: str, negative_prompt: str | None) -> discord.ui.Modal:
+    modal = WordsModal(title=f"Remix #{job_id}", custom_id=f"form:remix:{job_id}")
+    modal.add_item(_prompt("Prompt", prompt, "What the video should show"))
+    modal.add_item(
+        discord.ui.TextInput(
+            label="Negative prompt",
+            custom_id="negative_prompt",
+            style=discord.TextStyle.paragraph,
+            default=negative_prompt[:NEGATIVE_PROMPT_MAX] if negative_prompt else None,
+            placeholder="What the video should avoid (optional)",
+            max_length=NEGATIVE_PROMPT_MAX,
+            required=False,
+        )
+    )
+    return modal
+
+
+def extend_modal(job_id: int, prompt: str) -> discord.ui.Modal:
+    modal = WordsModal(title=f"Extend #{job_id}", custom_id=f"form:extend:{job_id}")
+    modal.add_item(_prompt("Prompt", prompt, "What happens next"))
+    return modal
+
+
+def animate_modal(channel_id: int, message_id: int) -> discord.ui.Modal:
+    modal = WordsModal(title="Animate image", custom_id=f"form:animate:{channel_id}:{message_id}")
+    modal.add_item(_prompt("Prompt", None, "What should happen in the picture"))
+    return modal
+
+
+def edit_modal(channel_id: int, message_id: int) -> discord.ui.Modal:
+    modal = WordsModal(title="Edit video", custom_id=f"form:edit:{channel_id}:{message_id}")
+    modal.add_item(_prompt("Instruction", None, "What to change, e.g. make it snow"))
+    return modal
+
+
+def submitted(data: Any) -> dict[str, str]:
+    """The text inputs of a modal submission: custom id -> value."""
+    values: dict[str, str] = {}
+    for row in data.get("components", []) if isinstance(data, dict) else []:
+        for component in row.get("components", []):
+            if isinstance(component.get("custom_id"), str):
+                values[component["custom_id"]] = str(component.get("value") or "")
+    return values
