@@ -207,13 +207,16 @@ def allowance_text(allowance: Allowance) -> str:
 
 
 def history_entry(job: Job, model_name: str, prompt_shown: int) -> str:
-    """'**#12** · Model · delivered · <t:…:R> · [message](…)', then the prompt quoted."""
+    """'**#12** · Model · delivered · <t:…:R> · $0.28 · [message](…)', then the prompt quoted
+    (the cost once Together has reported it)."""
     parts = [
         f"**#{job.id}**",
         _escaped(shorten(model_name, MODEL_NAME_SHOWN)),
         STATE_WORDS[job.state],
         f"<t:{int(job.created_at)}:R>",
     ]
+    if job.cost_usd is not None:
+        parts.append(money(job.cost_usd))
     link = message_link(job)
     if link:
         parts.append(f"[message]({link})")

@@ -99,13 +99,15 @@ def page_of(jobs: list[Job], **overrides: object) -> HistoryPage:
 
 
 def test_history_entry_escapes_the_prompt_and_links_the_message() -> None:
-    job = make_job(12, 1_700_000_000.5, state=JobState.DELIVERED, prompt=HOSTILE_PROMPT)
+    job = make_job(
+        12, 1_700_000_000.5, state=JobState.DELIVERED, prompt=HOSTILE_PROMPT, cost_usd=0.28
+    )
 
     entry = history_entry(job, "MiniMax Hailuo 02", 150)
 
     head, prompt = entry.split("\n")
     assert head == (
-        "**#12** · MiniMax Hailuo 02 · delivered · <t:1700000000:R> · "
+        "**#12** · MiniMax Hailuo 02 · delivered · <t:1700000000:R> · $0.28 · "
         "[message](https://discord.com/channels/10/20/1012)"
     )
     assert prompt.startswith(r"> \*\*bold\*\* " + EVERYONE + r" \[free nitro](")
@@ -145,7 +147,17 @@ def test_empty_history_invites_a_first_video() -> None:
 def test_an_over_long_page_stays_within_discords_limits() -> None:
     # Every prompt needs a backslash per character, and each model name is as long as allowed.
     jobs = [
-        make_job(10**15 + n, 1e9, prompt="*_@" * 2000, message_id=10**18 + n) for n in range(10)
+        make_job(
+            10**15 + n,
+            1e9,
+            state=JobState.RUNNING,
+            prompt="*_@" * 2000,
+            message_id=10**18 + n,
+            guild_id=10**18,
+            channel_id=10**18,
+            cost_usd=99_999.99,
+        )
+        for n in range(10)
     ]
 
     embed = history_embed(page_of(jobs, total=10**6), ALLOWANCE, lambda _: "M" * 500)
