@@ -1,55 +1,190 @@
-"""/videos: a member's recent jobs and what they have left, privately (like Midjourney's /info)."""
+"""/videos: a member's jobs page by page and what they have left, or one job in full; privately.
+
+The page buttons are DynamicItems whose custom id carries the member and an anchor job id
+(`videos:older:<user_id>:<job_id>`: the jobs older than that one; `videos:newer:...`: the
+jobs newer than it), so they keep working after a restart and a page does not shift when new
+jobs arrive. Only that member may turn the pages.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.domain.quota import remaining_today
-from cogs.text import job_line, money
+from cogs.render import (
+    HISTORY_PAGE,
+    Allowance,
+    HistoryPage,
+    history_embed,
+    job_detail_embed,
+    lineage_text,
+)
+from storage.models import Derivation, Job
 
 if TYPE_CHECKING:
+    import re
+
     from bot.client import VideoBot
 
-RECENT = 10
+NO_MENTIONS = discord.AllowedMentions.none()
+Way = Literal["older", "newer"]
+
+
+async def _allowance(bot: VideoBot, interaction: discord.Interaction[Any]) -> Allowance:
+    assert interaction.guild_id is not None
+    role_ids = [role.id for role in getattr(interaction.user, "roles", [])]
+    limits = await bot.gatekeeper.limits_for(interaction.guild_id, role_ids)
+    usage = await bot.usage.member_usage(interaction.guild_id, interaction.user.id, time.time())
+    return Allowance(
+        left_today=remaining_today(limits, usage),
+        daily=limits.user_daily,
+        made_today=usage.user_day,
+        unfinished=usage.user_active,
+        concurrent=limits.user_concurrent,
+    )
+
+
+async def history_page(
+    bot: VideoBot, guild_id: int, user_id: int, way: Way | None = None, anchor: int = 0
+) -> HistoryPage:
+    """The page of the member's jobs older than job `anchor` (`older`), the page just newer
+    than it (`newer`), or the newest page (None, or when the anchor's page is gone)."""
+    jobs: list[Job] = []
+    has_older = False
+    if way == "newer":
+        newer = await bot.jobs.member_page_newer(guild_id, user_id, anchor, HISTORY_PAGE)
+        if len(newer) > HISTORY_PAGE:  # a full page with more above it; else the newest page
+            jobs = list(reversed(newer[:HISTORY_PAGE]))
+            has_older = bool(await bot.jobs.member_page(guild_id, user_id, jobs[-1].id, 0))
+    if not jobs:
+        before = anchor if way == "older" else None
+        found = await bot.jobs.member_page(guild_id, user_id, before, HISTORY_PAGE)
+        if not found and before is not None:
+            found = await bot.jobs.member_page(guild_id, user_id, None, HISTORY_PAGE)
+        jobs, has_older = found[:HISTORY_PAGE], len(found) > HISTORY_PAGE
+    total = await bot.jobs.member_count(guild_id, user_id)
+    above = await bot.jobs.member_count(guild_id, user_id, jobs[0].id) if jobs else 0
+    return HistoryPage(
+        jobs=jobs, position=above + 1, total=total, has_newer=above > 0, has_older=has_older
+    )
+
+
+class PageButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"videos:(?P<way>older|newer):(?P<owner>\d+):(?P<anchor>\d+)",
+):
+    """Previous (`newer`) or Next (`older`) under a /videos page; only its member may press."""
+
+    def __init__(self, way: Way, owner_id: int, anchor: int, *, disabled: bool = False) -> None:
+        self.way, self.owner_id, self.anchor = way, owner_id, anchor
+        super().__init__(
+            discord.ui.Button(
+                label="Next" if way == "older" else "Previous",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"videos:{way}:{owner_id}:{anchor}",
+                disabled=disabled,
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> PageButton:
+        return cls(cast("Way", match["way"]), int(match["owner"]), int(match["anchor"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        if interaction.user.id != self.owner_id or interaction.guild_id is None:
+            await interaction.response.send_message(
+                f"These are <@{self.owner_id}>'s videos; /videos shows yours.",
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+            return
+        bot = cast("VideoBot", interaction.client)
+        page = await history_page(bot, interaction.guild_id, self.owner_id, self.way, self.anchor)
+        embed = history_embed(page, await _allowance(bot, interaction), bot.model_name)
+        await interaction.response.edit_message(
+            embed=embed, view=pages_view(page, self.owner_id), allowed_mentions=NO_MENTIONS
+        )
+
+
+def pages_view(page: HistoryPage, owner_id: int) -> discord.ui.View:
+    """Previous and Next, each disabled where there is nothing that way (none without jobs)."""
+    view = discord.ui.View(timeout=None)
+    if page.jobs:
+        newest, oldest = page.jobs[0].id, page.jobs[-1].id
+        view.add_item(PageButton("newer", owner_id, newest, disabled=not page.has_newer))
+        view.add_item(PageButton("older", owner_id, oldest, disabled=not page.has_older))
+    return view
 
 
 class AccountCog(commands.Cog):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="videos", description="Your recent videos and what you have left")
+    @app_commands.command(
+        name="videos", description="Your videos page by page and what you have left, or one in full"
+    )
+    @app_commands.describe(job="A video's number (#12) to see everything about it")
     @app_commands.guild_only()
-    async def videos(self, interaction: discord.Interaction[VideoBot]) -> None:
+    async def videos(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        job: app_commands.Range[int, 1, 2**53] | None = None,
+    ) -> None:
         assert interaction.guild_id is not None
-        guild_id, user_id = interaction.guild_id, interaction.user.id
-        role_ids = [role.id for role in getattr(interaction.user, "roles", [])]
-        limits = await self.bot.gatekeeper.limits_for(guild_id, role_ids)
-        usage = await self.bot.usage.member_usage(guild_id, user_id, time.time())
-        jobs = await self.bot.jobs.recent_for_member(guild_id, user_id, limit=RECENT)
-        left = remaining_today(limits, usage)
-        lines = [
-            "**Your videos on this server**",
-            f"Left today: {left} of {limits.user_daily} "
-            f"(made {usage.user_day} in the last 24 hours)",
-            f"Unfinished: {usage.user_active} of {limits.user_concurrent} at once",
-        ]
-        if jobs:
-            lines.append("Recent:")
-            for job in jobs:
-                line = job_line(job, self.bot.model_name(job.model))
-                cost = job.cost_usd if job.cost_usd is not None else None
-                lines.append(f"{line}{f' · {money(cost)}' if cost is not None else ''}")
-        else:
-            lines.append("You have not made any videos here yet. Try /video!")
+        if job is not None:
+            await self._one(interaction, job)
+            return
+        page = await history_page(self.bot, interaction.guild_id, interaction.user.id)
+        embed = history_embed(page, await _allowance(self.bot, interaction), self.bot.model_name)
         await interaction.response.send_message(
-            "\n".join(lines)[:2000], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+            embed=embed,
+            view=pages_view(page, interaction.user.id),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
         )
+
+    async def _one(self, interaction: discord.Interaction[VideoBot], job_id: int) -> None:
+        """The job in full for its member or a moderator; for anyone else, and for a job that
+        does not exist here, the same refusal: it never tells whether the job exists."""
+        job = await self.bot.jobs.get(job_id)
+        allowed = job is not None and job.guild_id == interaction.guild_id
+        if job is not None and allowed and job.user_id != interaction.user.id:
+            allowed = interaction.permissions.manage_guild
+        if job is None or not allowed:
+            await interaction.response.send_message(
+                f"No job #{job_id} of yours on this server.",
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+            return
+        embed = job_detail_embed(job, self.bot.model_name(job.model), await self._lineage(job))
+        await interaction.response.send_message(
+            embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+
+    async def _lineage(self, job: Job) -> str | None:
+        parent_number = None
+        if job.parent_id is not None:
+            parent = await self.bot.jobs.get(job.parent_id)
+            if parent is not None and parent.guild_id == job.guild_id:
+                parent_number = parent.id
+        chain_size = 0
+        if job.derivation is None or job.derivation is Derivation.EXTEND:
+            chain_size = await self.bot.jobs.chain_size(job.chain_id or job.id)
+        return lineage_text(job, parent_number, chain_size)
 
 
 async def setup(bot: VideoBot) -> None:
+    bot.add_dynamic_items(PageButton)
     await bot.add_cog(AccountCog(bot))

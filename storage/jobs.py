@@ -85,6 +85,23 @@ SELECT {", ".join(JOB_COLUMNS)} FROM jobs
 WHERE guild_id = ? AND user_id = ?
 ORDER BY id DESC LIMIT ?
 """
+SELECT_MEMBER_OLDER = f"""
+SELECT {", ".join(JOB_COLUMNS)} FROM jobs
+WHERE guild_id = ? AND user_id = ? AND id < ?
+ORDER BY id DESC LIMIT ?
+"""
+SELECT_MEMBER_NEWER = f"""
+SELECT {", ".join(JOB_COLUMNS)} FROM jobs
+WHERE guild_id = ? AND user_id = ? AND id > ?
+ORDER BY id LIMIT ?
+"""
+COUNT_MEMBER = "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND id > ?"
+# A chain's parts: its first job (whose own chain_id may be empty) and every job naming it,
+# joins left out (they stitch the parts, they are not one); a part made twice counts once.
+COUNT_CHAIN_PARTS = """
+SELECT COUNT(DISTINCT COALESCE(chain_part, 1)) FROM jobs
+WHERE (id = :chain OR chain_id = :chain) AND derivation IS NOT 'join'
+"""
 
 
 def _assignments(changes: Mapping[str, object]) -> str:
@@ -195,7 +212,9 @@ class JobRepository:
         Replaces an image of the same kind, so a preparation repeated after a restart is safe.
         """
         async with self._db.transaction() as conn:
-            await conn.execute("DELETE FROM job_media WHERE job_id = ? AND kind = ?", (job_id, kind))
+            await conn.execute(
+                "DELETE FROM job_media WHERE job_id = ? AND kind = ?", (job_id, kind)
+            )
             await conn.execute(INSERT_MEDIA, (job_id, kind, data))
 
     async def chain(self, chain_id: int) -> list[Job]:
@@ -271,6 +290,40 @@ class JobRepository:
         """The member's latest `limit` jobs on the server, newest first, whatever their state."""
         rows = await self._db.fetch_all(SELECT_BY_MEMBER, (guild_id, user_id, limit))
         return [job_from_row(row) for row in rows]
+
+    async def member_page(
+        self, guild_id: int, user_id: int, before_id: int | None, limit: int
+    ) -> list[Job]:
+        """The member's jobs on the server with an id below `before_id` (None: all), newest
+        first: at most `limit` + 1, so the caller can tell whether older ones follow.
+
+        Ids only grow, so a page anchored on `before_id` keeps its jobs when new ones arrive.
+        """
+        before = before_id if before_id is not None else 2**63 - 1
+        rows = await self._db.fetch_all(SELECT_MEMBER_OLDER, (guild_id, user_id, before, limit + 1))
+        return [job_from_row(row) for row in rows]
+
+    async def member_page_newer(
+        self, guild_id: int, user_id: int, after_id: int, limit: int
+    ) -> list[Job]:
+        """The member's jobs on the server with an id above `after_id`, oldest first (the
+        nearest first): at most `limit` + 1, so the caller can tell whether newer ones follow."""
+        rows = await self._db.fetch_all(
+            SELECT_MEMBER_NEWER, (guild_id, user_id, after_id, limit + 1)
+        )
+        return [job_from_row(row) for row in rows]
+
+    async def member_count(self, guild_id: int, user_id: int, after_id: int = 0) -> int:
+        """How many of the member's jobs on the server have an id above `after_id` (0: all)."""
+        row = await self._db.fetch_one(COUNT_MEMBER, (guild_id, user_id, after_id))
+        return int(row[0]) if row else 0
+
+    async def chain_size(self, chain_id: int) -> int:
+        """How many parts the chain started by job `chain_id` has: that job and the parts
+        naming it (Extend), counted by part number, without the joins; 0 when no job has
+        that id and none names it."""
+        row = await self._db.fetch_one(COUNT_CHAIN_PARTS, {"chain": chain_id})
+        return int(row[0]) if row else 0
 
     async def unfinished_in_guild(self, guild_id: int) -> list[Job]:
         """The server's jobs still in progress (queued to delivering), oldest first."""

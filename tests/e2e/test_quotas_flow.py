@@ -137,12 +137,13 @@ async def test_usage_jobs_and_member_history(stack: Stack) -> None:
     assert f"1. <@{stack.member.id}>: 2 videos" in usage
     jobs = await admin(stack, mod, ("jobs",))
     assert "**1 unfinished video(s)**" in jobs and "#2" in jobs
-    mine = await private_reply(
-        stack, await stack.discord.slash_command("videos", {}, member=stack.member)
-    )
-    assert "Left today: 3 of 5" in mine
-    assert "#1 · MiniMax Hailuo 02 · delivered" in mine and "$0.28" in mine
-    assert "#2 · MiniMax Hailuo 02" in mine
+    asked = await stack.discord.slash_command("videos", {}, member=stack.member)
+    await private_reply(stack, asked)
+    assert asked.original_message is not None
+    mine = str(asked.original_message.embeds[0]["description"])
+    assert "Left today: 3 of 5" in mine and "Unfinished: 1 of 2 at once" in mine
+    assert "**#1** · MiniMax Hailuo 02 · delivered" in mine and " · $0.28 · " in mine
+    assert "**#2** · MiniMax Hailuo 02" in mine
     assert f"https://discord.com/channels/{stack.discord.guild.id}/" in mine
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from storage.db import BUSY_TIMEOUT_MS, DatabaseUnusable, list_migrations, open_database
 from storage.jobs import JobRepository
-from storage.models import JobState
+from storage.models import Derivation, JobState
 from tests.unit.fakes import new_job
 
 NOW = 1_700_000_000.0
@@ -225,3 +225,56 @@ async def test_keyframes_of_jobs_ended_before_the_cutoff_are_pruned(repo: JobRep
     marked = {job.id: job.media_pruned_at for job in await repo.in_states(list(JobState))}
     assert marked == {old.id: NOW + 1000, recent.id: None, waiting.id: None, plain.id: None}
     assert await repo.prune_media(before=NOW + 100, now=NOW + 2000) == 0, "done once"
+
+
+async def test_member_pages_are_anchored_on_ids(repo: JobRepository) -> None:
+    mine = [(await repo.create(new_job(NOW + n))).id for n in range(5)]
+    await repo.create(new_job(NOW, user_id=99))  # another member's
+    await repo.create(new_job(NOW, guild_id=11))  # mine, on another server
+
+    first = await repo.member_page(10, 30, None, 2)
+    assert [j.id for j in first] == [mine[4], mine[3], mine[2]], "limit + 1, newest first"
+    older = await repo.member_page(10, 30, mine[3], 2)
+    assert [j.id for j in older] == [mine[2], mine[1], mine[0]]
+    assert [j.id for j in await repo.member_page(10, 30, mine[1], 2)] == [mine[0]]
+    assert await repo.member_page(10, 30, mine[0], 2) == []
+
+    # A new job does not move a page anchored below it.
+    await repo.create(new_job(NOW + 9))
+    assert [j.id for j in await repo.member_page(10, 30, mine[3], 2)] == [mine[2], mine[1], mine[0]]
+
+    newer = await repo.member_page_newer(10, 30, mine[0], 2)
+    assert [j.id for j in newer] == [mine[1], mine[2], mine[3]], "limit + 1, nearest first"
+    assert await repo.member_page_newer(10, 30, 10_000, 2) == []
+
+    assert await repo.member_count(10, 30) == 6
+    assert await repo.member_count(10, 30, after_id=mine[2]) == 3
+    assert await repo.member_count(10, 99) == 1
+    assert await repo.member_count(12, 30) == 0
+
+
+async def test_chain_size_counts_parts_not_joins_or_repeats(repo: JobRepository) -> None:
+    start = await repo.create(new_job(NOW))  # a plain /video: no chain_id of its own
+    assert await repo.chain_size(start.id) == 1
+    part2 = await repo.create(
+        new_job(
+            NOW, parent_id=start.id, derivation=Derivation.EXTEND, chain_id=start.id, chain_part=2
+        )
+    )
+    await repo.create(
+        new_job(
+            NOW, parent_id=part2.id, derivation=Derivation.EXTEND, chain_id=start.id, chain_part=3
+        )
+    )
+    assert await repo.chain_size(start.id) == 3
+    # A second try at part 3 and the join of the chain are not parts of their own.
+    await repo.create(
+        new_job(
+            NOW, parent_id=part2.id, derivation=Derivation.RETRY, chain_id=start.id, chain_part=3
+        )
+    )
+    await repo.create(
+        new_job(NOW, parent_id=start.id, derivation=Derivation.JOIN, chain_id=start.id)
+    )
+    assert await repo.chain_size(start.id) == 3
+    assert await repo.chain_size(9_999) == 0
