@@ -23,7 +23,9 @@ an option or a protocol.
 Re-encoding is CPU-heavy, so at most a few run at once in the process: each call holds a slot
 of a limiter (an :class:`asyncio.Semaphore`; :func:`new_fit_limiter`, by default
 ``max(1, os.cpu_count() // 2)`` slots, since each ffmpeg uses :data:`THREADS` threads) while
-ffprobe and ffmpeg run. Callers may pass their own; otherwise one shared per event loop is used.
+ffprobe and ffmpeg run. Callers may pass their own; otherwise one shared per event loop is used
+(:func:`shared_fit_limiter`, also taken by :mod:`bot.media.frames` and :mod:`bot.media.concat`,
+which reuse this module's input restrictions and subprocess runner).
 Time spent waiting for a slot does not count against ``timeout``: the timeout bounds the work
 of one video, and the wait is itself bounded by the timeouts of the calls ahead.
 
@@ -126,7 +128,10 @@ _DEFAULT_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.
 )
 
 
-def _default_limiter() -> asyncio.Semaphore:
+def shared_fit_limiter() -> asyncio.Semaphore:
+    """The limiter shared by every ffmpeg job of this event loop that does not bring its own
+    (re-encodes here, last frames in :mod:`bot.media.frames`, joins in :mod:`bot.media.concat`).
+    Made on first use, one per running loop."""
     loop = asyncio.get_running_loop()
     limiter = _DEFAULT_LIMITERS.get(loop)
     if limiter is None:
@@ -174,7 +179,7 @@ async def fit_under_limit(
         return FitResult(path=source, size=size, reencoded=False)
 
     tools = _Tools(ffmpeg=ffmpeg, ffprobe=ffprobe, demuxer=demuxer)
-    async with limiter if limiter is not None else _default_limiter():
+    async with limiter if limiter is not None else shared_fit_limiter():
         try:
             async with asyncio.timeout(timeout):
                 return await _reencode(source, size, limit_bytes, workdir, tools)
@@ -275,8 +280,8 @@ def _even(n: int) -> int:
 # --------------------------------------------------------------------------- ffprobe / ffmpeg
 
 
-def _input_restrictions(demuxer: str) -> list[str]:
-    """Options that must come right before the untrusted input (see the module docstring)."""
+def input_restrictions(demuxer: str) -> list[str]:
+    """Options that must come right before an untrusted input (see the module docstring)."""
     return [
         "-protocol_whitelist",
         PROTOCOL_WHITELIST,
@@ -296,13 +301,13 @@ async def _probe(tools: _Tools, source: Path) -> _Probe:
         "format=duration:stream=codec_type,width,height,avg_frame_rate,r_frame_rate,duration",
         "-of",
         "json",
-        *_input_restrictions(tools.demuxer),
+        *input_restrictions(tools.demuxer),
         "-i",
-        _arg_path(source),
+        arg_path(source),
     ]
     code, out, err = await _run(argv)
     if code != 0:
-        raise CannotFit(f"ffprobe failed: {_last_line(err, code)}")
+        raise CannotFit(f"ffprobe failed: {last_line(err, code)}")
     try:
         data = json.loads(out)
         return _parse_probe(data)
@@ -369,9 +374,9 @@ async def _encode(
         "error",
         "-threads",
         THREADS,
-        *_input_restrictions(tools.demuxer),
+        *input_restrictions(tools.demuxer),
         "-i",
-        _arg_path(source),
+        arg_path(source),
         "-map",
         "0:v:0",
         *(audio if probe.has_audio else ["-an"]),
@@ -400,31 +405,37 @@ async def _encode(
         # The temporary name has no .mp4 ending, so the muxer is named outright.
         "-f",
         "mp4",
-        _arg_path(partial),
+        arg_path(partial),
     ]
     code, _, err = await _run(argv)
     if code != 0:
-        raise CannotFit(f"ffmpeg failed: {_last_line(err, code)}")
+        raise CannotFit(f"ffmpeg failed: {last_line(err, code)}")
 
 
 async def _run(argv: list[str]) -> tuple[int, bytes, bytes]:
-    """Run ``argv``; return its exit code, stdout and the tail of stderr.
-
-    If the caller is cancelled (the overall timeout included) or anything fails, the process
-    is killed and waited for, so no ffmpeg is left running behind us.
-    """
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        return await run_tool(argv)
     except FileNotFoundError:
         # ffprobe ships in the same package, so either one missing means the same thing.
         raise CannotFit("ffmpeg is not installed") from None
     except OSError as exc:
         raise CannotFit(f"could not run {argv[0]}: {exc}") from None
+
+
+async def run_tool(argv: list[str]) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` (never through a shell); return its exit code, the head of stdout and the
+    tail of stderr. A binary that cannot be started raises ``OSError`` (``FileNotFoundError``
+    when it is missing).
+
+    If the caller is cancelled (the overall timeout included) or anything fails, the process
+    is killed and waited for, so no ffmpeg is left running behind us.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     try:
         out, err, code = await asyncio.gather(
@@ -457,7 +468,7 @@ async def _read_tail(stream: asyncio.StreamReader, limit: int) -> bytes:
     return bytes(kept)
 
 
-def _last_line(stderr: bytes, code: int) -> str:
+def last_line(stderr: bytes, code: int) -> str:
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
     last = next((line for line in reversed(lines) if line), f"exit status {code}")
     return last if len(last) <= _REASON_MAX else last[: _REASON_MAX - 3] + "..."
@@ -466,7 +477,7 @@ def _last_line(stderr: bytes, code: int) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def _arg_path(path: Path) -> str:
+def arg_path(path: Path) -> str:
     # Absolute, so a name starting with "-" is not read as an option and one like
     # "concat:x" is not read as an ffmpeg protocol.
     return str(path.absolute())
