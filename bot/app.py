@@ -6,7 +6,7 @@ Used by `python -m bot`, and by the sandbox harness so tests run the very same w
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,8 +21,10 @@ from bot.engine import EngineConfig, JobEngine
 from bot.gatekeeper import Gatekeeper
 from bot.housekeeping import KeyframePruner
 from bot.intake import Intake
+from bot.media.concat import join_clips
 from bot.media.download import DownloadPolicy, download_video
 from bot.media.files import DownloadedVideo, VideoFormat
+from bot.media.frames import last_frame
 from bot.media.reencode import FitResult, ffmpeg_available, fit_under_limit
 from bot.settings import Settings
 from bot.together.client import TogetherClient
@@ -85,6 +87,12 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                     source, limit_bytes, workdir, source_format=source_format
                 )
 
+            async def join(
+                parts: Sequence[Path], dest: Path, *, formats: Sequence[VideoFormat]
+            ) -> DownloadedVideo:
+                joined = await join_clips(parts, dest, formats=formats)
+                return DownloadedVideo(joined.path, joined.size, "video/mp4")
+
             if not ffmpeg_available():
                 log.warning(
                     "ffmpeg is not installed: videos over a server's upload limit will be "
@@ -115,6 +123,8 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 catalog,
                 fit if ffmpeg_available() else None,
                 planner,
+                frame=last_frame if ffmpeg_available() else None,
+                join=join if ffmpeg_available() else None,
             )
             server_settings = GuildSettingsRepository(db)
             usage = UsageRepository(db)
