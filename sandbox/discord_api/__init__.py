@@ -6,6 +6,13 @@ Quick use::
         with point_discord_at(sandbox):
             await bot.login("sandbox-bot-token")  # the default bot_token
             ...
+
+Events a test sends (each returns the ``Interaction``; the bot's answer shows up on it):
+``slash_command``, ``autocomplete`` (returns the choices), ``message_command(name, message,
+member=)`` (a message context menu), ``click_button``, and ``submit_modal(interaction, values,
+member=)`` once the bot answered ``interaction`` with a modal (``interaction.modal``).
+Members' messages for menus to target: ``user_message``, ``post_message(member, channel,
+content=, files=[(filename, data, content_type)], embeds=[...])``, ``post_voice_message``.
 """
 
 from .errors import DiscordError

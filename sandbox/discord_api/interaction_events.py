@@ -1,4 +1,5 @@
-"""INTERACTION_CREATE payloads: slash commands (typed from the synced schema), buttons."""
+"""INTERACTION_CREATE payloads: slash commands (typed from the synced schema), message context
+menu commands, buttons, and modal submissions (checked against the bot's modal)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .modals import submission_components
 from .models import Channel, Interaction, Member, Message, Role, User
 from .payloads import (
     attachment_payload,
@@ -23,6 +25,10 @@ from .state import SandboxState
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
 AUTOCOMPLETE = 4
+MODAL_SUBMIT = 5
+
+# Application command types (``data.type``).
+CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND = 1, 2, 3
 
 SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
 STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = (
@@ -153,10 +159,7 @@ class InteractionFactory:
         subcommand: Sequence[str],
         focused: str | None = None,
     ) -> Interaction:
-        command = self.state.find_command(name, channel.guild_id)
-        if command is None:
-            registered = [c["name"] for c in self.state.global_commands]
-            raise ValueError(f"command {name!r} is not registered (synced: {registered})")
+        command = self._registered(name, channel, CHAT_INPUT)
         if focused is not None and focused not in options:
             raise ValueError(f"the focused option {focused!r} needs a value in options")
         builder = OptionBuilder(self.state, channel, autocomplete=focused is not None)
@@ -175,6 +178,64 @@ class InteractionFactory:
             data["guild_id"] = command["guild_id"]
         kind = AUTOCOMPLETE if focused is not None else APPLICATION_COMMAND
         return self._new(kind, data, member, channel)
+
+    def _registered(self, name: str, channel: Channel, kind: int) -> dict[str, Any]:
+        command = self.state.find_command(name, channel.guild_id, kind)
+        if command is None:
+            scopes = [*self.state.commands_for(channel.guild_id), *self.state.global_commands]
+            registered = [c["name"] for c in scopes if c.get("type", CHAT_INPUT) == kind]
+            what = "message command" if kind == MESSAGE_COMMAND else "command"
+            raise ValueError(f"{what} {name!r} is not registered (synced: {registered})")
+        return command
+
+    def message_command(self, name: str, target: Message, member: Member) -> Interaction:
+        """A message context menu command (Apps > ``name``) run on ``target``."""
+        if target.deleted:
+            raise ValueError(f"message {target.id} was deleted")
+        if target.ephemeral:
+            raise ValueError(f"message {target.id} is ephemeral: it has no Apps menu")
+        channel = self.state.channels.get(target.channel_id)
+        if channel is None:
+            raise ValueError(f"the channel of message {target.id} was deleted")
+        if channel.guild_id != member.guild_id:
+            raise ValueError(f"{member.user.username} is not in the guild of #{channel.name}")
+        command = self._registered(name, channel, MESSAGE_COMMAND)
+        target_id = str(target.id)
+        data: dict[str, Any] = {
+            "id": command["id"],
+            "name": command["name"],
+            "type": MESSAGE_COMMAND,
+            "target_id": target_id,
+            "resolved": {"messages": {target_id: message_payload(target)}},
+        }
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        return self._new(APPLICATION_COMMAND, data, member, channel)
+
+    def modal_submit(
+        self, opened: Interaction, values: dict[str, str], member: Member
+    ) -> Interaction:
+        """The member submits the modal the bot answered ``opened`` with."""
+        modal = opened.modal
+        if modal is None:
+            raise ValueError(f"interaction {opened.id} was not answered with a modal")
+        if opened.modal_submission is not None:
+            raise ValueError(f"the modal of interaction {opened.id} was already submitted")
+        if member.id != opened.member.id:
+            raise ValueError(
+                f"only {opened.member.user.username}, who opened it, sees the modal of "
+                f"interaction {opened.id}"
+            )
+        data = {
+            "custom_id": modal["custom_id"],
+            "components": submission_components(modal, values),
+        }
+        # A modal opened from a component on a message says which message.
+        message = opened.message if opened.type == MESSAGE_COMPONENT else None
+        submission = self._new(MODAL_SUBMIT, data, member, opened.channel, message)
+        submission.modal_source = opened
+        opened.modal_submission = submission
+        return submission
 
     def button(self, message: Message, custom_id: str, member: Member) -> Interaction:
         if message.deleted:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import empty_message, invalid_form, too_large
-from .models import EPHEMERAL, LOADING, Attachment, Channel, Message, User
+from .models import EPHEMERAL, IS_VOICE_MESSAGE, LOADING, Attachment, Channel, Message, User
 from .multipart import Upload
 from .payloads import member_payload, message_payload
 from .state import INTENT_GUILD_MESSAGES, SandboxState
@@ -101,9 +101,11 @@ class MessageStore:
         extra_flags: int = 0,
         message_type: int = 0,
         allow_empty: bool = False,
+        voice_secs: float | None = None,
         **fields: Any,
     ) -> Message:
-        """A new message; ``fields`` fill Message attributes such as ``interaction_metadata``."""
+        """A new message; ``fields`` fill Message attributes such as ``interaction_metadata``.
+        ``voice_secs``: a voice message (its attachment carries the duration and a waveform)."""
         check_upload_sizes(uploads, self.state.attachment_size_limit)
         _check_content(payload)
         plan = _plan_attachments(payload, uploads, [])
@@ -121,6 +123,11 @@ class MessageStore:
         if not allow_empty and _is_empty(message, plan, payload):
             raise empty_message()
         message.attachments = self._materialise(channel.id, plan)
+        if voice_secs is not None:
+            message.flags |= IS_VOICE_MESSAGE
+            for attachment in message.attachments:
+                attachment.duration_secs = voice_secs
+                attachment.waveform = "AAAAAAAAAAAA"  # base64 of 8-bit amplitudes (silence)
         self.state.messages[message.id] = message
         channel.last_message_id = message.id
         self._announce("MESSAGE_CREATE", message)

@@ -11,6 +11,7 @@ from .snowflakes import snowflake_time
 
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
+IS_VOICE_MESSAGE = 1 << 13
 
 
 @dataclass(eq=False)
@@ -84,6 +85,9 @@ class Attachment:
     # Like Discord's CDN links, each payload's url is signed to expire this long after it was
     # served (`ex`, hex seconds); the CDN refuses it after that. None: unsigned links.
     link_lifetime: float | None = None
+    # Only voice messages' attachments carry these on Discord.
+    duration_secs: float | None = None
+    waveform: str | None = None
 
     @property
     def size(self) -> int:
@@ -152,7 +156,8 @@ class Message:
 @dataclass(eq=False)
 class Interaction:
     id: int
-    type: int  # 2 command, 3 component, 4 autocomplete, 5 modal submit
+    type: int  # 2 command (data.type 1 slash, 3 message menu), 3 component, 4 autocomplete,
+    # 5 modal submit
     token: str = field(repr=False)
     application_id: int
     guild: Guild = field(repr=False)
@@ -168,7 +173,11 @@ class Interaction:
     ephemeral: bool = False
     expired: bool = False
     autocomplete_choices: list[dict[str, Any]] | None = None
-    modal: dict[str, Any] | None = None
+    modal: dict[str, Any] | None = None  # the bot's type 9 answer's data, as sent
+    # A modal submission (type 5) points at the interaction that showed the modal, and that
+    # one at its submission (a modal closes once submitted).
+    modal_source: Interaction | None = field(default=None, repr=False)
+    modal_submission: Interaction | None = field(default=None, repr=False)
 
     @property
     def created_at(self) -> dt.datetime:

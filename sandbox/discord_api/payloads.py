@@ -180,11 +180,14 @@ def attachment_payload(attachment: Attachment) -> dict[str, Any]:
         "url": attachment.signed_url(time.time()),
         "proxy_url": attachment.proxy_url,
         "content_type": attachment.content_type,
-        "width": attachment.width,
-        "height": attachment.height,
         "flags": 0,
-        "placeholder": None,
     }
+    # Width and height only where known (images); duration and waveform only on voice messages.
+    if attachment.width is not None and attachment.height is not None:
+        payload["width"], payload["height"] = attachment.width, attachment.height
+    if attachment.duration_secs is not None:
+        payload["duration_secs"] = attachment.duration_secs
+        payload["waveform"] = attachment.waveform or ""
     if attachment.description is not None:
         payload["description"] = attachment.description
     return payload
@@ -231,6 +234,10 @@ def interaction_metadata(interaction: Interaction) -> dict[str, Any]:
     if interaction.type == 2:
         metadata["name"] = interaction.data.get("name", "")
         metadata["command_type"] = interaction.data.get("type", 1)
+        if "target_id" in interaction.data and interaction.data.get("type") == 3:
+            metadata["target_message_id"] = interaction.data["target_id"]
     if interaction.type == 3 and interaction.message is not None:
         metadata["interacted_message_id"] = str(interaction.message.id)
+    if interaction.type == 5 and interaction.modal_source is not None:
+        metadata["triggering_interaction_metadata"] = interaction_metadata(interaction.modal_source)
     return metadata

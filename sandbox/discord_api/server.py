@@ -1,4 +1,11 @@
-"""``DiscordSandbox``: the control object tests drive, and the aiohttp server behind it."""
+"""``DiscordSandbox``: the control object tests drive, and the aiohttp server behind it.
+
+Test-facing events: ``slash_command``, ``autocomplete``, ``message_command`` (a message
+context menu, Apps > name), ``click_button``, ``submit_modal`` (after the bot answered with a
+modal: read it as ``interaction.modal``); each returns the ``Interaction`` it sent, whose
+answer shows up on it (``responded``, ``original_message``, ``followups``, ``modal``). Members'
+messages: ``user_message``, ``post_message`` (files, embeds), ``post_voice_message``.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +24,17 @@ from .gateway import Gateway
 from .interaction_events import FileSpec, InteractionFactory
 from .messages import MessageStore
 from .middleware import API_PREFIX, Pipeline
-from .models import Channel, Guild, Interaction, Member, Message, RecordedRequest, Role, User
+from .models import (
+    Channel,
+    Guild,
+    Interaction,
+    Member,
+    Message,
+    RecordedRequest,
+    Role,
+    User,
+)
+from .multipart import Upload
 from .payloads import guild_create_payload
 from .ratelimits import RateLimiter
 from .rest import RestApi
@@ -228,8 +245,47 @@ class DiscordSandbox:
 
     def user_message(self, member: Member, content: str, channel: Channel | None = None) -> Message:
         """A message a member posts (MESSAGE_CREATE reaches bots with the messages intent)."""
+        return self.post_message(member, channel, content=content)
+
+    def post_message(
+        self,
+        member: Member,
+        channel: Channel | None = None,
+        *,
+        content: str = "",
+        files: Sequence[FileSpec] = (),
+        embeds: Sequence[dict[str, Any]] = (),
+    ) -> Message:
+        """A member's message with attachments and/or embeds, for context menus to target.
+
+        ``files``: ``(filename, data, content_type)`` each; they become CDN attachments with
+        ``content_type`` (sniffed from the name when None or octet-stream), ``size``, a signed
+        ``url`` and, for images Pillow can read, ``width``/``height``. ``embeds``: embed dicts
+        as Discord serves them, e.g. a link's image preview ``{"type": "image", "url": ...,
+        "thumbnail": {"url": ..., "proxy_url": ..., "width": 512, "height": 512}}`` (``type``
+        defaults to "rich"). Same size limit and checks as any message (413, 50006).
+        """
         target = self._channel_for(member, channel)
-        return self._store.create(target, member.user, {"content": content}, [])
+        uploads = [
+            Upload(f"files[{i}]", name, content_type or "application/octet-stream", data, i)
+            for i, (name, data, content_type) in enumerate(files)
+        ]
+        payload: dict[str, Any] = {"content": content, "embeds": list(embeds)}
+        return self._store.create(target, member.user, payload, uploads)
+
+    def post_voice_message(
+        self,
+        member: Member,
+        data: bytes,
+        *,
+        duration_secs: float,
+        channel: Channel | None = None,
+    ) -> Message:
+        """A voice message: one ``voice-message.ogg`` (audio/ogg) attachment carrying
+        ``duration_secs`` and ``waveform``, the message flagged IS_VOICE_MESSAGE (8192)."""
+        target = self._channel_for(member, channel)
+        upload = Upload("files[0]", "voice-message.ogg", "audio/ogg", data, 0)
+        return self._store.create(target, member.user, {}, [upload], voice_secs=duration_secs)
 
     # -- events to the bot ---------------------------------------------------------------------
 
@@ -270,6 +326,41 @@ class DiscordSandbox:
         self._send(interaction)
         await self.wait_for(lambda: interaction.autocomplete_choices is not None, timeout)
         return list(interaction.autocomplete_choices or [])
+
+    async def message_command(self, name: str, target: Message, *, member: Member) -> Interaction:
+        """Runs the message context menu command ``name`` (Apps > name) on ``target``: a type 2
+        INTERACTION_CREATE with ``data.type`` 3, ``target_id`` and the whole message in
+        ``data.resolved.messages``, in the target's channel. Returns at once.
+
+        ValueError: a name the bot did not sync as a message command, a deleted or ephemeral
+        target, a member of another guild.
+        """
+        interaction = self._factory.message_command(name, target, member)
+        self._send(interaction)
+        return interaction
+
+    async def submit_modal(
+        self,
+        interaction: Interaction,
+        values: dict[str, str] | None = None,
+        *,
+        member: Member | None = None,
+    ) -> Interaction:
+        """The member submits the modal the bot answered ``interaction`` with (its data is
+        ``interaction.modal``): a MODAL_SUBMIT (type 5) with the modal's ``custom_id`` and
+        every text input's value (from ``values`` by custom id; an input left out keeps its
+        default ``value``, else ""). Returns the new interaction at once; the bot's answer
+        shows up on it like on any other (``responded``, ``original_message``, and for a
+        modal opened from a button, the button's message in ``message``).
+
+        ValueError, as a real client would not let the member submit: no modal, already
+        submitted, another member than the one it was shown to, an unknown input id, an empty
+        required input, a value outside min_length/max_length.
+        """
+        submitter = interaction.member if member is None else member
+        submission = self._factory.modal_submit(interaction, values or {}, submitter)
+        self._send(submission)
+        return submission
 
     async def click_button(
         self, message: Message, custom_id: str, *, member: Member

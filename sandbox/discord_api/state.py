@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import io
 import mimetypes
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .errors import DiscordError, invalid_form
 from .models import Attachment, Channel, Guild, Interaction, Member, Message, Role, User
 from .payloads import channel_payload, member_payload, role_payload
 from .permissions import DEFAULT_BOT, DEFAULT_EVERYONE
@@ -25,6 +27,42 @@ Listener = Callable[[str, dict[str, Any], int], None]
 
 # Upload limits by boost tier (discord.py's Guild.filesize_limit table).
 _TIER_LIMITS = ((0, 10 * 1024 * 1024), (2, 50 * 1024 * 1024), (3, 100 * 1024 * 1024))
+
+CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND = 1, 2, 3
+# Per application and scope (global, or one guild): 100 slash commands, 5 of each context menu.
+_COMMAND_LIMITS = {CHAT_INPUT: 100, USER_COMMAND: 5, MESSAGE_COMMAND: 5}
+_SLASH_NAME = re.compile(r"^[-_'\w]{1,32}$")
+
+
+def check_commands(payloads: list[dict[str, Any]]) -> None:
+    """A bulk overwrite Discord would refuse: 400 before anything changes."""
+    counts = dict.fromkeys(_COMMAND_LIMITS, 0)
+    seen: set[tuple[str, int]] = set()
+    for index, payload in enumerate(payloads):
+        kind = payload.get("type", CHAT_INPUT)
+        if kind not in _COMMAND_LIMITS:
+            text = f"Value must be one of {set(_COMMAND_LIMITS)}."
+            raise invalid_form(f"{index}.type", "BASE_TYPE_CHOICES", text)
+        name = payload.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 32:
+            text = "Must be between 1 and 32 in length."
+            raise invalid_form(f"{index}.name", "BASE_TYPE_BAD_LENGTH", text)
+        # Slash command names are lowercase words; context menu names may have spaces and
+        # capitals ("Animate image").
+        if kind == CHAT_INPUT and (not _SLASH_NAME.match(name) or name != name.lower()):
+            raise invalid_form(
+                f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"
+            )
+        if (name, kind) in seen:
+            text = "Application command names must be unique"
+            raise invalid_form(f"{index}.name", "APPLICATION_COMMANDS_DUPLICATE_NAME", text)
+        seen.add((name, kind))
+        counts[kind] += 1
+        if counts[kind] > _COMMAND_LIMITS[kind]:
+            limit = _COMMAND_LIMITS[kind]
+            raise DiscordError(
+                400, 30032, f"Maximum number of application commands reached ({limit})"
+            )
 
 
 def premium_tier_for(limit: int) -> int:
@@ -207,17 +245,21 @@ class SandboxState:
             return self.global_commands
         return self.guild_commands.get(guild_id, [])
 
-    def find_command(self, name: str, guild_id: int) -> dict[str, Any] | None:
-        """Guild commands shadow global ones, as in the Discord client."""
+    def find_command(self, name: str, guild_id: int, kind: int = 1) -> dict[str, Any] | None:
+        """Guild commands shadow global ones, as in the Discord client. ``kind``: 1 slash
+        command, 2 user and 3 message context menu (names are unique per type)."""
         for command in [*self.commands_for(guild_id), *self.global_commands]:
-            if command["name"] == name and command.get("type", 1) == 1:
+            if command["name"] == name and command.get("type", 1) == kind:
                 return command
         return None
 
     def replace_commands(
         self, guild_id: int | None, payloads: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """Bulk overwrite: same name and type keep their id, as on Discord."""
+        """Bulk overwrite: same name and type keep their id, as on Discord (checked first with
+        ``check_commands``). Context menus (types 2 and 3) come back with an empty
+        description, as Discord returns them."""
+        check_commands(payloads)
         previous = {(c["name"], c.get("type", 1)): c for c in self.commands_for(guild_id)}
         registered = []
         for payload in payloads:
@@ -232,6 +274,7 @@ class SandboxState:
                 "integration_types": [0],
                 **payload,
                 "type": kind,
+                "description": payload.get("description", "") if kind == CHAT_INPUT else "",
                 "id": old["id"] if old else str(self.ids.next()),
                 "application_id": str(self.application_id),
                 "version": str(self.ids.next()),

@@ -1,7 +1,12 @@
 """Interaction routes: the callback, and the token webhook (``@original``, followups).
 
 Rules enforced: one first response within ``first_response_deadline`` (else 10062), a second
-one gets 40060, tokens die after ``token_ttl`` or ``expire_interaction`` (401 / 50027).
+one gets 40060, tokens die after ``token_ttl`` or ``expire_interaction`` (401 / 50027). The
+response type must suit the interaction type (``ALLOWED_RESPONSES``); a modal (type 9) must be
+the first response (so never after a defer) and pass ``modals.check_modal`` (400 / 50035).
+A modal submission may be answered with a message, a defer, or, when the modal was opened from
+a component on a message, an update of that message; a DEFERRED_UPDATE of a modal submission
+without a message only closes the modal.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from .errors import (
     unknown_message,
     unknown_webhook,
 )
+from .interaction_events import CHAT_INPUT
 from .messages import EDIT_FLAGS, RESPONSE_FLAGS, MessageStore, check_upload_sizes
+from .modals import check_modal
 from .models import EPHEMERAL, LOADING, Interaction, Message
 from .multipart import Upload
 from .payloads import interaction_metadata, message_payload
@@ -29,6 +36,9 @@ from .responses import json_response, no_content
 from .state import SandboxState
 
 MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE, AUTOCOMPLETE_RESULT, MODAL = 4, 5, 6, 7, 8, 9
+MODAL_SUBMIT = 5
+# Message types of response messages.
+DEFAULT, CHAT_INPUT_COMMAND, CONTEXT_MENU_COMMAND = 0, 20, 23
 # Interaction type -> callback types Discord accepts for it.
 ALLOWED_RESPONSES = {
     2: {MESSAGE, DEFERRED_MESSAGE, MODAL},
@@ -94,6 +104,10 @@ class InteractionApi:
             # Only EPHEMERAL may accompany a defer, and that choice is final.
             flags = int(data.get("flags") or 0) & EPHEMERAL
             message = self._new_message(interaction, {}, [], 0, LOADING | flags, allow_empty=True)
+        elif kind == DEFERRED_UPDATE and interaction.message is None:
+            if interaction.type != MODAL_SUBMIT:
+                raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "No message.")
+            return None  # the modal closes; nothing is posted
         elif kind in (DEFERRED_UPDATE, UPDATE):
             if interaction.message is None:
                 raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "No message.")
@@ -108,11 +122,7 @@ class InteractionApi:
             interaction.autocomplete_choices = choices
             return None
         else:  # MODAL
-            for key in ("custom_id", "title", "components"):
-                if not data.get(key):
-                    raise invalid_form(
-                        f"data.{key}", "BASE_TYPE_REQUIRED", "This field is required"
-                    )
+            check_modal(data)
             interaction.modal = data
             return None
         interaction.original_message = message
@@ -137,8 +147,7 @@ class InteractionApi:
             uploads,
             allowed_flags=allowed_flags,
             extra_flags=extra_flags,
-            # CHAT_INPUT_COMMAND for slash command answers, DEFAULT otherwise.
-            message_type=20 if interaction.type == 2 else 0,
+            message_type=_message_type(interaction),
             allow_empty=allow_empty,
             interaction_metadata=interaction_metadata(interaction),
             webhook_id=interaction.application_id,
@@ -223,6 +232,16 @@ def _callback_body(interaction: Interaction, kind: int, message: Message | None)
         },
         "resource": resource,
     }
+
+
+def _message_type(interaction: Interaction) -> int:
+    """CHAT_INPUT_COMMAND for slash command answers, CONTEXT_MENU_COMMAND for context menu
+    ones, DEFAULT for the rest."""
+    if interaction.type != 2:
+        return DEFAULT
+    if interaction.data.get("type", CHAT_INPUT) == CHAT_INPUT:
+        return CHAT_INPUT_COMMAND
+    return CONTEXT_MENU_COMMAND
 
 
 def _int(raw: str) -> int:

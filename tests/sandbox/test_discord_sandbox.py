@@ -54,10 +54,14 @@ class SandboxBot(commands.AutoShardedBot):
             big,
             secret,
             clip,
+            rename,
         ]
         for command in handlers:
             self.tree.add_command(command)
+        self.tree.add_command(app_commands.ContextMenu(name="Animate image", callback=animate))
+        self.tree.add_command(app_commands.ContextMenu(name="Edit video", callback=edit_video))
         self.add_view(MenuView())  # persistent: matched by custom_id alone
+        self.add_view(RenameView())
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # discord.py sleeps 5 s before a non-initial IDENTIFY; nothing to pace here.
@@ -164,6 +168,63 @@ clip = app_commands.Group(name="clip", description="Clip tools")
 async def trim(interaction: discord.Interaction, seconds: int, who: discord.Member) -> None:
     await interaction.response.send_message(f"trim {seconds}s for {who.display_name}")
     bot_of(interaction).outcome("trim").set_result((seconds, who))
+
+
+class AnimateModal(discord.ui.Modal, title="Animate this image"):
+    prompt: discord.ui.TextInput[AnimateModal] = discord.ui.TextInput(
+        label="Prompt", custom_id="prompt", style=discord.TextStyle.paragraph,
+        min_length=3, max_length=200,
+    )  # fmt: skip
+    seconds: discord.ui.TextInput[AnimateModal] = discord.ui.TextInput(
+        label="Seconds", custom_id="seconds", required=False, default="5", max_length=2
+    )
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(
+            f"animating {self.prompt.value!r} for {self.seconds.value}s"
+        )
+        bot_of(interaction).outcome("animate submit").set_result(
+            (self.custom_id, self.prompt.value, self.seconds.value, interaction)
+        )
+
+
+async def animate(interaction: discord.Interaction, message: discord.Message) -> None:
+    await interaction.response.send_modal(AnimateModal(custom_id=f"animate:{message.id}"))
+    bot_of(interaction).outcome("animate").set_result((message, interaction))
+
+
+async def edit_video(interaction: discord.Interaction, message: discord.Message) -> None:
+    videos = [
+        a.filename for a in message.attachments if (a.content_type or "").startswith("video/")
+    ]
+    await interaction.response.send_message(f"editing {videos}")
+
+
+class RenameModal(discord.ui.Modal, title="Rename"):
+    name: discord.ui.Label[RenameModal] = discord.ui.Label(
+        text="New name", component=discord.ui.TextInput(custom_id="name", max_length=20)
+    )
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        text_input = self.name.component
+        assert isinstance(text_input, discord.ui.TextInput)
+        await interaction.response.edit_message(content=f"renamed to {text_input.value}")
+        message_id = None if interaction.message is None else interaction.message.id
+        bot_of(interaction).outcome("rename").set_result((text_input.value, message_id))
+
+
+class RenameView(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.button(label="Rename", custom_id="sandbox:rename")
+    async def open(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
+        await interaction.response.send_modal(RenameModal(custom_id="rename"))
+
+
+@app_commands.command(description="Send a button that opens a modal")
+async def rename(interaction: discord.Interaction) -> None:
+    await interaction.response.send_message("unnamed", view=RenameView())
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -623,3 +684,394 @@ async def test_discord_py_through_an_outage(
     callbacks = [r.status for r in sandbox.requests if r.route.endswith("/callback")]
     assert callbacks[0] == 503 and callbacks[-1] == 200
     assert not [m for m in sandbox.messages.values() if m.content == "during the outage"]
+
+
+# -- message context menus, modals, members' files ---------------------------------------------
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "purple").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+IMAGE_EMBED = {
+    "type": "image",
+    "url": "https://example.com/cat.png",
+    "thumbnail": {"url": "https://example.com/cat.png", "width": 64, "height": 48},
+}
+
+
+async def test_message_context_menu_carries_the_whole_target_message(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    menus = {c["name"]: c for c in sandbox.commands if c["type"] == 3}
+    assert set(menus) == {"Animate image", "Edit video"}
+    assert menus["Animate image"]["description"] == ""  # what discord.py's sync parses
+    png = png_bytes(32, 24)
+    target = sandbox.post_message(
+        alice,
+        content="look",
+        files=[("cat.png", png, "image/png"), ("clip.mp4", b"\0" * 2048, None)],
+        embeds=[IMAGE_EMBED],
+    )
+
+    interaction = await sandbox.message_command("Animate image", target, member=alice)
+    seen, bot_interaction = await outcome(bot, "animate")
+
+    assert interaction.type == 2 and interaction.data["type"] == 3
+    assert interaction.data["target_id"] == str(target.id)
+    assert set(interaction.data["resolved"]["messages"]) == {str(target.id)}
+    # discord.py built the Message from data.resolved, as it does for Discord's.
+    assert isinstance(seen, discord.Message) and seen.id == target.id
+    assert seen.content == "look" and seen.author.id == alice.id
+    image, video = seen.attachments
+    assert (image.content_type, image.size, image.width, image.height) == (
+        "image/png",
+        len(png),
+        32,
+        24,
+    )
+    assert (video.content_type, video.size, video.width, video.duration) == (
+        "video/mp4",
+        2048,
+        None,
+        None,
+    )
+    assert "?ex=" in video.url and "&hm=" in video.url
+    assert await video.read() == b"\0" * 2048  # the signed url works on the CDN
+    assert seen.embeds[0].type == "image" and seen.embeds[0].thumbnail.width == 64
+    assert bot_interaction.command is not None and bot_interaction.command.name == "Animate image"
+    assert bot_interaction.locale == discord.Locale.american_english
+    assert bot_interaction.guild_id == sandbox.guild.id and bot_interaction.user.id == alice.id
+    assert bot_interaction.app_permissions.send_messages
+    # The bot answered with its modal; the stand-in keeps it as sent.
+    await sandbox.wait_for(lambda: interaction.responded == 9)
+    assert interaction.modal is not None
+    assert interaction.modal["custom_id"] == f"animate:{target.id}"
+    assert interaction.original_message is None
+
+
+async def test_context_menu_answer_is_a_context_menu_message(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    target = sandbox.post_message(alice, files=[("take.mp4", b"\1" * 100, "video/mp4")])
+
+    interaction = await sandbox.message_command("Edit video", target, member=alice)
+
+    await sandbox.wait_for(lambda: interaction.original_message is not None)
+    answer = original(sandbox, interaction.id)
+    assert answer.content == "editing ['take.mp4']" and answer.type == 23
+    assert answer.interaction_metadata is not None
+    assert answer.interaction_metadata["target_message_id"] == str(target.id)
+    assert answer.interaction_metadata["command_type"] == 3
+
+
+async def test_unknown_or_unusable_context_menus_are_refused(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    target = sandbox.user_message(alice, "hello")
+    with pytest.raises(ValueError, match="not registered"):
+        await sandbox.message_command("Animate Image", target, member=alice)  # wrong case
+    with pytest.raises(ValueError, match="not registered"):
+        await sandbox.message_command("ping", target, member=alice)  # a slash command
+    with pytest.raises(ValueError, match="not registered"):
+        await sandbox.slash_command("Edit video", member=alice)  # a context menu
+    other_guild = sandbox.add_guild("Elsewhere")
+    stranger = sandbox.add_member(other_guild, "stranger")
+    with pytest.raises(ValueError, match="not in the guild"):
+        await sandbox.message_command("Edit video", target, member=stranger)
+    sandbox.delete_message(target)
+    with pytest.raises(ValueError, match="deleted"):
+        await sandbox.message_command("Edit video", target, member=alice)
+    assert not sandbox.interactions
+
+
+async def test_modal_submission_reaches_the_modal_by_its_custom_id(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    target = sandbox.post_message(alice, files=[("cat.png", png_bytes(8, 8), "image/png")])
+    opened = await sandbox.message_command("Animate image", target, member=alice)
+    await sandbox.wait_for(lambda: opened.modal is not None)
+
+    submission = await sandbox.submit_modal(opened, {"prompt": "make it dance"})
+    custom_id, prompt, seconds, bot_interaction = await outcome(bot, "animate submit")
+
+    assert (custom_id, prompt, seconds) == (f"animate:{target.id}", "make it dance", "5")
+    assert submission.type == 5 and submission.modal_source is opened
+    assert submission.data == {
+        "custom_id": f"animate:{target.id}",
+        "components": [
+            {
+                "type": 1,
+                "id": 1,
+                "components": [
+                    {"type": 4, "id": 2, "custom_id": "prompt", "value": "make it dance"}
+                ],
+            },
+            {
+                "type": 1,
+                "id": 3,
+                "components": [{"type": 4, "id": 4, "custom_id": "seconds", "value": "5"}],
+            },
+        ],
+    }
+    assert bot_interaction.type is discord.InteractionType.modal_submit
+    assert bot_interaction.message is None  # opened from a command, not from a message
+    await sandbox.wait_for(lambda: submission.original_message is not None)
+    answer = original(sandbox, submission.id)
+    assert answer.content == "animating 'make it dance' for 5s" and answer.type == 0
+    assert answer.interaction_metadata is not None
+    trigger = answer.interaction_metadata["triggering_interaction_metadata"]
+    assert trigger["id"] == str(opened.id) and trigger["name"] == "Animate image"
+
+
+async def test_a_modal_opened_from_a_button_can_update_its_message(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    command = await sandbox.slash_command("rename", member=alice)
+    await sandbox.wait_for(lambda: command.original_message is not None)
+    message = original(sandbox, command.id)
+    click = await sandbox.click_button(message, "sandbox:rename", member=alice)
+    await sandbox.wait_for(lambda: click.modal is not None)
+    assert click.modal is not None and click.modal["components"][0]["type"] == 18  # ui.Label
+
+    submission = await sandbox.submit_modal(click, {"name": "Ada"}, member=alice)
+
+    assert await outcome(bot, "rename") == ("Ada", message.id)
+    assert submission.message is message and submission.responded == 7
+    assert message.content == "renamed to Ada" and message.edit_count == 1
+    assert submission.data["components"] == [
+        {
+            "type": 18,
+            "id": 1,
+            "component": {"type": 4, "id": 2, "custom_id": "name", "value": "Ada"},
+        }
+    ]
+
+
+async def test_submissions_a_client_would_not_send_are_refused(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    target = sandbox.user_message(alice, "hello")
+    opened = await sandbox.message_command("Animate image", target, member=alice)
+    await sandbox.wait_for(lambda: opened.modal is not None)
+    bob = sandbox.add_member(sandbox.guild, "bob")
+    refusals = [
+        ({"prompt": "fine", "style": "x"}, alice, "no inputs \\['style'\\]"),
+        ({}, alice, "'prompt' is required"),
+        ({"prompt": ""}, alice, "'prompt' is required"),
+        ({"prompt": "ab"}, alice, "3 to 200 characters, not 2"),
+        ({"prompt": "x" * 201}, alice, "3 to 200 characters, not 201"),
+        ({"prompt": "fine", "seconds": "120"}, alice, "0 to 2 characters, not 3"),
+        ({"prompt": "fine"}, bob, "only alice"),
+    ]
+    for values, member, message in refusals:
+        with pytest.raises(ValueError, match=message):
+            await sandbox.submit_modal(opened, values, member=member)
+    assert len(sandbox.interactions) == 1  # nothing was sent
+
+    optional_cleared = await sandbox.submit_modal(opened, {"prompt": "fine", "seconds": ""})
+    assert optional_cleared.data["components"][1]["components"][0]["value"] == ""
+    with pytest.raises(ValueError, match="already submitted"):
+        await sandbox.submit_modal(opened, {"prompt": "again"})
+    ping = await sandbox.slash_command("ping", {"text": "x"}, member=alice)
+    with pytest.raises(ValueError, match="not answered with a modal"):
+        await sandbox.submit_modal(ping, {})
+
+
+# Modal response checks, over plain HTTP: a bare gateway session receives the interactions
+# and the test answers them as a bot would.
+
+GOOD_INPUT = {"type": 4, "custom_id": "prompt", "style": 2, "label": "Prompt", "required": True}
+
+
+def modal(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "custom_id": "m",
+        "title": "Animate",
+        "components": [{"type": 1, "components": [dict(GOOD_INPUT)]}],
+    }
+    data.update(changes)
+    return data
+
+
+def row(**changes: Any) -> dict[str, Any]:
+    return {"type": 1, "components": [{**GOOD_INPUT, **changes}]}
+
+
+BAD_MODALS = [
+    (modal(custom_id=""), "custom_id", "BASE_TYPE_REQUIRED"),
+    (modal(custom_id="x" * 101), "custom_id", "BASE_TYPE_MAX_LENGTH"),
+    (modal(title=None), "title", "BASE_TYPE_REQUIRED"),
+    (modal(title="t" * 46), "title", "BASE_TYPE_MAX_LENGTH"),
+    (modal(components=[]), "components", "BASE_TYPE_REQUIRED"),
+    (modal(components=[row(custom_id=f"i{n}") for n in range(6)]), "components", "MAX_LENGTH"),
+    (modal(components=[{"type": 1, "components": [GOOD_INPUT, GOOD_INPUT]}]), "0", "BAD_LENGTH"),
+    (modal(components=[{"type": 2, "custom_id": "b", "style": 1}]), "0", "UNION_TYPE_CHOICES"),
+    (modal(components=[row(style=3)]), "style", "BASE_TYPE_CHOICES"),
+    (modal(components=[row(custom_id="")]), "custom_id", "BASE_TYPE_REQUIRED"),
+    (modal(components=[row(label=None)]), "label", "BASE_TYPE_REQUIRED"),
+    (modal(components=[row(label="l" * 46)]), "label", "BASE_TYPE_MAX_LENGTH"),
+    (modal(components=[row(placeholder="p" * 101)]), "placeholder", "BASE_TYPE_MAX_LENGTH"),
+    (modal(components=[row(value="v" * 4001)]), "value", "BASE_TYPE_MAX_LENGTH"),
+    (modal(components=[row(max_length=4001)]), "max_length", "NUMBER_TYPE_MAX"),
+    (modal(components=[row(max_length=0)]), "max_length", "NUMBER_TYPE_MIN"),
+    (modal(components=[row(min_length=10, max_length=5)]), "min_length", "BASE_TYPE_BAD_INT"),
+    (modal(components=[row(), row()]), "1", "COMPONENT_CUSTOM_ID_DUPLICATED"),
+    (
+        modal(components=[{"type": 18, "label": "L" * 46, "component": GOOD_INPUT}]),
+        "label",
+        "BASE_TYPE_MAX_LENGTH",
+    ),
+]
+
+
+def flatten_errors(tree: dict[str, Any], path: str = "") -> list[tuple[str, str]]:
+    found = []
+    for key, value in tree.items():
+        if key == "_errors":
+            found += [(path, error["code"]) for error in value]
+        else:
+            found += flatten_errors(value, f"{path}.{key}" if path else key)
+    return found
+
+
+async def register(plain: PlainHttp, sandbox: DiscordSandbox, commands: list[Any]) -> Any:
+    return await plain.call(
+        "PUT", f"/applications/{sandbox.application_id}/commands", json=commands
+    )
+
+
+@pytest.fixture
+async def menus(sandbox: DiscordSandbox, listener: None, plain: PlainHttp) -> None:
+    status, _ = await register(
+        plain,
+        sandbox,
+        [
+            {"name": "wave", "description": "Wave", "type": 1},
+            {"name": "Animate image", "type": 3},
+        ],
+    )
+    assert status == 200
+
+
+async def test_bad_modals_are_refused_like_discord(
+    sandbox: DiscordSandbox, menus: None, plain: PlainHttp, alice: Member
+) -> None:
+    target = sandbox.user_message(alice, "hello")
+    for data, field, code in BAD_MODALS:
+        interaction = await sandbox.message_command("Animate image", target, member=alice)
+        callback = f"/interactions/{interaction.id}/{interaction.token}/callback"
+        status, body = await plain.call("POST", callback, json={"type": 9, "data": data})
+        assert (status, body["code"]) == (400, 50035), data
+        [(path, error)] = flatten_errors(body["errors"])
+        assert path.startswith("data.") and field in path and code in error, (data, path, error)
+        assert interaction.responded is None and interaction.modal is None
+    interaction = await sandbox.message_command("Animate image", target, member=alice)
+    callback = f"/interactions/{interaction.id}/{interaction.token}/callback"
+    labelled = {"type": 18, "label": "Prompt", "component": {**GOOD_INPUT, "label": None}}
+    good = modal(components=[row(value="v" * 4000, max_length=4000), {**labelled, "id": 7}])
+    good["components"][1]["component"]["custom_id"] = "second"
+    assert await plain.call("POST", callback, json={"type": 9, "data": good}) == (204, None)
+    assert interaction.responded == 9 and interaction.modal == good
+
+
+async def test_a_modal_must_be_the_first_response(
+    sandbox: DiscordSandbox, menus: None, plain: PlainHttp, alice: Member
+) -> None:
+    deferred = await sandbox.slash_command("wave", member=alice)
+    callback = f"/interactions/{deferred.id}/{deferred.token}/callback"
+    assert (await plain.call("POST", callback, json={"type": 5}))[0] == 204
+    status, body = await plain.call("POST", callback, json={"type": 9, "data": modal()})
+    assert (status, body["code"]) == (400, 40060)
+    assert deferred.modal is None
+
+    opened = await sandbox.slash_command("wave", member=alice)
+    callback = f"/interactions/{opened.id}/{opened.token}/callback"
+    assert (await plain.call("POST", callback, json={"type": 9, "data": modal()}))[0] == 204
+    submission = await sandbox.submit_modal(opened, {"prompt": "hi"})
+    callback = f"/interactions/{submission.id}/{submission.token}/callback"
+    status, body = await plain.call("POST", callback, json={"type": 9, "data": modal()})
+    assert (status, body["code"]) == (400, 50035)  # no modal in answer to a modal
+    assert flatten_errors(body["errors"]) == [("type", "INTERACTION_RESPONSE_TYPE_INVALID")]
+
+
+async def test_answers_to_a_submission_from_a_command(
+    sandbox: DiscordSandbox, menus: None, plain: PlainHttp, alice: Member
+) -> None:
+    """Without a message, an update is refused and a deferred update just closes the modal;
+    the submission's own token then takes followups."""
+    opened = await sandbox.slash_command("wave", member=alice)
+    callback = f"/interactions/{opened.id}/{opened.token}/callback"
+    assert (await plain.call("POST", callback, json={"type": 9, "data": modal()}))[0] == 204
+    submission = await sandbox.submit_modal(opened, {"prompt": "hi"})
+    assert submission.message is None and submission.channel is opened.channel
+    callback = f"/interactions/{submission.id}/{submission.token}/callback"
+
+    update = {"type": 7, "data": {"content": "x"}}
+    status, body = await plain.call("POST", callback, json=update)
+    assert (status, body["code"]) == (400, 50035)
+    assert (await plain.call("POST", callback, json={"type": 6}))[0] == 204
+    assert submission.responded == 6 and submission.original_message is None
+    webhook = f"/webhooks/{sandbox.application_id}/{submission.token}"
+    status, body = await plain.call("GET", f"{webhook}/messages/@original")
+    assert (status, body["code"]) == (404, 10008)
+    status, sent = await plain.call("POST", webhook + "?wait=true", json={"content": "queued"})
+    assert status == 200 and sent["content"] == "queued"
+    assert sent["interaction_metadata"]["type"] == 5
+
+
+async def test_command_registry_checks_names_and_limits(
+    sandbox: DiscordSandbox, menus: None, plain: PlainHttp
+) -> None:
+    status, body = await register(plain, sandbox, [{"name": "Wave", "description": "d"}])
+    assert (status, flatten_errors(body["errors"])) == (
+        400,
+        [("0.name", "APPLICATION_COMMAND_INVALID_NAME")],
+    )
+    six = [{"name": f"Menu {n}", "type": 3} for n in range(6)]
+    status, body = await register(plain, sandbox, six)
+    assert (status, body["code"]) == (400, 30032)
+    status, body = await register(plain, sandbox, [{"name": "x", "type": 4}])
+    assert status == 400
+    # Refusals change nothing; a slash command and a message menu may share a name.
+    assert {(c["name"], c["type"]) for c in sandbox.commands} == {
+        ("wave", 1),
+        ("Animate image", 3),
+    }
+    status, body = await register(
+        plain, sandbox, [{"name": "same", "description": "d"}, {"name": "same", "type": 3}]
+    )
+    assert status == 200 and [c["description"] for c in body] == ["d", ""]
+
+
+async def test_members_files_on_the_cdn(
+    sandbox: DiscordSandbox, plain: PlainHttp, alice: Member
+) -> None:
+    png = png_bytes(20, 10)
+    posted = sandbox.post_message(
+        alice,
+        files=[("cat.png", png, None), ("clip.mp4", b"\0" * 300, "application/octet-stream")],
+    )
+    voice = sandbox.post_voice_message(alice, b"OggS" + b"\0" * 60, duration_secs=2.5)
+
+    status, body = await plain.call("GET", f"/channels/{sandbox.channel.id}/messages/{posted.id}")
+    assert status == 200
+    image, video = body["attachments"]
+    assert (image["content_type"], image["size"], image["width"], image["height"]) == (
+        "image/png",
+        len(png),
+        20,
+        10,
+    )
+    assert (video["content_type"], video["size"]) == ("video/mp4", 300)
+    assert "width" not in video and "duration_secs" not in video and "duration_secs" not in image
+    async with aiohttp.ClientSession() as http, http.get(video["url"]) as response:
+        assert response.status == 200 and await response.read() == b"\0" * 300
+    status, body = await plain.call("GET", f"/channels/{sandbox.channel.id}/messages/{voice.id}")
+    [clip] = body["attachments"]
+    assert body["flags"] & 8192 and clip["content_type"] == "audio/ogg"
+    assert clip["duration_secs"] == 2.5 and isinstance(clip["waveform"], str)
