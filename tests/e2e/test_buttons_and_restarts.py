@@ -44,7 +44,7 @@ async def test_cancel_while_queued_refunds_and_never_submits(make_stack: StackFa
     await stack.discord.click_button(waiting, "video:cancel:2", member=stack.member)
     job = await stored(stack.bot.jobs, 2, JobState.CANCELLED)
     await stack.discord.wait_for(lambda: waiting.embeds[0]["title"] == "Cancelled")
-    assert set(waiting.custom_ids()) == {"video:retry:2", "video:delete:2"}
+    assert set(waiting.custom_ids()) == {"video:retry:2", "video:remix:2", "video:delete:2"}
     assert job.together_id is None
     assert len(stack.together.posts()) == 1, "the cancelled job never reached Together"
     usage = await stack.bot.usage.member_usage(
