@@ -21,13 +21,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     run.add_argument(
         "--seconds", type=float, default=6.0, help="how long Together's stand-in takes"
     )
+    run.add_argument(
+        "--extend",
+        type=int,
+        default=0,
+        choices=range(0, 6),
+        metavar="N",
+        help="then press Extend N times (0 to 5) and Join the parts",
+    )
     run.add_argument("--verbose", action="store_true", help="also print the bot's own log")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    return demo.main(args.prompt, args.model, args.out, args.seconds, args.verbose)
+    return demo.main(args.prompt, args.model, args.out, args.seconds, args.verbose, args.extend)
 
 
 if __name__ == "__main__":

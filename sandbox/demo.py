@@ -76,7 +76,49 @@ async def watch(stack: Stack, interaction: Interaction, printer: Printer) -> Mes
     raise TimeoutError("the job did not finish within two minutes")
 
 
-async def run_demo(prompt: str, model: str | None, out_dir: Path, run_seconds: float) -> int:
+async def save(message: Message, out_dir: Path, printer: Printer) -> None:
+    for attachment in message.attachments:
+        saved = out_dir / attachment.filename
+        await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(saved.write_bytes, attachment.data)
+        printer.say(f"The delivered video was saved to {saved.resolve()}")
+
+
+async def extend_and_join(
+    stack: Stack, message: Message, extend: int, out_dir: Path, printer: Printer
+) -> Message:
+    """Press Extend `extend` times (each on the latest part), then Join on the last part."""
+    member = stack.member
+    for part in range(2, extend + 2):
+        job_id = _job_id(message)
+        click = await stack.discord.click_button(message, f"video:extend:{job_id}", member=member)
+        await stack.discord.wait_for(lambda opened=click: opened.modal is not None)
+        assert click.modal is not None
+        printer.say(
+            f"{member.user.username} presses Extend on #{job_id}: a form opens "
+            f"('{click.modal['title']}'), the prompt filled in"
+        )
+        words = f"part {part}: and then the wave carries it further"
+        printer.say(f"{member.user.username} submits: {words!r}")
+        submission = await stack.discord.submit_modal(click, {"prompt": words})
+        message = await watch(stack, submission, printer)
+        await save(message, out_dir, printer)
+    job_id = _job_id(message)
+    printer.say(f"{member.user.username} presses Join on #{job_id}")
+    join = await stack.discord.click_button(message, f"video:join:{job_id}", member=member)
+    joined = await watch(stack, join, printer)
+    await save(joined, out_dir, printer)
+    return joined
+
+
+def _job_id(message: Message) -> int:
+    footer = str(message.embeds[0].get("footer", {}).get("text", ""))
+    return int(footer.split("#", 1)[1].split(" ", 1)[0])
+
+
+async def run_demo(
+    prompt: str, model: str | None, out_dir: Path, run_seconds: float, extend: int = 0
+) -> int:
     started = time.monotonic()
     printer = Printer(sys.stdout, started)
     script = JobScript(queue_seconds=1.5, run_seconds=run_seconds)
@@ -104,17 +146,22 @@ async def run_demo(prompt: str, model: str | None, out_dir: Path, run_seconds: f
             printer.say(f"{stack.member.user.username} types: /video {typed}")
             interaction = await stack.video(**options)
             message = await watch(stack, interaction, printer)
-            for attachment in message.attachments:
-                saved = out_dir / attachment.filename
-                await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
-                await asyncio.to_thread(saved.write_bytes, attachment.data)
-                printer.say(f"The delivered video was saved to {saved.resolve()}")
+            await save(message, out_dir, printer)
+            if extend and message.attachments:
+                message = await extend_and_join(stack, message, extend, out_dir, printer)
             return 0 if message.attachments else 1
 
 
-def main(prompt: str, model: str | None, out_dir: Path, run_seconds: float, verbose: bool) -> int:
+def main(
+    prompt: str,
+    model: str | None,
+    out_dir: Path,
+    run_seconds: float,
+    verbose: bool,
+    extend: int = 0,
+) -> int:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="           log: %(levelname)s %(name)s: %(message)s",
     )
-    return asyncio.run(run_demo(prompt, model, out_dir, run_seconds))
+    return asyncio.run(run_demo(prompt, model, out_dir, run_seconds, extend))
