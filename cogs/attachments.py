@@ -7,6 +7,8 @@ fetches them itself, so the job stores their links (see cogs.links).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import discord
 
 from bot.domain.errors import UserFacingError
@@ -17,8 +19,21 @@ from cogs.links import media_link
 from storage.models import IMAGE_KINDS, MediaLink
 
 
+class EmbedImage:
+    """An embed's picture, read like an attachment (only from Discord's own media hosts)."""
+
+    size = 0  # not declared: the bytes are checked once read
+
+    def __init__(self, client: discord.Client, url: str) -> None:
+        self._client = client
+        self.url = url
+
+    async def read(self) -> bytes:
+        return await self._client.http.get_from_cdn(self.url)
+
+
 async def prepare_attachments(
-    attached: dict[str, discord.Attachment],
+    attached: Mapping[str, discord.Attachment | EmbedImage],
     request: VideoRequest,
     message: discord.Message | None = None,
 ) -> tuple[dict[str, bytes], list[MediaLink]]:
@@ -34,16 +49,18 @@ async def prepare_attachments(
         data = await _read(option, attachment)
         if option in IMAGE_KINDS:
             images[option] = await prepare_keyframe_async(option, data, params.width, params.height)
-        elif option == "video":
-            await probe_video(option, data, video_limits(request.model))
+        elif isinstance(attachment, discord.Attachment):
+            if option == "video":
+                await probe_video(option, data, video_limits(request.model))
+            else:
+                await probe_audio(option, data)
             links.append(media_link(option, attachment, message))
         else:
-            await probe_audio(option, data)
-            links.append(media_link(option, attachment, message))
+            raise UserFacingError(f"`{option}` must be an attached file.")
     return images, links
 
 
-async def _read(option: str, attachment: discord.Attachment) -> bytes:
+async def _read(option: str, attachment: discord.Attachment | EmbedImage) -> bytes:
     try:
         return await attachment.read()
     except discord.HTTPException:

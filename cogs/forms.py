@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
 
 import discord
 from discord import app_commands
@@ -17,6 +18,7 @@ from discord.ext import commands
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions
 from cogs.answer import NO_MENTIONS, answer, requester
+from cogs.attachments import EmbedImage
 from cogs.buttons import view_for
 from cogs.links import media_link
 from cogs.modals import Form, animate_modal, edit_modal, parse_form, submitted
@@ -31,7 +33,12 @@ log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 VIDEO_TYPES = ("video/mp4", "video/webm", "video/quicktime")
-NO_IMAGE = "That message has no image to animate (an attached picture, PNG, JPEG, WEBP or GIF)."
+NO_IMAGE = (
+    "That message has no image to animate (an attached or embedded picture: PNG, JPEG, WEBP "
+    "or GIF)."
+)
+# Embedded pictures are read only from Discord's own media hosts (its proxy fetched them).
+DISCORD_MEDIA_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
 NO_VIDEO = "That message has no video to edit (an attached MP4, WebM or MOV clip)."
 GONE = "That message is no longer there, or the bot cannot read it."
 
@@ -44,6 +51,13 @@ def _first(message: discord.Message, types: tuple[str, ...]) -> discord.Attachme
         if kind in types:
             return attachment
     return None
+
+
+def _served_by(url: str, hosts: frozenset[str], api_host: str) -> bool:
+    """Over https from Discord's media hosts; plain http only from DISCORD_API_BASE's own host
+    (the sandbox)."""
+    parts = urlsplit(url)
+    return parts.netloc in hosts and (parts.scheme == "https" or parts.netloc == api_host)
 
 
 async def _tell(interaction: discord.Interaction[Any], text: str) -> None:
@@ -73,10 +87,25 @@ class FormsCog(commands.Cog):
 
     # -- the menus: the modal is the first response --------------------------------------
 
+    def _picture(self, message: discord.Message) -> discord.Attachment | EmbedImage | None:
+        """The message's first attached picture, else its first embedded one that Discord's
+        media proxy serves."""
+        attached = _first(message, IMAGE_TYPES)
+        if attached is not None:
+            return attached
+        api_host = urlsplit(self.bot.settings.discord_api_base).netloc
+        hosts = DISCORD_MEDIA_HOSTS | {api_host}
+        for embed in message.embeds:
+            for media in (embed.image, embed.thumbnail):
+                for url in (media.proxy_url, media.url):
+                    if url and _served_by(url, hosts, api_host):
+                        return EmbedImage(self.bot, url)
+        return None
+
     async def animate_image(
         self, interaction: discord.Interaction[VideoBot], message: discord.Message
     ) -> None:
-        if _first(message, IMAGE_TYPES) is None:
+        if self._picture(message) is None:
             await _tell(interaction, NO_IMAGE)
             return
         await interaction.response.send_modal(animate_modal(message.channel.id, message.id))
@@ -184,7 +213,7 @@ class FormsCog(commands.Cog):
     async def _animate(
         self, interaction: discord.Interaction[VideoBot], message: discord.Message, prompt: str
     ) -> None:
-        image = _first(message, IMAGE_TYPES)
+        image = self._picture(message)
         if image is None:
             raise UserFacingError(NO_IMAGE)
         assert interaction.guild_id is not None

@@ -7,6 +7,7 @@ happens after a public deferral, and a refusal then replaces it with a private n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import discord
@@ -14,7 +15,7 @@ import discord
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions
 from cogs.answer import NO_MENTIONS, answer, requester
-from cogs.attachments import prepare_attachments
+from cogs.attachments import EmbedImage, prepare_attachments
 from cogs.buttons import view_for
 from storage.models import Derivation, MediaLink
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 async def start_job(
     interaction: discord.Interaction[VideoBot],
     options: VideoOptions,
-    attached: dict[str, discord.Attachment],
+    attached: Mapping[str, discord.Attachment | EmbedImage],
     *,
     message: discord.Message | None = None,
     derivation: Derivation | None = None,

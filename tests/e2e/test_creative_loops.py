@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +188,22 @@ async def test_a_remix_form_submitted_after_a_restart_still_works(tmp_path: Path
             submission = await discord_sb.submit_modal(click, {"prompt": "after the restart"})
             await delivered(stack, submission, 2)
             assert post_body(stack, 1)["prompt"] == "after the restart"
+
+
+async def test_animate_an_embedded_picture(stack: Stack) -> None:
+    poster = stack.discord.add_member(stack.discord.guild, "poster")
+    hosted = stack.discord.post_message(poster, files=[("sky.png", png(320, 180), "image/png")])
+    url = hosted.attachments[0].signed_url(time.time())
+    embedded = stack.discord.post_message(poster, embeds=[{"image": {"url": url}}])
+    menu = await stack.discord.message_command("Animate image", embedded, member=stack.member)
+    await stack.discord.wait_for(lambda: menu.modal is not None)
+    submission = await stack.discord.submit_modal(menu, {"prompt": "clouds drift by"})
+    await delivered(stack, submission, 1)
+    frames = post_body(stack, 0)["media"]["frame_images"]
+    assert Image.open(io.BytesIO(base64.b64decode(frames[0]["input_image"]))).format == "JPEG"
+
+    elsewhere = stack.discord.post_message(
+        poster, embeds=[{"image": {"url": "https://example.com/cat.png"}}]
+    )
+    refused = await stack.discord.message_command("Animate image", elsewhere, member=stack.member)
+    assert "no image to animate" in await private_reply(stack, refused)
