@@ -173,3 +173,24 @@ async def test_a_join_with_a_part_gone_fails_with_the_reason(c: ChainHarness) ->
     job = c.store.jobs[3]
     assert job.state is JobState.FAILED
     assert "no longer in its message" in (job.failure_reason or "")
+
+
+async def test_a_join_cut_off_by_a_restart_is_made_again(c: ChainHarness) -> None:
+    c.delivered(1)
+    c.delivered(2, parent_id=1, derivation=Derivation.EXTEND, chain_id=1, chain_part=2)
+    join = make_job(
+        3,
+        c.clock.now(),
+        parent_id=2,
+        derivation=Derivation.JOIN,
+        chain_id=1,
+        chain_part=2,
+        message_id=103,
+    )
+    # Stored as delivering by the process that died mid-join.
+    c.store.jobs[3] = dataclasses.replace(join, state=JobState.DELIVERING)
+    await c.engine.recover()
+    await c.step()
+    await c.step()
+    assert c.store.jobs[3].state is JobState.DELIVERED
+    assert c.parts.joined == [[b"clip1", b"clip2"]] and not c.api.posts
