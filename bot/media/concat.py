@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -62,6 +61,7 @@ from bot.media.reencode import (
     arg_path,
     input_restrictions,
     last_line,
+    positive_float,
     run_tool,
     shared_fit_limiter,
 )
@@ -280,10 +280,10 @@ def _parse_part(data: Any, path: Path, demuxer: str) -> _Part:
     width, height = video.get("width"), video.get("height")
     if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
         raise _Unusable("has no picture size")
-    duration = _positive_float((data.get("format") or {}).get("duration"))
+    duration = positive_float((data.get("format") or {}).get("duration"))
     if duration is None:
         # Some WebM files only carry durations per stream.
-        durations = (_positive_float(s.get("duration")) for s in streams)
+        durations = (positive_float(s.get("duration")) for s in streams)
         duration = max((d for d in durations if d is not None), default=None)
     if duration is None:
         raise _Unusable("does not say how long it is")
@@ -327,14 +327,6 @@ def _sar(value: Any) -> str:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _positive_float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None  # "N/A" or absent
-    return number if math.isfinite(number) and number > 0 else None
 
 
 def _rate(value: Any) -> Fraction | None:
@@ -541,7 +533,7 @@ async def _output_seconds(tools: _Tools, output: Path) -> float:
         log.warning("join: the output could not be probed: %s", last_line(err, code))
         raise JoinError("the joined video could not be read back")
     try:
-        seconds = _positive_float(json.loads(out)["format"]["duration"])
+        seconds = positive_float(json.loads(out)["format"]["duration"])
     except (ValueError, TypeError, KeyError) as exc:
         log.warning("join: unusable ffprobe output for the result: %s", exc)
         seconds = None

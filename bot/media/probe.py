@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.domain.errors import InvalidOptionError
+from bot.media.reencode import positive_float, run_tool
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,6 @@ _DEMUXERS: dict[_Kind, tuple[str, str]] = {
 }
 _QUICKTIME_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
-_STDOUT_MAX = 256 * 1024
-_STDERR_TAIL = 4 * 1024
 # How far past an ID3 tag the first MP3 frame is looked for.
 _MP3_SEARCH = 64 * 1024
 # Real files hold a handful of boxes, chunks or elements per level (Matroska stops at the first
@@ -359,10 +358,10 @@ def _parse_ffprobe(data: Any, wanted: Literal["audio", "video"]) -> _Measured:
     stream = next((s for s in streams if s.get("codec_type") == wanted), None)
     if stream is None:
         raise _NoStream
-    duration = _positive_float((data.get("format") or {}).get("duration"))
+    duration = positive_float((data.get("format") or {}).get("duration"))
     if duration is None:
         # Some WebM files only carry durations per stream.
-        duration = _positive_float(stream.get("duration"))
+        duration = positive_float(stream.get("duration"))
     if wanted == "audio":
         return _Measured(duration=duration, codec=_text(stream.get("codec_name")))
     width, height = stream.get("width"), stream.get("height")
@@ -375,50 +374,13 @@ def _text(value: Any) -> str | None:
     return value[:32] if isinstance(value, str) and value else None
 
 
-def _positive_float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None  # "N/A" or absent
-    return number if math.isfinite(number) and number > 0 else None
-
-
 async def _run(argv: list[str]) -> tuple[int, bytes, bytes]:
-    """Run ``argv``: exit code, the head of stdout, the tail of stderr. Killed and reaped if
-    the caller is cancelled (the timeout included)."""
+    """Run ``argv`` with the re-encoder's runner (killed and reaped if the caller is cancelled,
+    the timeout included); a binary that cannot start is an unreadable file."""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        return await run_tool(argv)
     except OSError as exc:
         raise _Unreadable(f"could not run {argv[0]}: {exc}") from None
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        out, err, code = await asyncio.gather(
-            _read(proc.stdout, _STDOUT_MAX, keep_tail=False),
-            _read(proc.stderr, _STDERR_TAIL, keep_tail=True),
-            proc.wait(),
-        )
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await asyncio.shield(proc.wait())
-    return code, out, err
-
-
-async def _read(stream: asyncio.StreamReader, limit: int, *, keep_tail: bool) -> bytes:
-    kept = bytearray()
-    while chunk := await stream.read(64 * 1024):
-        if keep_tail:
-            kept += chunk
-            del kept[:-limit]
-        elif len(kept) < limit:
-            kept += chunk[: limit - len(kept)]
-    return bytes(kept)
 
 
 def _last_line(stderr: bytes, code: int) -> str:

@@ -320,10 +320,10 @@ def _parse_probe(data: Any) -> _Probe:
     video = next((s for s in streams if s.get("codec_type") == "video"), None)
     if video is None or not video.get("width") or not video.get("height"):
         raise CannotFit("the file has no video stream")
-    duration = _positive_float((data.get("format") or {}).get("duration"))
+    duration = positive_float((data.get("format") or {}).get("duration"))
     if duration is None:
         # Some WEBM files only carry durations per stream.
-        per_stream = [_positive_float(s.get("duration")) for s in streams]
+        per_stream = [positive_float(s.get("duration")) for s in streams]
         duration = max((d for d in per_stream if d is not None), default=None)
     if duration is None:
         raise CannotFit("ffprobe could not tell the video's duration")
@@ -337,7 +337,8 @@ def _parse_probe(data: Any) -> _Probe:
     )
 
 
-def _positive_float(value: Any) -> float | None:
+def positive_float(value: Any) -> float | None:
+    """A finite number above 0 from ffprobe's JSON, or None ("N/A", absent, 0)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
