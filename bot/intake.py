@@ -30,6 +30,7 @@ from bot.domain.catalog import Catalog, ModelSpec
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions, VideoRequest, check_words, validate_options
 from storage.models import (
+    IMAGE_KINDS,
     Derivation,
     Flow,
     Job,
@@ -347,7 +348,11 @@ class Intake:
     ) -> Reservation:
         """A new job made from `source` with `params`, and `source`'s images and links."""
         await self._gate.admit(requester.guild_id, requester.channel_id, requester.user_id)
-        if source.media_pruned_at is not None:
+        if source.derivation is Derivation.JOIN:
+            raise UserFacingError("A joined video is made from its parts: press Join again.")
+        media = await self._jobs.media(source.id)
+        images = [kind for kind in source.params.media if kind in IMAGE_KINDS]
+        if source.media_pruned_at is not None or any(kind not in media for kind in images):
             # Without them it would be a different video, and billed.
             raise UserFacingError(IMAGES_GONE)
         spec = self._catalog.get(source.model)
@@ -355,7 +360,6 @@ class Intake:
             raise UserFacingError(f"The model {source.model} is no longer available.")
         await self._gate.check_model(requester.guild_id, spec)
         limits = await self._limits(requester)
-        media = await self._jobs.media(source.id)
         links = await self._jobs.links(source.id)
         if any(_gone(link, time.time()) for link in links):
             raise UserFacingError(LINKS_GONE)

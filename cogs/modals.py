@@ -39,6 +39,11 @@ def parse_form(custom_id: str) -> Form | None:
 class WordsModal(discord.ui.Modal):
     """Only a payload: its submission is handled by cogs.forms, which needs no instance."""
 
+    def __init__(self, *, title: str, custom_id: str) -> None:
+        # discord.py keeps a sent modal until it is submitted or times out; cogs.forms needs
+        # none of them, so an abandoned form is dropped after the interaction's 15 minutes.
+        super().__init__(title=title, custom_id=custom_id, timeout=15 * 60)
+
     async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
         return None  # cogs.forms answers every form submission
 

@@ -356,3 +356,18 @@ async def test_flow_models_follow_the_server_then_the_bot(parts: Parts) -> None:
     await parts.rules.set_flow_model(GUILD, "animate", None, MOD, NOW)
     assert await parts.intake.flow_model(GUILD, "animate") == DEFAULT_MODEL
     assert [entry.action for entry in await parts.rules.audit(GUILD)] == ["flow_model"] * 2
+
+
+async def test_retry_refuses_an_extend_whose_frame_was_never_taken(parts: Parts) -> None:
+    source = await finished(parts, model="google/veo-2.0")
+    unframed = dataclasses.replace(
+        source,
+        derivation=Derivation.EXTEND,
+        params=dataclasses.replace(source.params, media=("first_frame",)),
+    )
+    with pytest.raises(UserFacingError) as refused:
+        await parts.intake.retry(unframed, asker(interaction_id=51))
+    assert refused.value.message == IMAGES_GONE
+    joined = dataclasses.replace(source, derivation=Derivation.JOIN)
+    with pytest.raises(UserFacingError, match="press Join again"):
+        await parts.intake.remix(joined, asker(interaction_id=52), "x", None)
