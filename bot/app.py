@@ -29,6 +29,7 @@ from bot.media.reencode import FitResult, ffmpeg_available, fit_under_limit
 from bot.settings import Settings
 from bot.together.client import TogetherClient
 from storage.db import open_database
+from storage.forms import PendingForms
 from storage.jobs import JobRepository
 from storage.lock import acquire_database_lock
 from storage.reservations import Reservations
@@ -154,6 +155,7 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 gatekeeper,
                 pruner,
                 intake,
+                PendingForms(db),
             )
             try:
                 yield bot

@@ -21,6 +21,7 @@ from bot.gatekeeper import Gatekeeper
 from bot.housekeeping import KeyframePruner
 from bot.intake import Intake
 from bot.settings import Settings
+from storage.forms import PendingForms
 from storage.jobs import JobRepository
 from storage.server_settings import GuildSettingsRepository
 from storage.usage import UsageRepository
@@ -111,6 +112,7 @@ class VideoBot(commands.AutoShardedBot):
         gatekeeper: Gatekeeper,
         pruner: KeyframePruner,
         intake: Intake,
+        pending_forms: PendingForms,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channel and role cache; no message content, no members
@@ -130,6 +132,8 @@ class VideoBot(commands.AutoShardedBot):
         self.gatekeeper = gatekeeper
         self.pruner = pruner
         self.intake = intake  # every way of starting a job goes through it
+        # The files message menus were used on, until their forms are submitted.
+        self.pending_forms = pending_forms
         self._closing = False
         self._close_requested = asyncio.Event()
         self._gateway_redirected = False

@@ -15,25 +15,42 @@ from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoRequest, video_limits
 from bot.media.keyframes import prepare_keyframe_async
 from bot.media.probe import probe_audio, probe_video
-from cogs.links import media_link
+from cogs.links import link_expiry, media_link
 from storage.models import IMAGE_KINDS, MediaLink
 
 
-class EmbedImage:
-    """An embed's picture, read like an attachment (only from Discord's own media hosts)."""
+class RemoteFile:
+    """A file known by its Discord URL rather than as an attachment object: a message menu's
+    pick (kept in pending_forms), or an embed's picture. Read like an attachment."""
 
-    size = 0  # not declared: the bytes are checked once read
-
-    def __init__(self, client: discord.Client, url: str) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        url: str,
+        size: int = 0,  # 0: not declared; the bytes are checked once read
+        attachment_id: int | None = None,
+        message: tuple[int, int] | None = None,  # (channel id, message id) it is on
+    ) -> None:
         self._client = client
         self.url = url
+        self.size = size
+        self.attachment_id = attachment_id
+        self.message = message
 
     async def read(self) -> bytes:
         return await self._client.http.get_from_cdn(self.url)
 
+    def link(self, kind: str) -> MediaLink:
+        """Renewable from its message when it has one and an attachment id."""
+        channel_id, message_id = self.message if self.message else (None, None)
+        attachment_id = self.attachment_id if self.message else None
+        return MediaLink(
+            kind, self.url, link_expiry(self.url), channel_id, message_id, attachment_id
+        )
+
 
 async def prepare_attachments(
-    attached: Mapping[str, discord.Attachment | EmbedImage],
+    attached: Mapping[str, discord.Attachment | RemoteFile],
     request: VideoRequest,
     message: discord.Message | None = None,
 ) -> tuple[dict[str, bytes], list[MediaLink]]:
@@ -49,18 +66,19 @@ async def prepare_attachments(
         data = await _read(option, attachment)
         if option in IMAGE_KINDS:
             images[option] = await prepare_keyframe_async(option, data, params.width, params.height)
-        elif isinstance(attachment, discord.Attachment):
+        else:
             if option == "video":
                 await probe_video(option, data, video_limits(request.model))
             else:
                 await probe_audio(option, data)
-            links.append(media_link(option, attachment, message))
-        else:
-            raise UserFacingError(f"`{option}` must be an attached file.")
+            if isinstance(attachment, RemoteFile):
+                links.append(attachment.link(option))
+            else:
+                links.append(media_link(option, attachment, message))
     return images, links
 
 
-async def _read(option: str, attachment: discord.Attachment | EmbedImage) -> bytes:
+async def _read(option: str, attachment: discord.Attachment | RemoteFile) -> bytes:
     try:
         return await attachment.read()
     except discord.HTTPException:

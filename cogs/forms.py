@@ -7,7 +7,9 @@ quotas, budgets, allow-lists, channels, blocks and model rules.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -18,13 +20,13 @@ from discord.ext import commands
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions
 from cogs.answer import NO_MENTIONS, answer, requester
-from cogs.attachments import EmbedImage
+from cogs.attachments import RemoteFile
 from cogs.buttons import view_for
 from cogs.links import media_link
 from cogs.modals import Form, animate_modal, edit_modal, parse_form, submitted
 from cogs.progress import video_filename
 from cogs.start import refuse_after_defer, start_job
-from storage.models import Derivation, Job, MediaLink
+from storage.models import Derivation, Job, MediaLink, PendingFile
 
 if TYPE_CHECKING:
     from bot.client import VideoBot
@@ -87,36 +89,69 @@ class FormsCog(commands.Cog):
 
     # -- the menus: the modal is the first response --------------------------------------
 
-    def _picture(self, message: discord.Message) -> discord.Attachment | EmbedImage | None:
-        """The message's first attached picture, else its first embedded one that Discord's
-        media proxy serves."""
+    def _picture(self, message: discord.Message) -> tuple[str, int | None, str, int] | None:
+        """The message's first attached picture (url, attachment id, name, size), else its
+        first embedded one that Discord's media hosts serve."""
         attached = _first(message, IMAGE_TYPES)
         if attached is not None:
-            return attached
+            return attached.url, attached.id, attached.filename, attached.size
         api_host = urlsplit(self.bot.settings.discord_api_base).netloc
         hosts = DISCORD_MEDIA_HOSTS | {api_host}
         for embed in message.embeds:
             for media in (embed.image, embed.thumbnail):
                 for url in (media.proxy_url, media.url):
                     if url and _served_by(url, hosts, api_host):
-                        return EmbedImage(self.bot, url)
+                        return url, None, "embedded picture", 0
         return None
+
+    async def _keep(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        message: discord.Message,
+        picked: tuple[str, int | None, str, int],
+        content_type: str | None,
+    ) -> int:
+        """Keep the picked file until the form comes back: the menu's interaction is the one
+        that shows another member's attachments for sure (without the Message Content intent
+        a later fetch of their message leaves them out)."""
+        url, attachment_id, filename, size = picked
+        assert interaction.guild_id is not None
+        return await self.bot.pending_forms.put(
+            PendingFile(
+                id=0,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+                channel_id=message.channel.id,
+                message_id=message.id,
+                attachment_id=attachment_id,
+                url=url,
+                filename=filename,
+                content_type=content_type,
+                size=size,
+                created_at=time.time(),
+            )
+        )
 
     async def animate_image(
         self, interaction: discord.Interaction[VideoBot], message: discord.Message
     ) -> None:
-        if self._picture(message) is None:
+        picked = self._picture(message)
+        if picked is None:
             await _tell(interaction, NO_IMAGE)
             return
-        await interaction.response.send_modal(animate_modal(message.channel.id, message.id))
+        form_id = await self._keep(interaction, message, picked, None)
+        await interaction.response.send_modal(animate_modal(form_id))
 
     async def edit_video(
         self, interaction: discord.Interaction[VideoBot], message: discord.Message
     ) -> None:
-        if _first(message, VIDEO_TYPES) is None:
+        clip = _first(message, VIDEO_TYPES)
+        if clip is None:
             await _tell(interaction, NO_VIDEO)
             return
-        await interaction.response.send_modal(edit_modal(message.channel.id, message.id))
+        picked = (clip.url, clip.id, clip.filename, clip.size)
+        form_id = await self._keep(interaction, message, picked, clip.content_type)
+        await interaction.response.send_modal(edit_modal(form_id))
 
     # -- submissions ---------------------------------------------------------------------
 
@@ -136,24 +171,41 @@ class FormsCog(commands.Cog):
             await _tell(interaction, exc.message)
         except Exception:
             log.exception("The %s form failed", form.flow)
-            await _tell(interaction, "Something went wrong on the bot's side; please try again.")
+            sorry = "Something went wrong on the bot's side; please try again."
+            if interaction.response.is_done():
+                # A "thinking" answer (or a first answer that failed, whose job was abandoned)
+                # must not stay up: replace it with the private note.
+                with contextlib.suppress(discord.HTTPException):
+                    await refuse_after_defer(interaction, sorry)
+            else:
+                await _tell(interaction, sorry)
 
     async def _submit(
         self, interaction: discord.Interaction[VideoBot], form: Form, values: dict[str, str]
     ) -> None:
         prompt = values.get("prompt", "")
         if form.flow == "remix":
-            await self._remix(interaction, form.first, prompt, values.get("negative_prompt"))
+            await self._remix(interaction, form.id, prompt, values.get("negative_prompt"))
             return
         if form.flow == "extend":
-            await self._extend(interaction, form.first, prompt)
+            await self._extend(interaction, form.id, prompt)
             return
-        assert form.second is not None
-        message = await self._message(form.first, form.second)
-        if form.flow == "animate":
-            await self._animate(interaction, message, prompt)
-        else:
-            await self._edit(interaction, message, prompt)
+        kept = await self.bot.pending_forms.get(form.id)
+        if kept is None or kept.guild_id != interaction.guild_id:
+            raise UserFacingError("This form has expired: use the menu on the message again.")
+        if kept.user_id != interaction.user.id:
+            raise UserFacingError("This form was opened by someone else.")
+        file = RemoteFile(
+            self.bot, kept.url, kept.size, kept.attachment_id, (kept.channel_id, kept.message_id)
+        )
+        try:
+            if form.flow == "animate":
+                await self._animate(interaction, file, prompt)
+            else:
+                await self._edit(interaction, file, prompt)
+        finally:
+            # Discord closes a form once submitted: it cannot come back, whatever happened.
+            await self.bot.pending_forms.forget(form.id)
 
     async def _remix(
         self,
@@ -211,28 +263,16 @@ class FormsCog(commands.Cog):
         return media_link("video", video, message)
 
     async def _animate(
-        self, interaction: discord.Interaction[VideoBot], message: discord.Message, prompt: str
+        self, interaction: discord.Interaction[VideoBot], image: RemoteFile, prompt: str
     ) -> None:
-        image = self._picture(message)
-        if image is None:
-            raise UserFacingError(NO_IMAGE)
         assert interaction.guild_id is not None
         model = await self.bot.intake.flow_model(interaction.guild_id, "animate")
         options = VideoOptions(prompt=prompt, model=model, attachments={"first_frame": image.size})
-        await start_job(
-            interaction,
-            options,
-            {"first_frame": image},
-            message=message,
-            derivation=Derivation.ANIMATE,
-        )
+        await start_job(interaction, options, {"first_frame": image}, derivation=Derivation.ANIMATE)
 
     async def _edit(
-        self, interaction: discord.Interaction[VideoBot], message: discord.Message, prompt: str
+        self, interaction: discord.Interaction[VideoBot], clip: RemoteFile, prompt: str
     ) -> None:
-        clip = _first(message, VIDEO_TYPES)
-        if clip is None:
-            raise UserFacingError(NO_VIDEO)
         assert interaction.guild_id is not None
         model = await self.bot.intake.flow_model(interaction.guild_id, "edit")
         options = VideoOptions(prompt=prompt, model=model, attachments={"video": clip.size})
@@ -245,9 +285,7 @@ class FormsCog(commands.Cog):
                     "A moderator can allow one with /videoadmin models."
                 ) from None
             raise
-        await start_job(
-            interaction, options, {"video": clip}, message=message, derivation=Derivation.EDIT
-        )
+        await start_job(interaction, options, {"video": clip}, derivation=Derivation.EDIT)
 
     async def _message(self, channel_id: int, message_id: int) -> discord.Message:
         """The message again, from Discord: its attachment links are fresh."""

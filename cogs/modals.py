@@ -16,24 +16,21 @@ import discord
 from bot.domain.options import NEGATIVE_PROMPT_MAX
 
 TEXT_INPUT_MAX = 4000  # Discord's limit for one text input
-FORM_ID = re.compile(r"form:(?P<flow>remix|extend|animate|edit):(?P<a>\d+)(?::(?P<b>\d+))?$")
+FORM_ID = re.compile(r"form:(?P<flow>remix|extend|animate|edit):(?P<id>\d+)$")
 
 
 @dataclass(frozen=True, slots=True)
 class Form:
-    """A parsed modal custom id: the flow, and the job id or the channel and message ids."""
+    """A parsed modal custom id: the flow, and the job id (Remix, Extend) or the kept file's
+    id (Animate image, Edit video)."""
 
     flow: str
-    first: int
-    second: int | None = None
+    id: int
 
 
 def parse_form(custom_id: str) -> Form | None:
     match = FORM_ID.match(custom_id)
-    if match is None:
-        return None
-    second = int(match["b"]) if match["b"] else None
-    return Form(match["flow"], int(match["a"]), second)
+    return Form(match["flow"], int(match["id"])) if match else None
 
 
 class WordsModal(discord.ui.Modal):
@@ -83,14 +80,16 @@ def extend_modal(job_id: int, prompt: str) -> discord.ui.Modal:
     return modal
 
 
-def animate_modal(channel_id: int, message_id: int) -> discord.ui.Modal:
-    modal = WordsModal(title="Animate image", custom_id=f"form:animate:{channel_id}:{message_id}")
+def animate_modal(form_id: int) -> discord.ui.Modal:
+    """`form_id`: the picked file kept in pending_forms."""
+    modal = WordsModal(title="Animate image", custom_id=f"form:animate:{form_id}")
     modal.add_item(_prompt("Prompt", None, "What should happen in the picture"))
     return modal
 
 
-def edit_modal(channel_id: int, message_id: int) -> discord.ui.Modal:
-    modal = WordsModal(title="Edit video", custom_id=f"form:edit:{channel_id}:{message_id}")
+def edit_modal(form_id: int) -> discord.ui.Modal:
+    """`form_id`: the picked file kept in pending_forms."""
+    modal = WordsModal(title="Edit video", custom_id=f"form:edit:{form_id}")
     modal.add_item(_prompt("Instruction", None, "What to change, e.g. make it snow"))
     return modal
 

@@ -15,7 +15,7 @@ import discord
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions
 from cogs.answer import NO_MENTIONS, answer, requester
-from cogs.attachments import EmbedImage, prepare_attachments
+from cogs.attachments import RemoteFile, prepare_attachments
 from cogs.buttons import view_for
 from storage.models import Derivation, MediaLink
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 async def start_job(
     interaction: discord.Interaction[VideoBot],
     options: VideoOptions,
-    attached: Mapping[str, discord.Attachment | EmbedImage],
+    attached: Mapping[str, discord.Attachment | RemoteFile],
     *,
     message: discord.Message | None = None,
     derivation: Derivation | None = None,

@@ -126,6 +126,23 @@ class MediaLink:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingFile:
+    """An attachment a message menu was used on, as that menu's interaction showed it."""
+
+    id: int
+    guild_id: int
+    user_id: int
+    channel_id: int
+    message_id: int
+    attachment_id: int | None
+    url: str
+    filename: str
+    content_type: str | None
+    size: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class NewJob:
     """What the /video command accepted, before it has an id."""
 

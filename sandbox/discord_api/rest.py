@@ -41,6 +41,10 @@ from .state import SandboxState
 UNKNOWN_APPLICATION = DiscordError(404, 10002, "Unknown Application")
 
 
+# Privileged: without it, other users' messages come without what they say or carry.
+INTENT_MESSAGE_CONTENT = 1 << 15
+
+
 class RestApi:
     def __init__(
         self, state: SandboxState, store: MessageStore, gateway: Gateway, bot_token: str
@@ -177,7 +181,7 @@ class RestApi:
         ]
         picked = [m for m in visible if m.id > after and (before is None or m.id < before)]
         picked.sort(key=lambda m: m.id, reverse=True)  # newest first, as Discord lists them
-        return json_response([message_payload(m) for m in picked[:limit]])
+        return json_response([self._readable(m) for m in picked[:limit]])
 
     async def create_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
@@ -190,7 +194,21 @@ class RestApi:
         return no_content()
 
     async def get_message(self, request: web.Request) -> web.Response:
-        return json_response(message_payload(self._message(request)))
+        return json_response(self._readable(self._message(request)))
+
+    def _readable(self, message: Message) -> dict[str, Any]:
+        """The message as a bot without the Message Content intent gets it: another user's
+        message (not mentioning the bot) comes without its content, embeds, attachments and
+        components, as Discord sends it."""
+        payload = message_payload(message)
+        session = self.gateway.session_for_guild(message.guild_id)
+        if session is not None and session.intents & INTENT_MESSAGE_CONTENT:
+            return payload
+        bot_id = self.state.bot_user.id
+        mentioned = f"<@{bot_id}>" in message.content or f"<@!{bot_id}>" in message.content
+        if message.author.id != bot_id and not mentioned:
+            payload.update(content="", embeds=[], attachments=[], components=[])
+        return payload
 
     async def edit_message(self, request: web.Request) -> web.Response:
         message = self._message(request)

@@ -132,6 +132,10 @@ async def test_animate_image_from_any_members_message(stack: Stack) -> None:
     picture = stack.discord.post_message(
         poster, content="my drawing", files=[("drawing.png", png(640, 360), "image/png")]
     )
+    # Without the Message Content intent, a fetch of the message does not show the picture:
+    # the menu's own interaction is where the bot must take it from.
+    fetched = await stack.bot.http.get_message(picture.channel_id, picture.id)
+    assert fetched["attachments"] == [] and fetched["content"] == ""
     menu = await stack.discord.message_command("Animate image", picture, member=stack.member)
     await stack.discord.wait_for(lambda: menu.modal is not None)
     submission = await stack.discord.submit_modal(menu, {"prompt": "the drawing comes alive"})
@@ -158,7 +162,8 @@ async def test_edit_video_sends_the_clip_from_the_message(stack: Stack) -> None:
     assert body["model"] == "Wan-AI/wan2.7-videoedit" and body["prompt"] == "make it snow"
     assert "/holiday.mp4?ex=" in body["media"]["source_video"]["video"]
     links = await stack.bot.jobs.links(1)
-    assert links[0].message_id == clip.id  # a fresh link can be fetched later
+    assert links[0].message_id == clip.id  # a fresh link is asked for later, where readable
+    assert await stack.bot.pending_forms.get(1) is None, "the kept pick is dropped"
 
 
 async def test_edit_video_where_the_server_allows_no_edit_model(stack: Stack) -> None:
@@ -171,6 +176,22 @@ async def test_edit_video_where_the_server_allows_no_edit_model(stack: Stack) ->
     submission = await stack.discord.submit_modal(menu, {"prompt": "make it snow"})
     assert "allows no video-edit model" in await private_reply(stack, submission)
     assert not stack.together.posts()
+
+
+async def test_each_menu_keeps_its_own_pick_until_its_form_comes_back(stack: Stack) -> None:
+    poster = stack.discord.add_member(stack.discord.guild, "poster")
+    picture = stack.discord.post_message(poster, files=[("a.png", png(64, 64), "image/png")])
+    menu = await stack.discord.message_command("Animate image", picture, member=stack.member)
+    await stack.discord.wait_for(lambda: menu.modal is not None)
+    kept = await stack.bot.pending_forms.get(1)
+    assert kept is not None and kept.user_id == stack.member.id
+    other = await stack.discord.message_command("Animate image", picture, member=poster)
+    await stack.discord.wait_for(lambda: other.modal is not None)
+    assert other.modal is not None and other.modal["custom_id"] == "form:animate:2"
+    submission = await stack.discord.submit_modal(menu, {"prompt": "mine"})
+    await delivered(stack, submission, 1)
+    assert await stack.bot.pending_forms.get(1) is None
+    assert await stack.bot.pending_forms.get(2) is not None, "the other member's pick is kept"
 
 
 async def test_a_remix_form_submitted_after_a_restart_still_works(tmp_path: Path) -> None:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from cogs.modals import Form, animate_modal, edit_modal, parse_form, remix_modal, submitted
+from cogs.modals import (
+    Form,
+    animate_modal,
+    edit_modal,
+    extend_modal,
+    parse_form,
+    remix_modal,
+    submitted,
+)
 
 
 def test_custom_ids_round_trip() -> None:
     assert parse_form(str(remix_modal(12, "p", None).custom_id)) == Form("remix", 12)
-    assert parse_form(str(animate_modal(3, 4).custom_id)) == Form("animate", 3, 4)
-    assert parse_form(str(edit_modal(5, 6).custom_id)) == Form("edit", 5, 6)
-    for other in ("video:remix:1", "form:remix:x", "form:nope:1", "form:remix:1:2:3", ""):
+    assert parse_form(str(extend_modal(7, "p").custom_id)) == Form("extend", 7)
+    assert parse_form(str(animate_modal(3).custom_id)) == Form("animate", 3)
+    assert parse_form(str(edit_modal(5).custom_id)) == Form("edit", 5)
+    for other in ("video:remix:1", "form:remix:x", "form:nope:1", "form:remix:1:2", ""):
         assert parse_form(other) is None
 
 

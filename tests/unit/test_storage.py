@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import sqlite3
 from collections.abc import Callable
@@ -278,3 +279,24 @@ async def test_chain_size_counts_parts_not_joins_or_repeats(repo: JobRepository)
     )
     assert await repo.chain_size(start.id) == 3
     assert await repo.chain_size(9_999) == 0
+
+
+async def test_pending_forms_keep_a_pick_until_forgotten_and_drop_stale_ones(
+    tmp_path: Path,
+) -> None:
+    from storage.forms import PendingForms
+    from storage.models import PendingFile
+
+    db = await open_database(tmp_path / "bot.sqlite3")
+    try:
+        forms = PendingForms(db)
+        pick = PendingFile(0, 1, 2, 3, 4, 5, "https://cdn/x.png", "x.png", "image/png", 10, 1000.0)
+        first = await forms.put(pick)
+        kept = await forms.get(first)
+        assert kept is not None and kept.url == "https://cdn/x.png" and kept.id == first
+        later = await forms.put(dataclasses.replace(pick, created_at=1000.0 + 86_401))
+        assert await forms.get(first) is None, "a day-old form is dropped"
+        await forms.forget(later)
+        assert await forms.get(later) is None
+    finally:
+        await db.close()
