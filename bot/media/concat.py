@@ -59,6 +59,7 @@ from bot.media.reencode import (
     DEMUXERS,
     THREADS,
     arg_path,
+    ffmpeg_argv,
     input_restrictions,
     last_line,
     positive_float,
@@ -352,12 +353,7 @@ async def _join_by_copy(tools: _Tools, parts: list[_Part], workdir: Path, output
     listing = workdir / "parts.ffconcat"
     await asyncio.to_thread(listing.write_text, ffconcat_list(copies), "utf-8")
     argv = [
-        tools.ffmpeg,
-        "-nostdin",
-        "-y",
-        "-hide_banner",
-        "-loglevel",
-        "error",
+        *ffmpeg_argv(tools.ffmpeg),
         "-protocol_whitelist",
         "file",
         "-format_whitelist",
@@ -386,12 +382,7 @@ async def _join_by_copy(tools: _Tools, parts: list[_Part], workdir: Path, output
 
 async def _remux(tools: _Tools, index: int, part: _Part, copy: Path) -> None:
     argv = [
-        tools.ffmpeg,
-        "-nostdin",
-        "-y",
-        "-hide_banner",
-        "-loglevel",
-        "error",
+        *ffmpeg_argv(tools.ffmpeg),
         *input_restrictions(part.demuxer),
         "-i",
         arg_path(part.path),
@@ -472,12 +463,7 @@ async def _join_by_reencode(tools: _Tools, parts: list[_Part], output: Path) -> 
     )
     audio_out = ["-map", "[a]", "-c:a", "aac", "-b:a", AUDIO_BPS] if with_audio else ["-an"]
     argv = [
-        tools.ffmpeg,
-        "-nostdin",
-        "-y",
-        "-hide_banner",
-        "-loglevel",
-        "error",
+        *ffmpeg_argv(tools.ffmpeg),
         *inputs,
         "-filter_complex",
         ";".join(chains),

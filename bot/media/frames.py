@@ -36,6 +36,7 @@ from bot.media.reencode import (
     DEMUXERS,
     THREADS,
     arg_path,
+    ffmpeg_argv,
     input_restrictions,
     last_line,
     run_tool,
@@ -101,12 +102,7 @@ async def _extract(
     """Run ffmpeg once; the JPEG it left, or ``None`` when it decoded no frame."""
     _remove(jpeg)
     argv = [
-        ffmpeg,
-        "-nostdin",
-        "-y",
-        "-hide_banner",
-        "-loglevel",
-        "error",
+        *ffmpeg_argv(ffmpeg),
         "-threads",
         THREADS,
         *(["-sseof", f"-{SEEK_FROM_END:g}"] if seek else []),

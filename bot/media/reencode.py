@@ -280,6 +280,11 @@ def _even(n: int) -> int:
 # --------------------------------------------------------------------------- ffprobe / ffmpeg
 
 
+def ffmpeg_argv(ffmpeg: str) -> list[str]:
+    """The start of every ffmpeg command here: no stdin, overwrite, errors only."""
+    return [ffmpeg, "-nostdin", "-y", "-hide_banner", "-loglevel", "error"]
+
+
 def input_restrictions(demuxer: str) -> list[str]:
     """Options that must come right before an untrusted input (see the module docstring)."""
     return [
@@ -367,12 +372,7 @@ async def _encode(
     rate = str(plan.video_bps)
     audio = ["-map", "0:a:0", "-c:a", "aac", "-b:a", str(AUDIO_BPS), "-ac", "2"]
     argv = [
-        tools.ffmpeg,
-        "-nostdin",
-        "-y",
-        "-hide_banner",
-        "-loglevel",
-        "error",
+        *ffmpeg_argv(tools.ffmpeg),
         "-threads",
         THREADS,
         *input_restrictions(tools.demuxer),
