@@ -15,7 +15,7 @@ from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoRequest, video_limits
 from bot.media.keyframes import prepare_keyframe_async
 from bot.media.probe import probe_audio, probe_video
-from cogs.links import link_expiry, media_link
+from cogs.links import media_link, signed_link
 from storage.models import IMAGE_KINDS, MediaLink
 
 
@@ -41,12 +41,8 @@ class RemoteFile:
         return await self._client.http.get_from_cdn(self.url)
 
     def link(self, kind: str) -> MediaLink:
-        """Renewable from its message when it has one and an attachment id."""
-        channel_id, message_id = self.message if self.message else (None, None)
-        attachment_id = self.attachment_id if self.message else None
-        return MediaLink(
-            kind, self.url, link_expiry(self.url), channel_id, message_id, attachment_id
-        )
+        """Renewable from its message when it has one."""
+        return signed_link(kind, self.url, self.attachment_id, self.message)
 
 
 async def prepare_attachments(

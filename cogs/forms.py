@@ -277,15 +277,15 @@ class FormsCog(commands.Cog):
         model = await self.bot.intake.flow_model(interaction.guild_id, "edit")
         options = VideoOptions(prompt=prompt, model=model, attachments={"video": clip.size})
         try:
-            await self.bot.intake.check(requester(interaction), options)
+            await start_job(interaction, options, {"video": clip}, derivation=Derivation.EDIT)
         except UserFacingError as exc:
+            # Raised only before any answer; a `model` refusal means no edit model here.
             if exc.message.startswith("`model`"):
                 raise UserFacingError(
                     "This server allows no video-edit model, so videos cannot be edited here. "
                     "A moderator can allow one with /videoadmin models."
                 ) from None
             raise
-        await start_job(interaction, options, {"video": clip}, derivation=Derivation.EDIT)
 
     async def _message(self, channel_id: int, message_id: int) -> discord.Message:
         """The message again, from Discord: its attachment links are fresh."""

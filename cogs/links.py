@@ -28,18 +28,28 @@ def link_expiry(url: str) -> float | None:
         return None
 
 
+def signed_link(
+    kind: str, url: str, attachment_id: int | None, on: tuple[int, int] | None
+) -> MediaLink:
+    """The link to store for a file at `url`, expiring with its signature; renewable from the
+    message it is `on` (channel id, message id), if any."""
+    channel_id, message_id = on if on is not None else (None, None)
+    return MediaLink(
+        kind=kind,
+        url=url,
+        expires_at=link_expiry(url),
+        channel_id=channel_id,
+        message_id=message_id,
+        attachment_id=attachment_id if on is not None else None,
+    )
+
+
 def media_link(
     kind: str, attachment: discord.Attachment, message: discord.Message | None = None
 ) -> MediaLink:
     """The link to store for an attachment; with its message, when it is on one."""
-    return MediaLink(
-        kind=kind,
-        url=attachment.url,
-        expires_at=link_expiry(attachment.url),
-        channel_id=message.channel.id if message is not None else None,
-        message_id=message.id if message is not None else None,
-        attachment_id=attachment.id if message is not None else None,
-    )
+    on = (message.channel.id, message.id) if message is not None else None
+    return signed_link(kind, attachment.url, attachment.id, on)
 
 
 async def fresh_link(client: discord.Client, link: MediaLink) -> MediaLink | None:
@@ -58,13 +68,7 @@ async def fresh_link(client: discord.Client, link: MediaLink) -> MediaLink | Non
         if str(attachment.get("id")) == str(link.attachment_id):
             url = str(attachment.get("url") or "")
             if url:
-                return MediaLink(
-                    kind=link.kind,
-                    url=url,
-                    expires_at=link_expiry(url),
-                    channel_id=link.channel_id,
-                    message_id=link.message_id,
-                    attachment_id=link.attachment_id,
-                )
+                on = (link.channel_id, link.message_id)
+                return signed_link(link.kind, url, link.attachment_id, on)
     log.info("Message %d no longer has attachment %s", link.message_id, link.attachment_id)
     return None
