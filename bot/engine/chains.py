@@ -33,13 +33,9 @@ class PartGone(Exception):
         self.reason = reason
 
 
-def needs_first_frame(job: Job, images: dict[str, bytes]) -> bool:
-    """An Extend that starts from its parent's last frame, not extracted yet."""
-    return (
-        job.derivation is Derivation.EXTEND
-        and "first_frame" in job.params.media
-        and "first_frame" not in images
-    )
+def starts_from_parent_frame(job: Job) -> bool:
+    """An Extend that starts from its parent's last frame (taken once, then stored)."""
+    return job.derivation is Derivation.EXTEND and "first_frame" in job.params.media
 
 
 def _format(job: Job) -> VideoFormat:
@@ -72,6 +68,14 @@ class ChainWork:
         if video is None:
             raise PartGone(f"the video of #{part.id} is no longer in its message")
         return video
+
+    async def ensure_first_frame(self, job: Job) -> None:
+        """Take and store the parent's last frame unless an earlier try already did.
+
+        Raises PartGone (final) or anything else (passing: tried again later).
+        """
+        if "first_frame" not in await self._store.media(job.id):
+            await self.first_frame(job)
 
     async def first_frame(self, job: Job) -> bytes:
         """The parent's last frame, fitted to the job's frame, as stored for the POST.

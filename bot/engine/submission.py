@@ -15,7 +15,7 @@ from bot.domain.budget import Claim, Lane
 from bot.domain.catalog import Catalog
 from bot.domain.scheduling import FairQueue, PollPlanner
 from bot.engine.budget import RequestBudget
-from bot.engine.chains import ChainWork, PartGone, needs_first_frame
+from bot.engine.chains import ChainWork, PartGone, starts_from_parent_frame
 from bot.engine.decisions import (
     RetrySubmission,
     after_submit_error,
@@ -190,10 +190,11 @@ class Submitter:
         still queued: a restart meanwhile just does it again. False: not ready (it waits, or
         it failed)."""
         job = tracked.job
-        if self._chains is None or not needs_first_frame(job, await self._store.media(job.id)):
+        # Only an Extend from a frame reads its images here: every other job goes straight on.
+        if self._chains is None or not starts_from_parent_frame(job):
             return True
         try:
-            await self._chains.first_frame(job)
+            await self._chains.ensure_first_frame(job)
         except PartGone as exc:
             tracked.submission = None
             await self._writer.finish(tracked, cannot_extend(exc.reason, self._runtime.now()))
