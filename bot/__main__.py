@@ -15,7 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.backup import run_backup
 from bot.domain.catalog import Catalog, CatalogError, load_catalog
+from bot.health import check_health
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_database_settings, load_settings
 from storage.db import DatabaseUnusable
@@ -119,8 +121,6 @@ def run_command(args: Sequence[str]) -> int:
 
 
 def health(database: Path) -> int:
-    from bot.health import check_health
-
     verdict = check_health(database)
     if verdict.healthy:
         print(f"video-bot: {verdict.line}")
@@ -130,8 +130,6 @@ def health(database: Path) -> int:
 
 
 def backup_to(database: Path, target: Path) -> int:
-    from bot.backup import run_backup
-
     outcome = run_backup(database, target)
     print(f"video-bot: {outcome.line}", file=sys.stdout if outcome.code == 0 else sys.stderr)
     return outcome.code
