@@ -28,7 +28,8 @@ from storage.lock import find_lock_holder
 from storage.models import JobState
 
 COMMAND_TIMEOUT = 30.0
-WAIT_TIMEOUT = 60.0
+# discord.py's reconnect backoff after a gateway outage is random and doubles per failed try.
+WAIT_TIMEOUT = 90.0
 # Jobs that stay at Together for the whole test: their rows do not change under the backup.
 LONG_JOB = JobScript(queue_seconds=0.2, run_seconds=600.0)
 
@@ -120,6 +121,7 @@ async def heartbeat_shows(path: Path, key: str, value: object) -> dict[str, obje
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.timeout(300)
 async def test_health_follows_the_bot_the_gateway_and_the_process(
     stand_ins: tuple[DiscordSandbox, TogetherSandbox, Member],
     bot: BotProcess,
