@@ -1,0 +1,56 @@
+"""/videoadmin usage through the sandbox: delivered videos, then the text and a PNG chart."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from PIL import Image
+
+from bot.reports.usage_chart import BAR, HEIGHT, WIDTH, usage_chart_png
+from sandbox.discord_api import Member, Message
+from sandbox.harness import Stack
+from tests.e2e.test_quotas_flow import moderator, private_reply
+from tests.e2e.test_video_flow import answered, finished
+from tests.unit.test_usage_chart import runs
+
+
+async def usage(stack: Stack, mod: Member, **options: Member) -> Message:
+    interaction = await stack.discord.slash_command(
+        "videoadmin", dict(options), member=mod, subcommand=("usage",)
+    )
+    await private_reply(stack, interaction)  # ephemeral, like every /videoadmin reply
+    assert interaction.original_message is not None
+    return interaction.original_message
+
+
+def chart_of(message: Message) -> bytes:
+    (attachment,) = message.attachments
+    assert attachment.filename == "usage.png"
+    return attachment.data
+
+
+async def test_usage_attaches_a_chart_and_lists_the_top_member(stack: Stack) -> None:
+    guild = stack.discord.guild
+    other = stack.discord.add_member(guild, "other")
+    for member, prompt in ((stack.member, "one"), (stack.member, "two"), (other, "three")):
+        await finished(stack, await answered(stack, await stack.video(member, prompt=prompt)))
+    mod = moderator(stack)
+
+    server = await usage(stack, mod)
+    assert "Last 24 hours: 3 videos, $0.84" in server.content
+    assert f"1. <@{stack.member.id}>: 2 videos, $0.56" in server.content
+    assert f"2. <@{other.id}>: 1 videos, $0.28" in server.content
+    image = Image.open(io.BytesIO(chart_of(server)))
+    image.load()
+    assert (image.format, image.size, image.mode) == ("PNG", (WIDTH, HEIGHT), "RGB")
+    assert 1 <= len(runs(image, BAR)) <= 2  # today's videos (yesterday's too, at midnight)
+
+    mine = await usage(stack, mod, user=other)
+    assert mine.content.startswith(f"**<@{other.id}>**\nLast 24 hours: 1 videos, $0.28")
+    assert "Top members" not in mine.content
+    # The member's chart is drawn from their series alone, and differs from the server's.
+    days = await stack.bot.usage.daily_usage(guild.id, time.time(), user_id=other.id)
+    assert sum(d.jobs for d in days) == 1 and len(days) == 30
+    assert chart_of(mine) == usage_chart_png(days, one_member=True)
+    assert chart_of(mine) != chart_of(server)
