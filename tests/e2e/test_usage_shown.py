@@ -1,8 +1,10 @@
-"""/videoadmin usage through the sandbox: delivered videos, then the text and a PNG chart."""
+"""Usage you can see, through the sandbox: /videoadmin usage's text and PNG chart after
+delivered videos, and the allowance at the top of /videos."""
 
 from __future__ import annotations
 
 import io
+import re
 import time
 
 from PIL import Image
@@ -10,8 +12,9 @@ from PIL import Image
 from bot.reports.usage_chart import BAR, HEIGHT, WIDTH, usage_chart_png
 from sandbox.discord_api import Member, Message
 from sandbox.harness import Stack
-from tests.e2e.test_quotas_flow import moderator, private_reply
+from tests.e2e.test_quotas_flow import admin, moderator, private_reply
 from tests.e2e.test_video_flow import answered, finished
+from tests.e2e.test_videos_history import videos
 from tests.unit.test_usage_chart import runs
 
 
@@ -54,3 +57,36 @@ async def test_usage_attaches_a_chart_and_lists_the_top_member(stack: Stack) -> 
     assert sum(d.jobs for d in days) == 1 and len(days) == 30
     assert chart_of(mine) == usage_chart_png(days, one_member=True)
     assert chart_of(mine) != chart_of(server)
+
+
+async def test_videos_shows_what_is_left_after_a_job(stack: Stack) -> None:
+    mod = moderator(stack)
+    patron = stack.discord.add_role(stack.discord.guild, "Patron")
+    member = stack.discord.add_member(stack.discord.guild, "patron", roles=[patron])
+    await admin(stack, mod, ("quota",), user_daily=1, user_concurrent=1, monthly_budget_usd=0.6)
+    await admin(stack, mod, ("role_quota",), role=patron, user_daily=2)
+    await admin(stack, mod, ("models", "allow"), model="minimax/hailuo-02")  # the only model
+    await finished(stack, await answered(stack, await stack.video(member, prompt="one")))
+
+    top = str((await videos(stack, member)).embeds[0]["description"]).split("\n\n")[0]
+    # The role's limit of 2, not the server's 1; the $0.28 video leaves $0.32 of $0.60, too
+    # little for the $0.49 Hailuo estimate (the one model allowed), so the budget binds.
+    lines = top.split("\n")
+    assert lines[0] == "Videos left today: **1** of 2 (1 made in the last 24 hours)"
+    assert lines[1] == "Unfinished: 0 of 1 at once"
+    assert re.fullmatch(
+        r"Server budget left: \*\*\$0\.32\*\* of \$0\.60 over 30 days · frees up <t:\d+:R>",
+        lines[2],
+    )
+    # And /video agrees: the budget refuses the next one.
+    refusal = await private_reply(stack, await stack.video(member, prompt="two"))
+    assert "monthly video budget" in refusal
+
+    await admin(stack, mod, ("quota",), monthly_budget_usd=50)
+    await finished(stack, await answered(stack, await stack.video(member, prompt="three")))
+    top = str((await videos(stack, member)).embeds[0]["description"]).split("\n\n")[0]
+    assert re.fullmatch(
+        r"Videos left today: \*\*0\*\* of 2 \(2 made in the last 24 hours\)"
+        r" · the next one frees up <t:\d+:R>\nUnfinished: 0 of 1 at once",
+        top,
+    )
