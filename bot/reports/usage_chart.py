@@ -40,7 +40,7 @@ NO_VIDEOS = "No videos in these days"
 FOOTNOTE = "Days run from midnight to midnight UTC; the last one is today so far."
 
 TITLE_SIZE, LABEL_SIZE, TICK_SIZE = 20, 15, 13
-TOP_GAP, RIGHT_MARGIN = 8, 32
+TOP_GAP, RIGHT_MARGIN = 8, 40  # room for the last day's centred date
 VIDEOS_BOX = (66, 246)  # each panel's plot area, top and bottom
 SPEND_BOX = (292, 432)
 MOST_TICKS = 5
