@@ -14,6 +14,7 @@ import httpx
 
 from bot.client import VideoBot
 from bot.clock import Clock, SystemClock
+from bot.discord_trace import discord_trace
 from bot.domain.catalog import load_catalog
 from bot.domain.quota import QuotaDefaults
 from bot.domain.scheduling import AdaptivePlanner, DurationModel, FixedPlanner, PollPlanner
@@ -26,6 +27,7 @@ from bot.media.download import DownloadPolicy, download_video
 from bot.media.files import DownloadedVideo, VideoFormat
 from bot.media.frames import last_frame
 from bot.media.reencode import FitResult, ffmpeg_available, fit_under_limit
+from bot.metrics import PrometheusRecorder, metrics_served
 from bot.settings import Settings
 from bot.together.client import TogetherClient
 from storage.db import open_database
@@ -51,6 +53,8 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
         lock.release()
         raise
     jobs = JobRepository(db)
+    # METRICS_PORT: the engine and the Discord client report to it (bot/metrics.py).
+    recorder = PrometheusRecorder() if settings.metrics_port is not None else None
     try:
         async with (
             # get_retries=0: the engine retries polls itself, inside its request budget.
@@ -64,6 +68,8 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
             httpx.AsyncClient(
                 follow_redirects=False, timeout=httpx.Timeout(60.0, connect=10.0)
             ) as web,
+            # Before Discord: a port already taken stops the start (exit code 2).
+            metrics_served(recorder, settings.metrics_host, settings.metrics_port),
         ):
             # Together's own origin is exempt from the https and address rules, as configured,
             # so a local stand-in (or a proxy on a private address) works.
@@ -126,7 +132,10 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 planner,
                 frame=last_frame if ffmpeg_available() else None,
                 join=join if ffmpeg_available() else None,
+                recorder=recorder,
             )
+            if recorder is not None:
+                recorder.watch(engine.snapshot)
             server_settings = GuildSettingsRepository(db)
             usage = UsageRepository(db)
             defaults = QuotaDefaults(
@@ -156,6 +165,7 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 pruner,
                 intake,
                 PendingForms(db),
+                http_trace=discord_trace(recorder) if recorder is not None else None,
             )
             try:
                 yield bot
