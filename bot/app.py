@@ -44,6 +44,20 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncIterator[VideoBot]:
     """A ready-to-start VideoBot; everything it opened is closed on exit."""
+    # METRICS_PORT: the engine and the Discord client report to it (bot/metrics.py). Listening
+    # comes first, so a port already taken stops the start before the database is touched.
+    recorder = PrometheusRecorder() if settings.metrics_port is not None else None
+    async with (
+        metrics_served(recorder, settings.metrics_host, settings.metrics_port),
+        _assemble(settings, clock, recorder) as bot,
+    ):
+        yield bot
+
+
+@asynccontextmanager
+async def _assemble(
+    settings: Settings, clock: Clock | None, recorder: PrometheusRecorder | None
+) -> AsyncIterator[VideoBot]:
     catalog = load_catalog(settings.models_file)
     # One bot per database: a second one would resume, poll and fail the first one's jobs.
     lock = acquire_database_lock(settings.database_path)
@@ -53,8 +67,6 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
         lock.release()
         raise
     jobs = JobRepository(db)
-    # METRICS_PORT: the engine and the Discord client report to it (bot/metrics.py).
-    recorder = PrometheusRecorder() if settings.metrics_port is not None else None
     try:
         async with (
             # get_retries=0: the engine retries polls itself, inside its request budget.
@@ -68,8 +80,6 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
             httpx.AsyncClient(
                 follow_redirects=False, timeout=httpx.Timeout(60.0, connect=10.0)
             ) as web,
-            # Before Discord: a port already taken stops the start (exit code 2).
-            metrics_served(recorder, settings.metrics_host, settings.metrics_port),
         ):
             # Together's own origin is exempt from the https and address rules, as configured,
             # so a local stand-in (or a proxy on a private address) works.
