@@ -49,12 +49,16 @@ async def test_one_delivered_job_moves_the_metrics(make_stack: StackFactory) -> 
     assert before[("videobot_queue_length", frozenset())] == 0
     assert ("videobot_jobs_finished_total", frozenset({("state", "delivered")})) not in before
 
+    # Answers discord.py retries by itself: counted all the same.
+    stack.discord.fail_next("PATCH", "/webhooks/*", 429, retry_after=0.3)
+    stack.discord.fail_next("PATCH", "/webhooks/*", 502)
     message = await answered(stack, await stack.video(prompt="a lighthouse in a storm"))
     await finished(stack, message)
     job = await stored(stack.bot.jobs, 1, JobState.DELIVERED)
     assert job.cost_usd is not None and job.cost_usd > 0
 
     after = await scrape(port)
+    discord_errors = "videobot_discord_errors_total"
     model = {("model", job.model)}
     assert after[("videobot_jobs_finished_total", frozenset({("state", "delivered"), *model}))] == 1
     assert after[("videobot_together_requests_total", frozenset({("outcome", "ok")}))] >= 2
@@ -64,6 +68,9 @@ async def test_one_delivered_job_moves_the_metrics(make_stack: StackFactory) -> 
     assert after[("videobot_jobs", frozenset({("state", "running")}))] == 0
     assert after[("videobot_together_budget_ceiling", frozenset())] == 5
     assert after[("videobot_together_budget_rate", frozenset())] == 1
+    for outcome in ("rate_limited", "server_error"):
+        key = (discord_errors, frozenset({("outcome", outcome)}))
+        assert before[key] == 0 and after[key] >= 1, outcome
 
     ids = {stack.discord.guild.id, stack.member.id, job.channel_id, job.id, job.interaction_id}
     for name, labels in after:
