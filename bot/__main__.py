@@ -78,7 +78,7 @@ def main() -> int:
         print(f"video-bot: {describe_database_error(exc)}", file=sys.stderr)
         return EXIT_CONFIG
     except MetricsPortUnavailable as exc:
-        print(f"video-bot: {exc} (choose another METRICS_PORT, or leave it empty)", file=sys.stderr)
+        print(f"video-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
 

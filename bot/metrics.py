@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from importlib import metadata
 
@@ -176,7 +178,10 @@ class MetricsPortUnavailable(Exception):
     """METRICS_PORT could not be listened on (in use, or not allowed): the bot stops."""
 
     def __init__(self, host: str, port: int, reason: str) -> None:
-        super().__init__(f"METRICS_PORT {port} cannot be used on {host}: {reason}")
+        super().__init__(
+            f"METRICS_PORT {port} on METRICS_HOST {host} cannot be used: {reason} (choose "
+            "another, or leave METRICS_PORT empty to turn metrics off)"
+        )
         self.host, self.port, self.reason = host, port, reason
 
 
@@ -197,7 +202,7 @@ class MetricsListener:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
-            raise MetricsPortUnavailable(self._host, self._port, exc.strerror or str(exc)) from exc
+            raise MetricsPortUnavailable(self._host, self._port, _reason(exc)) from exc
         log.info("Metrics at http://%s:%d/metrics", self._host, self._port)
 
     @property
@@ -211,6 +216,13 @@ class MetricsListener:
 
     async def stop(self) -> None:
         await self._runner.cleanup()
+
+
+def _reason(exc: OSError) -> str:
+    """ "Address already in use", without asyncio's "error while attempting to bind ..." """
+    if isinstance(exc, socket.gaierror):  # METRICS_HOST is not a known name
+        return exc.strerror or str(exc)
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 @contextlib.asynccontextmanager

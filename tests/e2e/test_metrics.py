@@ -108,6 +108,9 @@ async def test_a_taken_port_stops_the_bot_in_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2, err.decode()
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"video-bot: METRICS_PORT {port} cannot be used on 127.0.0.1: ")
+    assert lines[0] == (
+        f"video-bot: METRICS_PORT {port} on METRICS_HOST 127.0.0.1 cannot be used: Address "
+        "already in use (choose another, or leave METRICS_PORT empty to turn metrics off)"
+    )
     assert out == b""
     assert not (tmp_path / "bot.sqlite3").exists(), "stopped before the database was touched"

@@ -164,7 +164,18 @@ async def test_a_port_in_use_is_refused_naming_the_setting() -> None:
         listener = MetricsListener(PrometheusRecorder().registry, "127.0.0.1", port)
         with pytest.raises(MetricsPortUnavailable) as caught:
             await listener.start()
-    assert str(caught.value).startswith(f"METRICS_PORT {port} cannot be used on 127.0.0.1: ")
+    assert str(caught.value).startswith(
+        f"METRICS_PORT {port} on METRICS_HOST 127.0.0.1 cannot be used: Address already in use ("
+    )
+
+
+async def test_an_unknown_host_is_refused_naming_it() -> None:
+    listener = MetricsListener(PrometheusRecorder().registry, "no-such-host.invalid", 9464)
+    with pytest.raises(MetricsPortUnavailable) as caught:
+        await listener.start()
+    assert str(caught.value).startswith(
+        "METRICS_PORT 9464 on METRICS_HOST no-such-host.invalid cannot be used: "
+    )
     assert "\n" not in str(caught.value)
 
 
