@@ -12,6 +12,7 @@ from bot.app import assemble
 from bot.client import TokenRefused
 from bot.domain.catalog import Catalog, CatalogError, load_catalog
 from bot.logs import configure_logging
+from bot.metrics import MetricsPortUnavailable
 from bot.settings import Settings, SettingsError, load_settings
 from storage.db import DatabaseUnusable
 from storage.lock import DatabaseInUse
@@ -75,6 +76,9 @@ def main() -> int:
     except (DatabaseInUse, DatabaseUnusable) as exc:
         # Raised by assemble() before the bot starts: nothing to log, one line to read.
         print(f"video-bot: {describe_database_error(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
+    except MetricsPortUnavailable as exc:
+        print(f"video-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
 

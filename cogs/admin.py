@@ -15,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.domain.errors import InvalidOptionError
+from cogs import status as status_report
 from cogs.text import job_line, limits_text
 from cogs.usage import CHART_FILENAME, usage_answer
 from storage.models import Flow, ModelRule
@@ -276,6 +277,15 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         if len(jobs) > 25:
             lines.append(f"…and {len(jobs) - 25} more.")
         await self._reply(interaction, "\n".join(lines))
+
+    @app_commands.command(
+        name="status", description="Version, uptime, queue, Together's budget, recent failures"
+    )
+    async def status(self, interaction: discord.Interaction[VideoBot]) -> None:
+        facts = await status_report.gather(
+            self.bot, self._guild(interaction), time.time(), time.monotonic()
+        )
+        await self._reply(interaction, status_report.status_text(facts))
 
     @app_commands.command(name="audit", description="The last changes made with /videoadmin")
     async def audit(self, interaction: discord.Interaction[VideoBot]) -> None:
