@@ -73,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if args:
         return run_command(args)
+    # Here, not at the top: prometheus_client and aiohttp are half a second a health check
+    # should not pay.
+    from bot.metrics import MetricsPortUnavailable
+
     try:
         settings = load_settings()
         catalog = load_catalog(settings.models_file)  # fail fast, in one line, if broken
@@ -91,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatabaseInUse, DatabaseUnusable) as exc:
         # Raised by assemble() before the bot starts: nothing to log, one line to read.
         print(f"video-bot: {describe_database_error(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
+    except MetricsPortUnavailable as exc:
+        print(f"video-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
 

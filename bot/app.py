@@ -14,6 +14,7 @@ import httpx
 
 from bot.client import VideoBot
 from bot.clock import Clock, SystemClock
+from bot.discord_trace import discord_trace
 from bot.domain.catalog import load_catalog
 from bot.domain.quota import QuotaDefaults
 from bot.domain.scheduling import AdaptivePlanner, DurationModel, FixedPlanner, PollPlanner
@@ -27,6 +28,7 @@ from bot.media.download import DownloadPolicy, download_video
 from bot.media.files import DownloadedVideo, VideoFormat
 from bot.media.frames import last_frame
 from bot.media.reencode import FitResult, ffmpeg_available, fit_under_limit
+from bot.metrics import PrometheusRecorder, metrics_served
 from bot.settings import Settings
 from bot.together.client import TogetherClient
 from storage.db import open_database
@@ -43,6 +45,20 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncIterator[VideoBot]:
     """A ready-to-start VideoBot; everything it opened is closed on exit."""
+    # METRICS_PORT: the engine and the Discord client report to it (bot/metrics.py). Listening
+    # comes first, so a port already taken stops the start before the database is touched.
+    recorder = PrometheusRecorder() if settings.metrics_port is not None else None
+    async with (
+        metrics_served(recorder, settings.metrics_host, settings.metrics_port),
+        _assemble(settings, clock, recorder) as bot,
+    ):
+        yield bot
+
+
+@asynccontextmanager
+async def _assemble(
+    settings: Settings, clock: Clock | None, recorder: PrometheusRecorder | None
+) -> AsyncIterator[VideoBot]:
     catalog = load_catalog(settings.models_file)
     # One bot per database: a second one would resume, poll and fail the first one's jobs.
     lock = acquire_database_lock(settings.database_path)
@@ -127,7 +143,10 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 planner,
                 frame=last_frame if ffmpeg_available() else None,
                 join=join if ffmpeg_available() else None,
+                recorder=recorder,
             )
+            if recorder is not None:
+                recorder.watch(engine.snapshot)
             server_settings = GuildSettingsRepository(db)
             usage = UsageRepository(db)
             defaults = QuotaDefaults(
@@ -157,6 +176,7 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 pruner,
                 intake,
                 PendingForms(db),
+                http_trace=discord_trace(recorder) if recorder is not None else None,
             )
             # <DATABASE_PATH>.health, for `video-bot health` (bot/health.py).
             heartbeat = HeartbeatWriter(

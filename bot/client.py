@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -114,6 +115,7 @@ class VideoBot(commands.AutoShardedBot):
         pruner: KeyframePruner,
         intake: Intake,
         pending_forms: PendingForms,
+        http_trace: aiohttp.TraceConfig | None = None,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channel and role cache; no message content, no members
@@ -124,6 +126,9 @@ class VideoBot(commands.AutoShardedBot):
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=VideoCommandTree,
         )
+        # The metrics' view of Discord's answers (bot/discord_trace.py), if they are on; read
+        # by discord.py when it opens its HTTP session at log-in (what http_trace= sets).
+        self.http.http_trace = http_trace
         self.settings = settings
         self.jobs = jobs
         self.engine = engine
@@ -135,6 +140,7 @@ class VideoBot(commands.AutoShardedBot):
         self.intake = intake  # every way of starting a job goes through it
         # The files message menus were used on, until their forms are submitted.
         self.pending_forms = pending_forms
+        self.started = time.monotonic()  # for the uptime in /videoadmin status
         self._closing = False
         self._close_requested = asyncio.Event()
         self._gateway_redirected = False

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     max_active_jobs_per_server: int = Field(default=10, ge=1, le=1000)
     keyframe_retention_days: int = Field(default=14, ge=0, le=36_500)
     log_level: str = "INFO"
+    # Prometheus /metrics (bot/metrics.py): off unless a port is given; loopback by default.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     @field_validator("discord_token", "together_api_key")
     @classmethod
@@ -82,7 +85,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a URL such as https://host/path")
         return value
 
-    @field_validator("models_file", "download_dir", mode="before")
+    @field_validator("metrics_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(c in value for c in " /"):  # not a URL: a host name or address
+            raise ValueError("must be an address to listen on, such as 127.0.0.1 or 0.0.0.0")
+        return value
+
+    @field_validator("models_file", "download_dir", "metrics_port", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -6,6 +6,7 @@ can re-map command permissions, so the check that counts is ours. Every reply is
 
 from __future__ import annotations
 
+import io
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.domain.errors import InvalidOptionError
-from cogs.text import job_line, limits_text, money
+from cogs import status as status_report
+from cogs.text import job_line, limits_text
+from cogs.usage import CHART_FILENAME, usage_answer
 from storage.models import Flow, ModelRule
 
 if TYPE_CHECKING:
@@ -247,31 +250,19 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         await self._reply(interaction, f"{user.mention} can use /video here again.")
 
     @app_commands.command(
-        name="usage", description="Videos and spend in the last 24 hours and 30 days"
+        name="usage", description="Videos and spend in the last 24 hours and 30 days, with a chart"
     )
     @app_commands.describe(user="Only this member")
     async def usage(
         self, interaction: discord.Interaction[VideoBot], user: discord.Member | None = None
     ) -> None:
-        guild_id = self._guild(interaction)
-        report = await self.bot.usage.usage_report(
-            guild_id, time.time(), user_id=user.id if user else None
+        answer = await usage_answer(self.bot, self._guild(interaction), user.id if user else None)
+        await interaction.response.send_message(
+            answer.text[:2000],
+            file=discord.File(io.BytesIO(answer.chart_png), filename=CHART_FILENAME),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
         )
-        limits = await self.bot.gatekeeper.server_limits(guild_id)
-        who = f"{user.mention}" if user else "This server"
-        lines = [
-            f"**{who}**",
-            f"Last 24 hours: {report.day_jobs} videos, {money(report.day_usd)}",
-            f"Last 30 days: {report.month_jobs} videos, {money(report.month_usd)}"
-            + ("" if user else f" of the {money(limits.monthly_budget_usd)} budget"),
-        ]
-        if not user and report.top_members:
-            lines.append("Top members (30 days):")
-            lines += [
-                f"{rank}. <@{row.user_id}>: {row.jobs} videos, {money(row.spend_usd)}"
-                for rank, row in enumerate(report.top_members, start=1)
-            ]
-        await self._reply(interaction, "\n".join(lines))
 
     @app_commands.command(name="jobs", description="The unfinished videos in this server")
     async def jobs(self, interaction: discord.Interaction[VideoBot]) -> None:
@@ -286,6 +277,15 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         if len(jobs) > 25:
             lines.append(f"…and {len(jobs) - 25} more.")
         await self._reply(interaction, "\n".join(lines))
+
+    @app_commands.command(
+        name="status", description="Version, uptime, queue, Together's budget, recent failures"
+    )
+    async def status(self, interaction: discord.Interaction[VideoBot]) -> None:
+        facts = await status_report.gather(
+            self.bot, self._guild(interaction), time.time(), time.monotonic()
+        )
+        await self._reply(interaction, status_report.status_text(facts))
 
     @app_commands.command(name="audit", description="The last changes made with /videoadmin")
     async def audit(self, interaction: discord.Interaction[VideoBot]) -> None:

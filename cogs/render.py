@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import discord
 
+from bot.domain.allowance import Allowance, allowance_text
 from bot.engine import Progress
 from bot.together.models import clean_text
 from cogs.text import STATE_WORDS, message_link, money
@@ -180,17 +181,6 @@ _MEDIA_WORDS = {
 
 
 @dataclass(frozen=True, slots=True)
-class Allowance:
-    """What a member has left, as /videos shows it."""
-
-    left_today: int
-    daily: int
-    made_today: int
-    unfinished: int
-    concurrent: int
-
-
-@dataclass(frozen=True, slots=True)
 class HistoryPage:
     """One page of a member's jobs: newest first, with where it sits among all of them."""
 
@@ -199,14 +189,6 @@ class HistoryPage:
     total: int
     has_newer: bool
     has_older: bool
-
-
-def allowance_text(allowance: Allowance) -> str:
-    return (
-        f"Left today: {allowance.left_today} of {allowance.daily} "
-        f"(made {allowance.made_today} in the last 24 hours)\n"
-        f"Unfinished: {allowance.unfinished} of {allowance.concurrent} at once"
-    )
 
 
 def history_entry(job: Job, model_name: str, prompt_shown: int) -> str:

@@ -6,6 +6,7 @@ SQL module of `storage` maps its rows to them.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -262,6 +263,15 @@ class UsageRow:
     """One member's last 30 days."""
 
     user_id: int
+    jobs: int
+    spend_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class DailyUsage:
+    """One UTC day's counting jobs and their spend (see storage.usage for what counts)."""
+
+    day: dt.date
     jobs: int
     spend_usd: float
 

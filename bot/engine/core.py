@@ -28,12 +28,14 @@ from bot.engine.ports import (
     FrameMaker,
     JobStore,
     Notifier,
+    Recorder,
     VideoAPI,
     VideoFetcher,
     VideoFitter,
 )
 from bot.engine.progress import ProgressEdits
 from bot.engine.runtime import Runtime
+from bot.engine.snapshot import EngineSnapshot, take_snapshot
 from bot.engine.submission import Submitter
 from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
@@ -59,14 +61,15 @@ class JobEngine:
         planner: PollPlanner | None = None,
         frame: FrameMaker | None = None,
         join: ClipJoiner | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self._config = config
-        self._runtime = runtime = Runtime(clock, config)
+        self._runtime = runtime = Runtime(clock, config, recorder)
         self._jobs = runtime.jobs
         self._store = store
         planner = planner or FixedPlanner(config.poll_interval)
         # One budget for POSTs and GETs, learned from Together's answers (bot/engine/budget.py).
-        self._budget = RequestBudget(config)
+        self._budget = RequestBudget(config, runtime.recorder)
         self._writer = StateWriter(store, runtime)
         self._edits = ProgressEdits(runtime, self._writer, store, planner)
         self._writer.on_moved = self._edits.request
@@ -198,6 +201,10 @@ class JobEngine:
         finally:
             tracked.busy = False
         return tracked.job if moved else None
+
+    def snapshot(self, guild_id: int | None = None) -> EngineSnapshot:
+        """The unfinished jobs by state (of one server, or all) and the request budget, now."""
+        return take_snapshot(self._jobs.values(), self._budget.rates, self._runtime.now(), guild_id)
 
     def tracked(self, job_id: int) -> Job | None:
         tracked = self._jobs.get(job_id)

@@ -312,13 +312,17 @@ class Deliveries:
         if isinstance(outcome, Delivered):
             if outcome.posted_message_id is not None:
                 await self._writer.remember_message(tracked, outcome.posted_message_id)
-            await self._writer.move(
+            now = self._runtime.now()
+            moved = await self._writer.move(
                 tracked,
                 JobState.DELIVERED,
-                delivered_at=self._runtime.now(),
+                delivered_at=now,
                 delivery=outcome.mode,
                 interaction_token="",  # the message shows its end: the token is not needed
             )
+            # From Together's "completed" (a Join was never at Together: not counted).
+            if moved and job.finished_at is not None and job.derivation is not Derivation.JOIN:
+                self._runtime.recorder.delivered(max(0.0, now - job.finished_at))
         elif isinstance(outcome, GiveUp):
             await self._writer.move(
                 tracked, JobState.FAILED, failure_reason=outcome.reason, delivery="failed"

@@ -9,15 +9,19 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.engine.config import EngineConfig
+from bot.engine.ports import NoRecorder, Recorder
 from bot.engine.tracked import Tracked
 
 log = logging.getLogger("bot.engine")
 
 
 class Runtime:
-    def __init__(self, clock: Clock, config: EngineConfig) -> None:
+    def __init__(
+        self, clock: Clock, config: EngineConfig, recorder: Recorder | None = None
+    ) -> None:
         self.clock = clock
         self.config = config
+        self.recorder = recorder or NoRecorder()  # the metrics, if METRICS_PORT is set
         self.jobs: dict[int, Tracked] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         # Set by anything that may make work due sooner: a new job, a finished task.

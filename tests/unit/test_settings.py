@@ -187,3 +187,30 @@ def test_start_on_a_newer_database_prints_one_line(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert f"DATABASE_PATH {database} cannot be used: its schema version 99 is newer" in lines[0]
+
+
+def test_metrics_are_off_by_default_and_on_loopback_when_on(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("DISCORD_TOKEN=a\nTOGETHER_API_KEY=b\nMETRICS_PORT=\n")
+    off = load_settings(env_file=env)
+    assert off.metrics_port is None and off.metrics_host == "127.0.0.1"
+    env.write_text("DISCORD_TOKEN=a\nTOGETHER_API_KEY=b\nMETRICS_PORT=9464\n")
+    assert load_settings(env_file=env).metrics_port == 9464
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("METRICS_PORT=0", "METRICS_PORT"),
+        ("METRICS_PORT=65536", "METRICS_PORT"),
+        ("METRICS_PORT=http", "METRICS_PORT"),
+        ("METRICS_HOST=http://0.0.0.0", "METRICS_HOST"),
+        ("METRICS_HOST= ", "METRICS_HOST"),
+    ],
+)
+def test_a_bad_metrics_setting_is_named(tmp_path: Path, line: str, name: str) -> None:
+    env = tmp_path / ".env"
+    env.write_text(f"DISCORD_TOKEN=a\nTOGETHER_API_KEY=b\n{line}\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env_file=env)
+    assert str(caught.value).startswith(f"{name} is invalid")
