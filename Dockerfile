@@ -27,4 +27,10 @@ RUN pip install --no-cache-dir .
 
 USER 10001:10001
 VOLUME ["/data"]
+# `video-bot health` (README, "Health"): healthy while the bot is connected to Discord (or
+# reconnecting for under a minute), its database answers and its job engine runs. No port:
+# it reads the heartbeat file beside DATABASE_PATH. Start-up (integrity check, log-in) gets
+# a minute before failures count; three failures in a row, 1.5 min, mark it unhealthy.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["python", "-m", "bot", "health"]
 CMD ["python", "-m", "bot"]

@@ -20,6 +20,7 @@ from bot.domain.quota import QuotaDefaults
 from bot.domain.scheduling import AdaptivePlanner, DurationModel, FixedPlanner, PollPlanner
 from bot.engine import EngineConfig, JobEngine
 from bot.gatekeeper import Gatekeeper
+from bot.heartbeat import HeartbeatWriter, heartbeat_path_for
 from bot.housekeeping import KeyframePruner
 from bot.intake import Intake
 from bot.media.concat import join_clips
@@ -177,11 +178,19 @@ async def _assemble(
                 PendingForms(db),
                 http_trace=discord_trace(recorder) if recorder is not None else None,
             )
-            try:
-                yield bot
-            finally:
-                if not bot.is_closed():
-                    await bot.close()
+            # <DATABASE_PATH>.health, for `video-bot health` (bot/health.py).
+            heartbeat = HeartbeatWriter(
+                heartbeat_path_for(settings.database_path),
+                gateway=bot.gateway_watch,
+                engine_ticks=lambda: engine.ticks,
+                ping=db.ping,
+            )
+            async with heartbeat:
+                try:
+                    yield bot
+                finally:
+                    if not bot.is_closed():
+                        await bot.close()
     finally:
         try:
             await db.close()

@@ -19,6 +19,7 @@ from bot.domain.catalog import Catalog
 from bot.domain.errors import UserFacingError
 from bot.engine import JobEngine
 from bot.gatekeeper import Gatekeeper
+from bot.heartbeat import GatewayWatch
 from bot.housekeeping import KeyframePruner
 from bot.intake import Intake
 from bot.settings import Settings
@@ -147,6 +148,8 @@ class VideoBot(commands.AutoShardedBot):
         self._commands_running = 0
         self._commands_idle = asyncio.Event()
         self._commands_idle.set()
+        # Connected or since when not, per shard: for the health heartbeat (bot/heartbeat.py).
+        self.gateway_watch = GatewayWatch()
         point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
 
     async def _gateway_from_settings(self) -> tuple[int, str, Any]:
@@ -209,6 +212,15 @@ class VideoBot(commands.AutoShardedBot):
         log.info(
             "Logged in as %s (id %d) in %d server(s)", self.user, self.user.id, len(self.guilds)
         )
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        self.gateway_watch.connected(shard_id)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.gateway_watch.connected(shard_id)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.gateway_watch.disconnected(shard_id)
 
     @contextlib.asynccontextmanager
     async def command_slot(self) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_DATABASE_PATH = Path("data/bot.sqlite3")
 
 
 class Settings(BaseSettings):
@@ -27,7 +28,7 @@ class Settings(BaseSettings):
 
     discord_token: SecretStr
     together_api_key: SecretStr
-    database_path: Path = Path("data/bot.sqlite3")
+    database_path: Path = DEFAULT_DATABASE_PATH
     # Where videos are downloaded before upload; None: a "downloads" folder beside the database.
     download_dir: Path | None = None
     together_base_url: str = "https://api.together.ai"
@@ -107,6 +108,13 @@ class Settings(BaseSettings):
         return int(logging.getLevelName(self.log_level))
 
 
+class DatabaseSettings(BaseSettings):
+    """DATABASE_PATH alone, read like Settings: all that `video-bot health` and `backup` need."""
+
+    model_config = Settings.model_config
+    database_path: Path = DEFAULT_DATABASE_PATH
+
+
 class SettingsError(Exception):
     """A setting is missing or invalid; the message names it in one line."""
 
@@ -126,3 +134,11 @@ def describe_validation_error(exc: ValidationError) -> str:
         return f"{name} is not set: add it to .env or the environment (see .env.example)"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{name} is invalid: {message} (see .env.example)"
+
+
+def load_database_settings(env_file: str | Path | None = ".env") -> DatabaseSettings:
+    """DATABASE_PATH without the tokens (a health check must not need them)."""
+    try:
+        return DatabaseSettings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None

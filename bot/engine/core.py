@@ -106,6 +106,7 @@ class JobEngine:
         self._loop_task: asyncio.Task[None] | None = None
         self._enqueue_wake: asyncio.TimerHandle | None = None
         self._accepting = True
+        self._ticks = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -120,6 +121,11 @@ class JobEngine:
     @property
     def accepting(self) -> bool:
         return self._accepting
+
+    @property
+    def ticks(self) -> int:
+        """Passes of the loop that finished; the health heartbeat watches it move."""
+        return self._ticks
 
     async def recover(self) -> None:
         """Pick up every unfinished job from the store, by the restart rules (ARCHITECTURE.md)."""
@@ -218,6 +224,8 @@ class JobEngine:
                 await self.tick()
             except Exception:
                 log.exception("Job engine tick failed; continuing")
+            else:
+                self._ticks += 1
             wake.clear()
             delay = min(MAX_SLEEP, max(MIN_SLEEP, self._next_due() - self._runtime.now()))
             with contextlib.suppress(TimeoutError):

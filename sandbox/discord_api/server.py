@@ -493,3 +493,8 @@ class DiscordSandbox:
 
     async def disconnect_gateway(self, *, resumable: bool = True) -> None:
         await self.gateway.disconnect(resumable=resumable)
+
+    def refuse_gateway(self, refuse: bool = True) -> None:
+        """A gateway outage: new websockets get 503 until called with False (REST stays up).
+        Combine with disconnect_gateway to drop the bot's current socket too."""
+        self.gateway.refusing = refuse
