@@ -42,6 +42,7 @@ class Channel:
     topic: str | None = None
     permission_overwrites: list[dict[str, Any]] = field(default_factory=list)
     last_message_id: int | None = None
+    nsfw: bool = False  # age-restricted; sent in GUILD_CREATE and in every interaction
 
 
 @dataclass(eq=False)

@@ -60,7 +60,7 @@ def channel_payload(channel: Channel) -> dict[str, Any]:
         "name": channel.name,
         "position": channel.position,
         "permission_overwrites": list(channel.permission_overwrites),
-        "nsfw": False,
+        "nsfw": channel.nsfw,
         "topic": channel.topic,
         "last_message_id": None
         if channel.last_message_id is None

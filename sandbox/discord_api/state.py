@@ -148,8 +148,9 @@ class SandboxState:
         self._new_channel(guild, "general")
         return guild
 
-    def add_channel(self, guild: Guild, name: str) -> Channel:
+    def add_channel(self, guild: Guild, name: str, *, nsfw: bool = False) -> Channel:
         channel = self._new_channel(guild, name)
+        channel.nsfw = nsfw
         self.emit("CHANNEL_CREATE", channel_payload(channel), INTENT_GUILDS)
         return channel
 
