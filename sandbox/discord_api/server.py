@@ -217,6 +217,10 @@ class DiscordSandbox:
         """A new text channel; `nsfw`: age-restricted."""
         return self.state.add_channel(guild, name, nsfw=nsfw)
 
+    def add_thread(self, parent: Channel, name: str, owner: Member) -> Channel:
+        """A public thread in `parent`; interactions sent in it carry it as their channel."""
+        return self.state.add_thread(parent, name, owner)
+
     def add_role(self, guild: Guild, name: str, permissions: int = 0) -> Role:
         return self.state.add_role(guild, name, permissions)
 

@@ -85,8 +85,22 @@ async def test_age_restricted_only(stack: Stack) -> None:
     )
     message = await answered(stack, inside)
     assert not message.flags & EPHEMERAL
+    # Threads follow their parent channel.
+    dark_thread = stack.discord.add_thread(after, "night shots", stack.member)
+    plain_thread = stack.discord.add_thread(guild.channels[0], "day shots", stack.member)
+    reply = await private_reply(
+        stack,
+        await stack.discord.slash_command(
+            "video", {"prompt": "x"}, member=stack.member, channel=plain_thread
+        ),
+    )
+    assert "age-restricted" in reply
+    in_thread = await stack.discord.slash_command(
+        "video", {"prompt": "an owl at night"}, member=stack.member, channel=dark_thread
+    )
+    assert not (await answered(stack, in_thread)).flags & EPHEMERAL
     audit = await admin(stack, mod, ("audit",))
-    assert audit.count(f"<@{stack.member.id}> refused: not an age-restricted channel") == 2
+    assert audit.count(f"<@{stack.member.id}> refused: not an age-restricted channel") == 3
 
 
 async def test_screening_refuses_flagged_prompts_naming_the_category(stack: Stack) -> None:
