@@ -50,6 +50,8 @@ def _visible(char: str) -> bool:
 def fold(text: str) -> str:
     """`text` as it is compared: no invisible characters, no accents, case folded, and every
     run of whitespace one space (leading and trailing trimmed)."""
+    if text.isascii():  # most prompts: nothing invisible, nothing to decompose
+        return _WHITESPACE.sub(" ", text.lower()).strip()
     visible = _VARIATION_SELECTORS.sub("", "".join(c for c in text if _visible(c)))
     decomposed = unicodedata.normalize("NFKD", visible)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
@@ -77,18 +79,20 @@ def normalize_entry(raw: str) -> str:
 
 @lru_cache(maxsize=256)
 def _pattern(entries: tuple[str, ...]) -> re.Pattern[str] | None:
-    if not entries:
+    """One pattern for a list (cached: a server's list changes rarely, prompts often)."""
+    folded = {fold(entry) for entry in entries} - {""}
+    if not folded:
         return None
     # Longest first, so a phrase wins over a word inside it; a space in an entry matches the
     # one space folding leaves of any run.
-    alternatives = sorted(entries, key=len, reverse=True)
+    alternatives = sorted(folded, key=lambda entry: (-len(entry), entry))
     body = "|".join(re.escape(entry) for entry in alternatives)
     return re.compile(rf"(?<!\w)(?:{body})(?!\w)")
 
 
 def first_blocked(texts: Iterable[str | None], entries: Iterable[str]) -> str | None:
     """The first blocked entry (in its kept form) found as whole words in any of `texts`."""
-    pattern = _pattern(tuple(sorted({fold(entry) for entry in entries} - {""})))
+    pattern = _pattern(tuple(entries))
     if pattern is None:
         return None
     for text in texts:
