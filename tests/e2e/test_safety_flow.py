@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sandbox.harness import Stack
 from tests.e2e.conftest import StackFactory
-from tests.e2e.test_creative_loops import delivered
+from tests.e2e.test_creative_loops import delivered, modal_for
 from tests.e2e.test_keyframes_flow import png, refused
 from tests.e2e.test_quotas_flow import EPHEMERAL, admin, moderator, private_reply
 from tests.e2e.test_video_flow import answered
@@ -154,3 +154,31 @@ async def test_screening_cannot_be_turned_on_without_a_model(make_stack: StackFa
     assert not (await stack.bot.server_settings.rules(stack.discord.guild.id)).safety.screening
     shown = await admin(stack, mod, ("safety",))
     assert "Prompt screening: switched off on this bot" in shown
+
+
+async def test_retry_and_remix_answer_after_the_screen(stack: Stack) -> None:
+    mod = moderator(stack)
+    await admin(stack, mod, ("quota",), user_concurrent=10)
+    first = await delivered(stack, await stack.video(prompt="a calm lake"), 1)
+    await admin(stack, mod, ("safety",), screening=True)
+
+    retry = await stack.discord.click_button(first, "video:retry:1", member=stack.member)
+    await stack.discord.wait_for(
+        lambda: retry.original_message is not None and bool(retry.original_message.embeds)
+    )
+    assert retry.responded == 5 and not retry.ephemeral  # deferred, then the job's message
+    assert retry.original_message is not None
+    assert retry.original_message.embeds[0]["description"] == "a calm lake"
+
+    click = await modal_for(stack, first, "video:remix:1", stack.member)
+    flagged = await stack.discord.submit_modal(click, {"prompt": "a lake [unsafe:S12]"})
+    assert "S12 sexual content" in await refused(stack, flagged)
+    click = await modal_for(stack, first, "video:remix:1", stack.member)
+    remix = await stack.discord.submit_modal(click, {"prompt": "a lake at dusk"})
+    await stack.discord.wait_for(
+        lambda: remix.original_message is not None and bool(remix.original_message.embeds)
+    )
+    assert remix.original_message is not None and not remix.ephemeral
+    assert remix.original_message.embeds[0]["description"] == "a lake at dusk"
+    prompts = [r.body["messages"][0]["content"] for r in stack.together.chat_requests()]
+    assert prompts == ["a calm lake", "a lake [unsafe:S12]", "a lake at dusk"]
