@@ -77,10 +77,6 @@ class SafetyGuard:
         self._timeout = timeout
         self._clock = clock
 
-    @property
-    def screening_available(self) -> bool:
-        return self._screen is not None
-
     async def screens(self, guild_id: int) -> bool:
         """True when a prompt on this server goes to the moderation model (slow: defer first)."""
         return self._screen is not None and (await self._rules(guild_id)).screening
