@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # Prometheus /metrics (bot/metrics.py): off unless a port is given; loopback by default.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
+    # The moderation model for prompt screening (/videoadmin safety screening); empty: the
+    # screening is off on this bot. SAFETY_TIMEOUT_SECONDS bounds one check.
+    safety_model: str = "meta-llama/Llama-Guard-4-12B"
+    safety_timeout_seconds: float = Field(default=3.0, ge=0.2, le=10.0)
 
     @field_validator("discord_token", "together_api_key")
     @classmethod
@@ -68,6 +72,14 @@ class Settings(BaseSettings):
         if not secret:
             raise ValueError("must not be empty")
         return SecretStr(secret)
+
+    @field_validator("safety_model")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        value = value.strip()
+        if value and (any(c.isspace() for c in value) or len(value) > 200):
+            raise ValueError("must be a Together model id such as meta-llama/Llama-Guard-4-12B")
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 
 from bot.domain.errors import UserFacingError
-from cogs.answer import answer, requester
+from cogs.answer import answer, defer_if_screening, refuse_after_defer, requester
 from cogs.modals import extend_modal, remix_modal
 from storage.models import FINAL_STATES, Derivation, Job, JobState
 
@@ -99,7 +99,14 @@ class RetryButton(JobButton, template=r"video:retry:(?P<id>\d+)"):
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
         """The same options with a new seed, counted like a new /video."""
         async with bot.command_slot():
-            retried = await bot.intake.retry(job, requester(interaction))
+            deferred = await defer_if_screening(interaction, bot.intake)
+            try:
+                retried = await bot.intake.retry(job, requester(interaction))
+            except UserFacingError as exc:
+                if not deferred:
+                    raise
+                await refuse_after_defer(interaction, exc.message)
+                return
             await answer(
                 interaction, bot.intake, retried.job, retried.first_frame, view_for(retried.job)
             )
@@ -112,6 +119,7 @@ class RemixButton(JobButton, template=r"video:remix:(?P<id>\d+)"):
         """A modal with the words filled in; its submission (cogs.forms) makes the new job."""
         if job.state not in FINAL_STATES:
             raise UserFacingError("The video is still being made; remix it once it is done.")
+        await bot.intake.check_place(requester(interaction))
         modal = remix_modal(job.id, job.params.prompt, job.params.negative_prompt)
         await interaction.response.send_modal(modal)
 
@@ -121,6 +129,7 @@ class ExtendButton(JobButton, template=r"video:extend:(?P<id>\d+)"):
 
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
         """A modal with the prompt filled in; its submission (cogs.forms) makes the next part."""
+        await bot.intake.check_place(requester(interaction))
         await interaction.response.send_modal(extend_modal(job.id, job.params.prompt))
 
 
