@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 
 class Settings(BaseSettings):
@@ -54,6 +55,8 @@ class Settings(BaseSettings):
     max_active_jobs_per_server: int = Field(default=10, ge=1, le=1000)
     keyframe_retention_days: int = Field(default=14, ge=0, le=36_500)
     log_level: str = "INFO"
+    # text: for people (today's lines); json: one object per line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("discord_token", "together_api_key")
     @classmethod
@@ -72,6 +75,14 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _known_format(cls, value: object) -> object:
+        form = value.strip().lower() if isinstance(value, str) else value
+        if form not in LOG_FORMATS:
+            raise ValueError(f"must be {' or '.join(LOG_FORMATS)}")
+        return form
 
     @field_validator("together_base_url", "discord_api_base", "discord_gateway_url")
     @classmethod

@@ -14,6 +14,7 @@ import discord
 
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions
+from bot.log_context import about_member
 from cogs.answer import NO_MENTIONS, answer, requester
 from cogs.attachments import RemoteFile, prepare_attachments
 from cogs.buttons import view_for
@@ -35,6 +36,18 @@ async def start_job(
 
     Raises UserFacingError only while nothing has been answered yet.
     """
+    with about_member(interaction.guild_id, interaction.user.id):
+        await _start_job(interaction, options, attached, message=message, derivation=derivation)
+
+
+async def _start_job(
+    interaction: discord.Interaction[VideoBot],
+    options: VideoOptions,
+    attached: Mapping[str, discord.Attachment | RemoteFile],
+    *,
+    message: discord.Message | None,
+    derivation: Derivation | None,
+) -> None:
     intake = interaction.client.intake
     admission = await intake.check(requester(interaction), options)
     media: dict[str, bytes] = {}

@@ -37,6 +37,7 @@ from bot.engine.runtime import Runtime
 from bot.engine.submission import Submitter
 from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
+from bot.log_context import about_job
 from storage.models import UNFINISHED_STATES, Job, JobState
 
 log = logging.getLogger("bot.engine")
@@ -183,12 +184,13 @@ class JobEngine:
             return None
         tracked.busy = True  # keep the scheduler off it while the cancel is written
         try:
-            moved = await self._writer.move(
-                tracked,
-                JobState.CANCELLED,
-                failure_reason=reason,
-                finished_at=self._runtime.now(),
-            )
+            with about_job(tracked.job):  # a member's button, not one of the engine's tasks
+                moved = await self._writer.move(
+                    tracked,
+                    JobState.CANCELLED,
+                    failure_reason=reason,
+                    finished_at=self._runtime.now(),
+                )
         finally:
             tracked.busy = False
         return tracked.job if moved else None
