@@ -37,7 +37,7 @@ from bot.engine.runtime import Runtime
 from bot.engine.submission import Submitter
 from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
-from bot.log_context import about_job
+from bot.log_context import about_job, task_context
 from storage.models import UNFINISHED_STATES, Job, JobState
 
 log = logging.getLogger("bot.engine")
@@ -136,7 +136,10 @@ class JobEngine:
         if self._edits.notifier is None:
             raise RuntimeError("JobEngine.start() needs a notifier: call attach() first")
         await self.recover()
-        self._loop_task = asyncio.create_task(self._run(), name="job-engine")
+        # The loop is about no job, whoever starts the engine; each job's work gets its own ids.
+        self._loop_task = asyncio.create_task(
+            self._run(), name="job-engine", context=task_context(None)
+        )
 
     async def stop(self, grace: float = 8.0) -> None:
         """Stop taking jobs, let in-flight work finish (bounded), then stop the loop."""

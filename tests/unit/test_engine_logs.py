@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.clock import ManualClock
+from bot.log_context import about_job
 from bot.logs import JobFields, make_handler
 from bot.media.files import DownloadFailed
 from bot.together.errors import TogetherRateLimited, TogetherServerError
 from storage.models import Job, JobState
-from tests.unit.fakes import FakeStore, status
+from tests.unit.fakes import FakeStore, make_job, status
 from tests.unit.test_engine import POLL, Harness
 
 # The engine's tasks are named after the job they work on: job-<id>, edit-<id>, edit-<id>-retry.
@@ -170,3 +171,23 @@ async def test_a_cancel_from_a_button_is_logged_about_its_job(tmp_path: Path) ->
         assert await h.engine.cancel(4, "Cancelled before it was sent to Together.") is not None
     (entry,) = (json.loads(line) for line in stream.getvalue().splitlines())
     assert entry["message"] == "queued -> cancelled" and entry["job_id"] == 4
+
+
+async def test_the_loop_is_about_no_job_whoever_starts_it(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    def broken(now: float) -> None:
+        raise RuntimeError("tick broke")
+
+    h.engine._submitter.start_sends = broken  # type: ignore[method-assign]
+    with bot_logs() as (stream, _):
+        with about_job(make_job(5, 0.0)):  # say, started from a command about job 5
+            await h.engine.start()
+        for _ in range(20):
+            if stream.getvalue():
+                break
+            await asyncio.sleep(0.01)
+        await h.engine.stop(grace=0.1)
+    entry = json.loads(stream.getvalue().splitlines()[0])
+    assert entry["message"] == "Job engine tick failed; continuing"
+    assert "job_id" not in entry and "tick broke" in entry["exception"]
