@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(
         settings.log_level_number,
         [settings.discord_token.get_secret_value(), settings.together_api_key.get_secret_value()],
+        settings.log_format,
     )
     try:
         return asyncio.run(run(settings))

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 from bot.domain.catalog import Catalog, ModelSpec
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions, VideoRequest, check_words, validate_options
+from bot.log_context import about_job
 from bot.safety import SafetyGuard
 from storage.models import (
     IMAGE_KINDS,
@@ -233,15 +234,15 @@ class Intake:
         new_job = _new_job(admission.requester, admission.request, media, thumbnail, links)
         new_job = dataclasses.replace(new_job, derivation=derivation)
         job = await self._gate.reserve(new_job, admission.limits, media, links)
-        log.info(
-            "Job %d accepted: %s %s %ds for member %d in server %d",
-            job.id,
-            job.model,
-            job.params.size,
-            job.params.seconds,
-            job.user_id,
-            job.guild_id,
-        )
+        with about_job(job):
+            log.info(
+                "Accepted: %s %s %ds for member %d in server %d",
+                job.model,
+                job.params.size,
+                job.params.seconds,
+                job.user_id,
+                job.guild_id,
+            )
         return job
 
     async def retry(self, source: Job, requester: Requester) -> Reservation:
@@ -300,9 +301,8 @@ class Intake:
             chain_part=part,
         )
         job = await self._gate.reserve(new_job, admission.limits, {}, links)
-        log.info(
-            "Job %d accepted: part %d of chain %d (from job %d)", job.id, part, chain_id, source.id
-        )
+        with about_job(job):
+            log.info("Accepted: part %d of chain %d (from job %d)", part, chain_id, source.id)
         return Reservation(job, None)
 
     async def join(self, source: Job, requester: Requester) -> Job:
@@ -349,7 +349,8 @@ class Intake:
             chain_part=source.chain_part or 1,
         )
         job = await self._jobs.create(new_job)
-        log.info("Job %d accepted: joins %d parts of chain %d", job.id, len(parts), chain_id)
+        with about_job(job):
+            log.info("Accepted: joins %d parts of chain %d", len(parts), chain_id)
         return job
 
     async def _next_part(self, source: Job) -> tuple[int, int]:
@@ -400,7 +401,8 @@ class Intake:
             derivation=how,
         )
         job = await self._gate.reserve(new_job, limits, media, links)
-        log.info("Job %d accepted: a %s of job %d", job.id, how.value, source.id)
+        with about_job(job):
+            log.info("Accepted: a %s of job %d", how.value, source.id)
         return Reservation(job, media.get("first_frame"))
 
     async def accepted(self, job: Job, message_id: int | None) -> Job:

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_DATABASE_PATH = Path("data/bot.sqlite3")
+LOG_FORMATS = ("text", "json")
 
 
 class Settings(BaseSettings):
@@ -62,6 +63,8 @@ class Settings(BaseSettings):
     # screening is off on this bot. SAFETY_TIMEOUT_SECONDS bounds one check.
     safety_model: str = "meta-llama/Llama-Guard-4-12B"
     safety_timeout_seconds: float = Field(default=3.0, ge=0.2, le=10.0)
+    # text: for people (today's lines); json: one object per line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("discord_token", "together_api_key")
     @classmethod
@@ -88,6 +91,14 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _known_format(cls, value: object) -> object:
+        form = value.strip().lower() if isinstance(value, str) else value
+        if form not in LOG_FORMATS:
+            raise ValueError(f"must be {' or '.join(LOG_FORMATS)}")
+        return form
 
     @field_validator("together_base_url", "discord_api_base", "discord_gateway_url")
     @classmethod

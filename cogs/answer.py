@@ -15,6 +15,7 @@ from typing import Any
 import discord
 
 from bot.intake import THUMBNAIL_NAME, Intake, Requester
+from bot.log_context import about_job
 from cogs.render import progress_embed
 from storage.models import Job
 
@@ -73,6 +74,17 @@ async def answer(
     itself answers through here. If Discord does not take the answer, in any way, the intake
     abandons the job (it is never submitted or billed) and the error propagates.
     """
+    with about_job(job):  # the new job, also when the interaction was about another one
+        await _answer(interaction, intake, job, keyframe, view)
+
+
+async def _answer(
+    interaction: discord.Interaction[Any],
+    intake: Intake,
+    job: Job,
+    keyframe: bytes | None,
+    view: discord.ui.View,
+) -> None:
     embed = progress_embed(job, time.time(), intake.model_name(job.model))
     files = [discord.File(io.BytesIO(keyframe), THUMBNAIL_NAME)] if keyframe else []
     try:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 
 from bot.domain.errors import UserFacingError
+from bot.log_context import about_job
 from cogs.answer import answer, defer_if_screening, refuse_after_defer, requester
 from cogs.modals import extend_modal, remix_modal
 from storage.models import FINAL_STATES, Derivation, Job, JobState
@@ -69,7 +70,8 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video
             await _tell(interaction, f"Only <@{job.user_id}> can {self.action} this video.")
             return
         try:
-            await self.act(interaction, bot, job)
+            with about_job(job):
+                await self.act(interaction, bot, job)
         except UserFacingError as exc:
             await _tell(interaction, exc.message)
 
@@ -89,7 +91,7 @@ class CancelButton(JobButton, template=r"video:cancel:(?P<id>\d+)"):
                 "cannot stop it.",
             )
             return
-        log.info("Job %d: cancelled by its member", job.id)
+        log.info("Cancelled by its member")
         await interaction.response.defer()  # the engine's edit shows the cancellation
 
 
@@ -156,7 +158,7 @@ class DeleteButton(JobButton, template=r"video:delete:(?P<id>\d+)"):
         await interaction.response.defer()
         # For a button, the "original response" is the message the button sits on.
         await interaction.delete_original_response()
-        log.info("Job %d: message deleted by %d at %.0f", job.id, interaction.user.id, time.time())
+        log.info("Message deleted by %d at %.0f", interaction.user.id, time.time())
 
 
 BUTTONS = (CancelButton, RetryButton, RemixButton, ExtendButton, JoinButton, DeleteButton)

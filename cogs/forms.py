@@ -172,7 +172,8 @@ class FormsCog(commands.Cog):
         except UserFacingError as exc:
             await _tell(interaction, exc.message)
         except Exception:
-            log.exception("The %s form failed", form.flow)
+            about = form.id if form.flow in ("remix", "extend") else None  # a job's form
+            log.exception("The %s form failed", form.flow, extra={"job_id": about})
             sorry = "Something went wrong on the bot's side; please try again."
             if interaction.response.is_done():
                 # A "thinking" answer (or a first answer that failed, whose job was abandoned)

@@ -15,6 +15,7 @@ import discord
 
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions
+from bot.log_context import about_member
 from cogs.answer import answer, defer_if_screening, refuse_after_defer, requester
 from cogs.attachments import RemoteFile, prepare_attachments
 from cogs.buttons import view_for
@@ -36,6 +37,18 @@ async def start_job(
 
     Raises UserFacingError only while nothing has been answered yet.
     """
+    with about_member(interaction.guild_id, interaction.user.id):
+        await _start_job(interaction, options, attached, message=message, derivation=derivation)
+
+
+async def _start_job(
+    interaction: discord.Interaction[VideoBot],
+    options: VideoOptions,
+    attached: Mapping[str, discord.Attachment | RemoteFile],
+    *,
+    message: discord.Message | None,
+    derivation: Derivation | None,
+) -> None:
     intake = interaction.client.intake
     media: dict[str, bytes] = {}
     links: list[MediaLink] = []
