@@ -34,6 +34,7 @@ CLOSE_UNKNOWN_ERROR, CLOSE_DECODE_ERROR, CLOSE_AUTH_FAILED, CLOSE_ALREADY_AUTHED
     4000, 4002, 4004, 4005,
 )  # fmt: skip
 CLOSE_INVALID_SHARD = 4010
+CLIENT_LEAVING = (1000, 1001)  # a client's close codes that end its session
 BACKLOG = 5000  # dispatches kept per session for RESUME replay
 
 
@@ -55,6 +56,7 @@ class _Connection:
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
         self.session: GatewaySession | None = None
+        self.closed_here = False  # the gateway closed it, not the client
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write())
 
@@ -71,6 +73,7 @@ class _Connection:
 
     async def close(self, code: int, message: str = "") -> None:
         """Sends what is queued, then the close frame."""
+        self.closed_here = True
         await self.stop_writer()
         await self.ws.close(code=code, message=message.encode())
 
@@ -122,11 +125,16 @@ class Gateway:
     # -- dispatching ---------------------------------------------------------------------------
 
     def live_sessions(self) -> list[GatewaySession]:
-        """The newest session per shard: the ones a real gateway would deliver to."""
+        """The newest session per shard: the ones a real gateway would deliver to.
+
+        Sessions on a live socket come first, so a session left by a process killed while
+        running other shards (another SHARD_COUNT) never takes a server's events from the
+        session now running its shard; a resumable one still collects them for its replay.
+        """
         latest: dict[int, GatewaySession] = {}
         for session in self.sessions.values():
             latest[session.shard[0]] = session
-        return list(latest.values())
+        return sorted(latest.values(), key=lambda s: s.connection is None)
 
     def shard_connected(self, shard_id: int) -> bool:
         """A live session runs this shard and has a socket attached."""
@@ -146,9 +154,9 @@ class Gateway:
     ) -> GatewaySession | None:
         """Sends to the session running the server's shard; None if no session runs it.
 
-        With no session at all the bot was never connected: a mistake in the test, raised.
+        A bot that never identified is a mistake in the test: raised.
         """
-        if not self.sessions:
+        if self.identifies == 0:
             raise RuntimeError("the bot has no gateway session: connect it first")
         session = self.session_for_guild(guild_id)
         if session is not None:
@@ -181,7 +189,15 @@ class Gateway:
         finally:
             self._detach(connection)
             await connection.stop_writer()
+            if not connection.closed_here and ws.close_code in CLIENT_LEAVING:
+                self._end_session(connection.session)
         return ws
+
+    def _end_session(self, session: GatewaySession | None) -> None:
+        """A client that closes with 1000 or 1001 ends its session: nothing can resume it,
+        and its shard's events wait for the next IDENTIFY instead (as on Discord)."""
+        if session is not None and session.connection is None:
+            self.sessions.pop(session.id, None)
 
     async def _on_frame(self, connection: _Connection, text: str) -> None:
         try:

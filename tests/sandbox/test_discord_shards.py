@@ -174,3 +174,46 @@ async def test_a_server_whose_shard_no_one_runs_gets_no_answer(sandbox: DiscordS
             assert unserved.id not in {g.id for g in bot.guilds}
         finally:
             await stopped(bot, runner)
+
+
+async def open_session(
+    http: aiohttp.ClientSession, sandbox: DiscordSandbox, shard: list[int]
+) -> aiohttp.ClientWebSocketResponse:
+    ws = await http.ws_connect(sandbox.gateway_url + "?v=10&encoding=json")
+    await ws.receive_json()  # HELLO
+    await ws.send_json({"op": 2, "d": {"token": TOKEN, "intents": 1, "shard": shard}})
+    ready = await ws.receive_json()
+    assert ready["t"] == "READY"
+    return ws
+
+
+async def test_a_client_closing_with_1000_ends_its_session(sandbox: DiscordSandbox) -> None:
+    async with aiohttp.ClientSession() as http:
+        ws = await open_session(http, sandbox, [0, 1])
+        await ws.close(code=1000)
+        await sandbox.wait_for(lambda: not sandbox.gateway.sessions)
+        resumable = await open_session(http, sandbox, [0, 1])
+        await resumable.close(code=4000)  # discord.py's code when it means to resume
+        await sandbox.wait_for(lambda: not sandbox.gateway.shard_connected(0))
+        assert len(sandbox.gateway.sessions) == 1
+
+
+async def test_a_left_session_of_another_shard_count_never_takes_a_live_ones_events(
+    sandbox: DiscordSandbox,
+) -> None:
+    on_zero = sandbox.add_guild("zero", shard=(0, 2))
+    on_one = sandbox.add_guild("one", shard=(1, 2))
+    sandbox.state.replace_commands(None, [{"name": "ping", "description": "Which process"}])
+    async with aiohttp.ClientSession() as http:
+        old = await open_session(http, sandbox, [0, 1])  # one process ran every shard
+        await old.close(code=4000)  # and went away without ending its session
+        await sandbox.wait_for(lambda: not sandbox.gateway.shard_connected(0))
+        live = await open_session(http, sandbox, [1, 2])  # now a process runs shard 1 of 2
+        served = await sandbox.slash_command("ping", member=sandbox.add_member(on_one, "a"))
+        kept = await sandbox.slash_command("ping", member=sandbox.add_member(on_zero, "b"))
+        assert (served.shard, kept.shard) == (1, 0)  # shard 0: the old session's replay
+        frame = await live.receive_json()
+        while frame["t"] != "INTERACTION_CREATE":  # its servers' GUILD_CREATEs come first
+            frame = await asyncio.wait_for(live.receive_json(), 5)
+        assert frame["d"]["guild_id"] == str(on_one.id)
+        await live.close()
