@@ -210,7 +210,13 @@ class VideoBot(commands.AutoShardedBot):
             synced = await self.tree.sync()
             log.info("Synced %d application command(s)", len(synced))
         else:
-            log.info("Not syncing application commands: the process running shard 0 does")
+            log.info(
+                "Not syncing application commands (SYNC_COMMANDS=%s; shards %s of %s): "
+                "another process does",
+                self.settings.sync_commands,
+                ",".join(map(str, self.settings.shard_ids or ())) or "all",
+                self.settings.shard_count,
+            )
         if not self._engine_started:
             await self.engine.start()
             self.pruner.start()
