@@ -29,6 +29,7 @@ from bot.media.files import DownloadedVideo, VideoFormat
 from bot.media.frames import last_frame
 from bot.media.reencode import FitResult, ffmpeg_available, fit_under_limit
 from bot.metrics import PrometheusRecorder, metrics_served
+from bot.rules_refresh import RulesRefresher
 from bot.safety import SafetyGuard
 from bot.settings import Settings
 from bot.together.client import TogetherClient
@@ -188,7 +189,8 @@ async def _assemble(
                 engine_ticks=lambda: engine.ticks,
                 ping=db.ping,
             )
-            async with heartbeat:
+            # Settings changed through another process reach this one's cache (2 s).
+            async with heartbeat, RulesRefresher(server_settings):
                 try:
                     yield bot
                 finally:

@@ -23,6 +23,7 @@ from bot.heartbeat import GatewayWatch
 from bot.housekeeping import KeyframePruner
 from bot.intake import Intake
 from bot.settings import Settings
+from bot.sharding import syncs_commands
 from storage.forms import PendingForms
 from storage.jobs import JobRepository
 from storage.server_settings import GuildSettingsRepository
@@ -125,6 +126,10 @@ class VideoBot(commands.AutoShardedBot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=VideoCommandTree,
+            # None and None: Discord says how many shards (GET /gateway/bot); all run here.
+            shard_count=settings.shard_count,
+            # discord.py reads a missing list as None; its annotation forgets that.
+            shard_ids=list(settings.shard_ids) if settings.shard_ids else None,  # type: ignore[arg-type]
         )
         # The metrics' view of Discord's answers (bot/discord_trace.py), if they are on; read
         # by discord.py when it opens its HTTP session at log-in (what http_trace= sets).
@@ -200,8 +205,18 @@ class VideoBot(commands.AutoShardedBot):
         for extension in EXTENSIONS:
             if extension not in self.extensions:
                 await self.load_extension(extension)
-        synced = await self.tree.sync()
-        log.info("Synced %d application command(s)", len(synced))
+        # Commands are global: one process syncs them (SYNC_COMMANDS, bot/sharding.py).
+        if syncs_commands(self.settings.sync_commands, self.settings.shard_ids):
+            synced = await self.tree.sync()
+            log.info("Synced %d application command(s)", len(synced))
+        else:
+            log.info(
+                "Not syncing application commands (SYNC_COMMANDS=%s; shards %s of %s): "
+                "another process does",
+                self.settings.sync_commands,
+                ",".join(map(str, self.settings.shard_ids or ())) or "all",
+                self.settings.shard_count,
+            )
         if not self._engine_started:
             await self.engine.start()
             self.pruner.start()

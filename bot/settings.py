@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.sharding import SYNC_CHOICES, SyncCommands, parse_shard_ids
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_DATABASE_PATH = Path("data/bot.sqlite3")
@@ -65,6 +67,11 @@ class Settings(BaseSettings):
     safety_timeout_seconds: float = Field(default=3.0, ge=0.2, le=10.0)
     # text: for people (today's lines); json: one object per line, for log collectors.
     log_format: Literal["text", "json"] = "text"
+    # Gateway shards (bot/sharding.py). No SHARD_COUNT: Discord says how many, all run here.
+    # SHARD_IDS: this process's share ("0-3", "0,2"); SYNC_COMMANDS: who PUTs the commands.
+    shard_count: int | None = Field(default=None, ge=1, le=100_000)
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
+    sync_commands: SyncCommands = "auto"
 
     @field_validator("discord_token", "together_api_key")
     @classmethod
@@ -100,6 +107,27 @@ class Settings(BaseSettings):
             raise ValueError(f"must be {' or '.join(LOG_FORMATS)}")
         return form
 
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_list(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:
+            return None
+        # Declared after SHARD_COUNT, so its checked value (if it was valid) is known here.
+        count = info.data.get("shard_count")
+        if isinstance(value, str):
+            return parse_shard_ids(value, count)
+        if isinstance(value, list | tuple) and all(type(v) is int for v in value):
+            return parse_shard_ids(",".join(str(v) for v in value), count)
+        raise ValueError("must be a list such as 0-3, 0,2 or 5")
+
+    @field_validator("sync_commands", mode="before")
+    @classmethod
+    def _sync_choice(cls, value: object) -> object:
+        choice = value.strip().lower() if isinstance(value, str) else value
+        if choice not in SYNC_CHOICES:
+            raise ValueError(f"must be {', '.join(SYNC_CHOICES[:-1])} or {SYNC_CHOICES[-1]}")
+        return choice
+
     @field_validator("together_base_url", "discord_api_base", "discord_gateway_url")
     @classmethod
     def _url(cls, value: str) -> str:
@@ -116,7 +144,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an address to listen on, such as 127.0.0.1 or 0.0.0.0")
         return value
 
-    @field_validator("models_file", "download_dir", "metrics_port", mode="before")
+    @field_validator("models_file", "download_dir", "metrics_port", "shard_count", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -22,6 +22,7 @@ from typing import IO, Any
 from pydantic import SecretStr
 
 from bot.settings import Settings
+from bot.sharding import syncs_commands
 from sandbox.discord_api import DiscordSandbox
 from sandbox.harness import TOGETHER_KEY, sandbox_settings
 from sandbox.together import TogetherSandbox
@@ -46,6 +47,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        elif isinstance(value, tuple):  # SHARD_IDS
+            value = ",".join(str(item) for item in value)
         env[name.upper()] = str(value)
     return env
 
@@ -106,7 +109,8 @@ class BotProcess:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, timeout: float = START_TIMEOUT) -> None:  # noqa: ASYNC109
-        """Spawn the bot; return once it has synced its commands and identified on the gateway."""
+        """Spawn the bot; return once it has synced its commands (if it is the process that
+        does, see SYNC_COMMANDS) and identified on the gateway."""
         if self.running:
             raise RuntimeError("the bot process is already running")
         self._close_log()
@@ -117,6 +121,7 @@ class BotProcess:
         self._log_file = log_path.open("wb")
         identifies = self.discord.gateway.identifies
         first_request = len(self.discord.requests)
+        syncs = syncs_commands(self.settings.sync_commands, self.settings.shard_ids)
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -132,7 +137,7 @@ class BotProcess:
         def ready() -> bool:
             if not self.running:
                 return True  # stop waiting: reported below
-            synced = any(
+            synced = not syncs or any(
                 r.route == _COMMANDS_SYNC and r.status == 200
                 for r in self.discord.requests[first_request:]
             )

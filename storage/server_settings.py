@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import aiosqlite
 
@@ -79,10 +79,27 @@ DELETE_BLOCKED = "DELETE FROM blocked_members WHERE guild_id = ? AND user_id = ?
 INSERT_AUDIT = """
 INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) VALUES (?, ?, ?, ?, ?)
 """
+# Every change takes the next number of one counter and marks its server with it, in the change's
+# own transaction (migration 013): other processes learn what changed by asking for numbers past
+# the last they saw. Two statements, not UPDATE ... RETURNING, so that any SQL database runs them.
+BUMP_CHANGE_COUNTER = "UPDATE settings_change_counter SET value = value + 1 WHERE id = 1"
+SELECT_CHANGE_COUNTER = "SELECT value FROM settings_change_counter WHERE id = 1"
+UPSERT_VERSION = """
+INSERT INTO settings_versions (guild_id, version) VALUES (?, ?)
+ON CONFLICT (guild_id) DO UPDATE SET version = excluded.version
+"""
+SELECT_VERSION = "SELECT version FROM settings_versions WHERE guild_id = ?"
+SELECT_CHANGES_SINCE = "SELECT guild_id, version FROM settings_versions WHERE version > ?"
 SELECT_AUDIT = """
 SELECT id, guild_id, actor_id, action, detail, created_at FROM audit_log
 WHERE guild_id = ? ORDER BY id DESC LIMIT ?
 """
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    rules: ServerRules
+    version: int  # the server's settings version when they were read (0: never changed)
 
 
 def _check_limit(name: str, value: float | None) -> float | None:
@@ -113,23 +130,31 @@ class GuildSettingsRepository:
     The settings are kept in memory per server once read, and every change made through this
     repository drops that copy: /video reads them on every command, and under a burst the
     trips to SQLite, not the queries, are what each member waits for.
+
+    Changes made by another process (several processes share one database when the gateway
+    shards are split) are learnt by `catch_up`, which bot.rules_refresh calls every 2 s: one
+    indexed query that finds nothing most of the time. A push (PostgreSQL's LISTEN/NOTIFY) can
+    hand the same facts to `forget_changed` instead.
     """
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._rules: dict[int, ServerRules] = {}
+        self._rules: dict[int, _Cached] = {}
         self._loading: dict[int, asyncio.Future[ServerRules]] = {}
+        # The highest change number seen, and per server the latest version heard of: a read
+        # that started before a change and ends after its news is not kept.
+        self._last_change = 0
+        self._latest: dict[int, int] = {}
 
     async def rules(self, guild_id: int) -> ServerRules:
         """The server's rules, read once with the connection held, then served from memory.
 
         Commands that ask at once before the first read share it. The copy is dropped by every
-        change made through this repository; a change written by another connection or process
-        is not seen until then.
+        change made through this repository, and by `catch_up` for a change made elsewhere.
         """
         cached = self._rules.get(guild_id)
         if cached is not None:
-            return cached
+            return cached.rules
         # A burst of commands on a server not yet read shares one read, not one each.
         loading = self._loading.get(guild_id)
         if loading is None:
@@ -147,6 +172,9 @@ class GuildSettingsRepository:
         # Changes take the same lock as this read, and the copy is kept in the step the read
         # ends in: no change can land between the two and be missed.
         async with self._db.access() as conn:
+            # The version first: a change landing during the reads below makes the copy older
+            # than that change's version, so catch_up drops it.
+            version_row = await fetch_one(conn, SELECT_VERSION, (guild_id,))
             limits = await self._read_limits(conn, guild_id)
             roles = await fetch_all(conn, SELECT_ROLE_QUOTAS, (guild_id,))
             models = await fetch_all(conn, SELECT_MODEL_RULES, (guild_id,))
@@ -163,8 +191,37 @@ class GuildSettingsRepository:
             flow_models={str(flow): str(model_id) for flow, model_id in flows},
             safety=safety,
         )
-        self._rules[guild_id] = rules
+        version = int(version_row[0]) if version_row else 0
+        if version >= self._latest.get(guild_id, 0):
+            self._rules[guild_id] = _Cached(rules, version)
         return rules
+
+    # --- other processes' changes -------------------------------------------------------
+
+    async def catch_up(self) -> int:
+        """Drops the copies of servers changed since the last look, by any process.
+
+        Returns how many copies were dropped. The first call reads every server ever changed
+        (one row each); later ones only the changes since.
+        """
+        rows = await self._db.fetch_all(SELECT_CHANGES_SINCE, (self._last_change,))
+        return self.forget_changed((int(guild_id), int(version)) for guild_id, version in rows)
+
+    def forget_changed(self, changes: Iterable[tuple[int, int]]) -> int:
+        """(server, version) pairs of changes: older copies of those servers are dropped.
+
+        The seam for pushed changes (a LISTEN/NOTIFY payload carries the same pair); the
+        number of copies dropped is returned.
+        """
+        dropped = 0
+        for guild_id, version in changes:
+            self._last_change = max(self._last_change, version)
+            self._latest[guild_id] = max(self._latest.get(guild_id, 0), version)
+            cached = self._rules.get(guild_id)
+            if cached is not None and cached.version < version:
+                del self._rules[guild_id]
+                dropped += 1
+        return dropped
 
     # --- limits -------------------------------------------------------------------------
 
@@ -358,4 +415,8 @@ class GuildSettingsRepository:
         now: float,
     ) -> None:
         await conn.execute(INSERT_AUDIT, (guild_id, actor_id, action, detail, now))
-        self._rules.pop(guild_id, None)  # every change is audited, in its own transaction
+        # Every change is audited, in its own transaction: the version goes with it.
+        await conn.execute(BUMP_CHANGE_COUNTER)
+        (version,) = await fetch_one(conn, SELECT_CHANGE_COUNTER)
+        await conn.execute(UPSERT_VERSION, (guild_id, int(version)))
+        self._rules.pop(guild_id, None)

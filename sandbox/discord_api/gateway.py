@@ -1,6 +1,11 @@
 """The gateway websocket: HELLO, heartbeats, IDENTIFY/READY, RESUME with replay, dispatches.
 
 Frames are plain JSON text: discord.py asks for zlib-stream but inflates only binary frames.
+
+Sharding as on Discord: each IDENTIFY names its `[shard_id, shard_count]`, and a server's events
+go to the session of shard `(guild_id >> 22) % shard_count` only, so several bot processes
+(or sessions) running different shards can be connected at once. An event for a server whose
+shard no session runs reaches nobody.
 """
 
 from __future__ import annotations
@@ -29,7 +34,20 @@ CLOSE_UNKNOWN_ERROR, CLOSE_DECODE_ERROR, CLOSE_AUTH_FAILED, CLOSE_ALREADY_AUTHED
     4000, 4002, 4004, 4005,
 )  # fmt: skip
 CLOSE_INVALID_SHARD = 4010
+CLIENT_LEAVING = (1000, 1001)  # a client's close codes that end its session
 BACKLOG = 5000  # dispatches kept per session for RESUME replay
+
+
+def _valid_shard(value: Any) -> tuple[int, int] | None:
+    """`[shard_id, shard_count]` with 0 <= shard_id < shard_count, else None (close 4010)."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        return None
+    shard_id, shard_count = value
+    if not all(type(n) is int for n in (shard_id, shard_count)):
+        return None  # no bools, floats or strings: Discord wants integers
+    if not 0 <= shard_id < shard_count:
+        return None
+    return shard_id, shard_count
 
 
 class _Connection:
@@ -38,6 +56,7 @@ class _Connection:
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
         self.session: GatewaySession | None = None
+        self.closed_here = False  # the gateway closed it, not the client
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write())
 
@@ -54,6 +73,7 @@ class _Connection:
 
     async def close(self, code: int, message: str = "") -> None:
         """Sends what is queued, then the close frame."""
+        self.closed_here = True
         await self.stop_writer()
         await self.ws.close(code=code, message=message.encode())
 
@@ -92,6 +112,8 @@ class Gateway:
         self.sessions: dict[str, GatewaySession] = {}
         self.connected = asyncio.Event()  # a session has IDENTIFYed (or RESUMEd) on a live socket
         self.identifies = 0
+        # What GET /gateway/bot recommends: the shard count of a bot that sets none itself.
+        self.recommended_shards = 1
         self.resumes = 0
         # While set, new websockets are refused with 503: the gateway is out of reach.
         self.refusing = False
@@ -103,11 +125,22 @@ class Gateway:
     # -- dispatching ---------------------------------------------------------------------------
 
     def live_sessions(self) -> list[GatewaySession]:
-        """The newest session per shard: the ones a real gateway would deliver to."""
+        """The newest session per shard: the ones a real gateway would deliver to.
+
+        Sessions on a live socket come first, so a session left by a process killed while
+        running other shards (another SHARD_COUNT) never takes a server's events from the
+        session now running its shard; a resumable one still collects them for its replay.
+        """
         latest: dict[int, GatewaySession] = {}
         for session in self.sessions.values():
             latest[session.shard[0]] = session
-        return list(latest.values())
+        return sorted(latest.values(), key=lambda s: s.connection is None)
+
+    def shard_connected(self, shard_id: int) -> bool:
+        """A live session runs this shard and has a socket attached."""
+        return any(
+            s.shard[0] == shard_id and s.connection is not None for s in self.live_sessions()
+        )
 
     def session_for_guild(self, guild_id: int) -> GatewaySession | None:
         for session in self.live_sessions():
@@ -116,11 +149,19 @@ class Gateway:
                 return session
         return None
 
-    def dispatch_to_guild(self, guild_id: int, event: str, data: dict[str, Any]) -> None:
-        session = self.session_for_guild(guild_id)
-        if session is None:
+    def dispatch_to_guild(
+        self, guild_id: int, event: str, data: dict[str, Any]
+    ) -> GatewaySession | None:
+        """Sends to the session running the server's shard; None if no session runs it.
+
+        A bot that never identified is a mistake in the test: raised.
+        """
+        if self.identifies == 0:
             raise RuntimeError("the bot has no gateway session: connect it first")
-        session.dispatch(event, data)
+        session = self.session_for_guild(guild_id)
+        if session is not None:
+            session.dispatch(event, data)
+        return session
 
     def _on_state_event(self, event: str, data: dict[str, Any], intent: int) -> None:
         guild_id = int(data.get("guild_id") or data.get("id") or 0)
@@ -148,7 +189,15 @@ class Gateway:
         finally:
             self._detach(connection)
             await connection.stop_writer()
+            if not connection.closed_here and ws.close_code in CLIENT_LEAVING:
+                self._end_session(connection.session)
         return ws
+
+    def _end_session(self, session: GatewaySession | None) -> None:
+        """A client that closes with 1000 or 1001 ends its session: nothing can resume it,
+        and its shard's events wait for the next IDENTIFY instead (as on Discord)."""
+        if session is not None and session.connection is None:
+            self.sessions.pop(session.id, None)
 
     async def _on_frame(self, connection: _Connection, text: str) -> None:
         try:
@@ -179,10 +228,11 @@ class Gateway:
         if connection.session is not None:
             await connection.close(CLOSE_ALREADY_AUTHED, "Already authenticated.")
             return
-        shard_id, shard_count = data.get("shard") or (0, 1)
-        if not 0 <= shard_id < shard_count:
+        shard = _valid_shard(data.get("shard", (0, 1)))
+        if shard is None:
             await connection.close(CLOSE_INVALID_SHARD, "Invalid shard.")
             return
+        shard_id, shard_count = shard
         session = GatewaySession(
             secrets.token_hex(16), int(data.get("intents", 0)), (shard_id, shard_count)
         )

@@ -184,6 +184,8 @@ class Interaction:
     # one at its submission (a modal closes once submitted).
     modal_source: Interaction | None = field(default=None, repr=False)
     modal_submission: Interaction | None = field(default=None, repr=False)
+    # The gateway shard whose session it was sent to; None: no session runs the server's shard.
+    shard: int | None = None
 
     @property
     def created_at(self) -> dt.datetime:

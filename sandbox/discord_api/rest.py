@@ -127,7 +127,10 @@ class RestApi:
 
     async def get_gateway_bot(self, request: web.Request) -> web.Response:
         limits = {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}
-        return json_response({"url": self.gateway.url, "shards": 1, "session_start_limit": limits})
+        shards = self.gateway.recommended_shards
+        return json_response(
+            {"url": self.gateway.url, "shards": shards, "session_start_limit": limits}
+        )
 
     # -- application commands ------------------------------------------------------------------
 

@@ -205,10 +205,17 @@ class DiscordSandbox:
                 f"{self._recent_requests()}"
             ) from None
 
+    async def wait_for_shards(self, *shard_ids: int, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Until a session runs each of these shards, on a live socket."""
+        await self.wait_for(
+            lambda: all(self.gateway.shard_connected(s) for s in shard_ids), timeout
+        )
+
     # -- the world -----------------------------------------------------------------------------
 
-    def add_guild(self, name: str) -> Guild:
-        guild = self.state.add_guild(name)
+    def add_guild(self, name: str, *, shard: tuple[int, int] | None = None) -> Guild:
+        """A new server; `shard=(shard_id, shard_count)` picks an id on that gateway shard."""
+        guild = self.state.add_guild(name, shard)
         payload = guild_create_payload(guild, self.bot_user, all_members=False, unavailable=None)
         self.state.emit("GUILD_CREATE", payload, INTENT_GUILDS)
         return guild
@@ -384,7 +391,11 @@ class DiscordSandbox:
 
     def _send(self, interaction: Interaction) -> None:
         payload = self._factory.payload(interaction)
-        self.gateway.dispatch_to_guild(interaction.guild.id, "INTERACTION_CREATE", payload)
+        session = self.gateway.dispatch_to_guild(
+            interaction.guild.id, "INTERACTION_CREATE", payload
+        )
+        # Undelivered when no session runs the server's shard: no one will answer it.
+        interaction.shard = session.shard[0] if session is not None else None
         # The response deadline counts from the dispatch.
         interaction.sent_at = time.monotonic()
 

@@ -31,6 +31,21 @@ class SnowflakeFactory:
             self._last = max(candidate, self._last + 1)
             return self._last
 
+    def next_on_shard(self, shard_id: int, shard_count: int) -> int:
+        """A new id whose server would be on that shard: (id >> 22) % shard_count == shard_id.
+
+        The shard comes from the timestamp bits, so the id is stamped up to shard_count - 1 ms
+        ahead of now (still increasing and unique).
+        """
+        if not 0 <= shard_id < shard_count:
+            raise ValueError(f"no shard {shard_id} among {shard_count}")
+        with self._lock:
+            now_ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+            stamp = max(now_ms, (self._last >> 22) + 1)
+            stamp += (shard_id - stamp) % shard_count
+            self._last = (stamp << 22) | self._prefix | (next(self._counter) & 0xFFF)
+            return self._last
+
 
 def snowflake_time(snowflake: int) -> dt.datetime:
     """The UTC creation time encoded in a snowflake."""

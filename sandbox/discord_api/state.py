@@ -125,8 +125,9 @@ class SandboxState:
 
     # -- the world ---------------------------------------------------------------------------
 
-    def add_guild(self, name: str) -> Guild:
-        guild_id = self.ids.next()
+    def add_guild(self, name: str, shard: tuple[int, int] | None = None) -> Guild:
+        """`shard`: (shard_id, shard_count) the server's id must fall on; None: any."""
+        guild_id = self.ids.next_on_shard(*shard) if shard is not None else self.ids.next()
         # @everyone's id is the guild's id.
         everyone = Role(
             id=guild_id, guild_id=guild_id, name="@everyone", permissions=DEFAULT_EVERYONE
