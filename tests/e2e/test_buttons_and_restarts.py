@@ -32,6 +32,8 @@ async def test_cancel_while_queued_refunds_and_never_submits(make_stack: StackFa
     stack = await make_stack(max_active_jobs=1)
     stack.together.script_next(SLOW_JOB)
     await answered(stack, await stack.video(prompt="the first, slow one"))
+    # Answered is not yet sent: wait for the first job's POST, or the count below races it.
+    await stored(stack.bot.jobs, 1, JobState.RUNNING)
     waiting = await answered(stack, await stack.video(prompt="the second, waiting"))
     assert "video:cancel:2" in waiting.custom_ids()
 
@@ -46,7 +48,8 @@ async def test_cancel_while_queued_refunds_and_never_submits(make_stack: StackFa
     await stack.discord.wait_for(lambda: waiting.embeds[0]["title"] == "Cancelled")
     assert set(waiting.custom_ids()) == {"video:retry:2", "video:remix:2", "video:delete:2"}
     assert job.together_id is None
-    assert len(stack.together.posts()) == 1, "the cancelled job never reached Together"
+    sent = [post.body["prompt"] for post in stack.together.posts()]
+    assert sent == ["the first, slow one"], "the cancelled job never reached Together"
     usage = await stack.bot.usage.member_usage(
         stack.discord.guild.id, stack.member.id, job.created_at + 1
     )
