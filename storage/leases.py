@@ -61,7 +61,8 @@ UPDATE jobs SET lease_until = :until
 WHERE id = :id AND lease_owner = :owner AND {UNFINISHED}
 RETURNING id
 """
-RELEASE_ALL = "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = :owner"
+# Released: no owner, expired now (so free at once, unlike a job nobody ever claimed).
+RELEASE_ALL = "UPDATE jobs SET lease_owner = NULL, lease_until = :now WHERE lease_owner = :owner"
 SELECT_HOLDER = "SELECT lease_owner FROM jobs WHERE id = :id"
 # The engine's compare-and-set writes also require the lease (JobRepository.transition's, plus
 # this); a member's cancel and the intake's writes use the plain one.
@@ -132,9 +133,9 @@ class JobLeases:
         params = {"owner": self.owner, "id": job_id, "until": until}
         return await self._db.fetch_one(RENEW_ONE, params) is not None
 
-    async def release_all(self) -> None:
+    async def release_all(self, now: float) -> None:
         """Give up every lease (clean shutdown): other processes may claim them at once."""
-        await self._db.fetch_one(RELEASE_ALL, {"owner": self.owner})
+        await self._db.fetch_one(RELEASE_ALL, {"owner": self.owner, "now": now})
 
     async def holder(self, job_id: int) -> str | None:
         """Which process holds the job's lease (expired or not); None: nobody, or no job."""

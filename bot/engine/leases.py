@@ -130,6 +130,6 @@ class LeaseKeeper:
 
     async def stop(self) -> None:
         """Clean shutdown: give up every lease and the process's row, so others take over now."""
-        await self._leases.release_all()
+        await self._leases.release_all(self._runtime.now())
         if self._processes is not None:
             await self._processes.remove()

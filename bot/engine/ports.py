@@ -123,8 +123,8 @@ class LeaseStore(Protocol):
         """Extend one lease; False when this process no longer holds it."""
         ...
 
-    async def release_all(self) -> None:
-        """Give up every lease (clean shutdown)."""
+    async def release_all(self, now: float) -> None:
+        """Give up every lease (clean shutdown): free for any process from ``now``."""
         ...
 
     async def holder(self, job_id: int) -> str | None:
