@@ -162,8 +162,9 @@ async def test_each_job_is_worked_by_one_process_only(cluster: Cluster) -> None:
     assert len(cluster.notifier.delivered) == 7
     owners = {await a.leases.holder(job.id) for job in handed}
     assert owners == {"A"}, "A's heartbeat kept its jobs past the lease's length"
-    # B looks first when they come free (see Cluster.step), and takes them all.
-    assert {await b.leases.holder(job.id) for job in orphans} == {"B"}
+    # Whichever claimed first worked them; both looked at the same time.
+    assert {await b.leases.holder(job.id) for job in orphans} <= {"A", "B"}
+    assert not a.tracked() and not b.tracked()
 
 
 async def test_silent_process_jobs_are_taken_over_after_the_lease(cluster: Cluster) -> None:
@@ -179,9 +180,7 @@ async def test_silent_process_jobs_are_taken_over_after_the_lease(cluster: Clust
     await cluster.run_for(LEASE - 10)
     assert not b.tracked(), "A's leases have not expired yet"
     await cluster.run_for(20)
-    assert b.tracked() == {j.id for j in jobs} or all(
-        (await cluster.job(j.id)).state is JobState.DELIVERED for j in jobs
-    )
+    assert b.tracked() == {j.id for j in jobs}, "taken over, still at Together"
     await cluster.run_for(90)
     for job in jobs:
         done = await cluster.job(job.id)
