@@ -317,6 +317,8 @@ class JobEngine:
                 work = min(work, tracked.due_at)
         if work < math.inf:
             work = max(work, self._budget.next_free(now))
+        if self._keeper is not None:
+            work = min(work, self._keeper.next_due())
         return min(work, self._edits.next_due(), now + MAX_SLEEP)
 
     def _active_counts(self) -> tuple[int, dict[int, int]]:
