@@ -95,8 +95,14 @@ class LeaseKeeper:
         if self._processes is not None:
             await self._processes.beat(now)
         for job_id in held:
-            if job_id not in renewed and job_id in self._runtime.jobs:
-                self._runtime.drop(job_id, await self._leases.holder(job_id))
+            if job_id in renewed or job_id not in self._runtime.jobs:
+                continue
+            holder = await self._leases.holder(job_id)
+            if holder != self._leases.owner:
+                self._runtime.drop(job_id, holder)
+            else:  # still ours but finished: a member's cancel written on another process
+                self._runtime.jobs.pop(job_id, None)
+                log.info("Ended by another process's write", extra={"job_id": job_id})
 
     async def _claim(self) -> None:
         try:

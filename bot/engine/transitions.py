@@ -51,9 +51,7 @@ class StateWriter:
         job = tracked.job
         if new_state.is_final and new_state is not JobState.DELIVERED:
             changes["announced"] = False  # until the edit that shows it has landed
-        store: JobStore | LeaseStore = self._store
-        if leased and self._runtime.leases is not None:
-            store = self._runtime.leases
+        store = self._leased() if leased else self._store
         updated = await store.transition(
             job.id, job.state, new_state, self._runtime.now(), **changes
         )
