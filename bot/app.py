@@ -18,7 +18,7 @@ from bot.discord_trace import discord_trace
 from bot.domain.catalog import load_catalog
 from bot.domain.quota import QuotaDefaults
 from bot.domain.scheduling import AdaptivePlanner, DurationModel, FixedPlanner, PollPlanner
-from bot.engine import EngineConfig, JobEngine
+from bot.engine import EngineConfig, JobEngine, Leasing
 from bot.gatekeeper import Gatekeeper
 from bot.heartbeat import HeartbeatWriter, heartbeat_path_for
 from bot.housekeeping import KeyframePruner
@@ -37,7 +37,9 @@ from bot.together.moderation import TogetherModeration
 from storage.db import open_database
 from storage.forms import PendingForms
 from storage.jobs import JobRepository
+from storage.leases import JobLeases
 from storage.lock import acquire_database_lock
+from storage.processes import Processes, new_process_id
 from storage.reservations import Reservations
 from storage.server_settings import GuildSettingsRepository
 from storage.usage import UsageRepository
@@ -127,7 +129,13 @@ async def _assemble(
                 max_active_per_guild=settings.max_active_jobs_per_server,
                 requests_per_second=settings.together_requests_per_second,
                 start_requests_per_second=settings.together_start_requests_per_second,
+                lease_seconds=settings.lease_seconds,
             )
+            me = new_process_id()
+            # sole: the SQLite lock above proves no other process is alive, so every
+            # unfinished job is claimed at start, without waiting for old leases to expire.
+            # (A shared server database has no such proof: sole=False there.)
+            leasing = Leasing(JobLeases(db, me), Processes(db, me), sole=True)
             planner: PollPlanner = FixedPlanner(settings.poll_interval)
             if settings.poll_strategy == "adaptive":
                 expected = {model.id: model.expected_seconds for model in catalog}
@@ -147,6 +155,7 @@ async def _assemble(
                 frame=last_frame if ffmpeg_available() else None,
                 join=join if ffmpeg_available() else None,
                 recorder=recorder,
+                leasing=leasing,
             )
             if recorder is not None:
                 recorder.watch(engine.snapshot)

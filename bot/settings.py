@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     max_active_jobs: int = Field(default=20, ge=1, le=1000)
     max_active_jobs_per_server: int = Field(default=10, ge=1, le=1000)
     keyframe_retention_days: int = Field(default=14, ge=0, le=36_500)
+    # How long a job's lease lasts unless renewed (ARCHITECTURE.md, "Leases").
+    lease_seconds: float = Field(default=30.0, ge=5.0, le=600.0)
     log_level: str = "INFO"
     # Prometheus /metrics (bot/metrics.py): off unless a port is given; loopback by default.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)

@@ -118,6 +118,22 @@ def _assignments(changes: Mapping[str, object]) -> str:
     return "".join(f", {column} = :{column}" for column in changes)
 
 
+def transition_statement(changes: Mapping[str, object], condition: str = "") -> str:
+    """The compare-and-set UPDATE of `JobRepository.transition`, with an extra `condition`
+    (storage.leases adds the lease's); raises ValueError for a column not in MUTABLE_COLUMNS."""
+    return (
+        f"UPDATE jobs SET state = :new_state, updated_at = :now{_assignments(changes)} "
+        f"WHERE id = :id AND state = :expected{condition} RETURNING {', '.join(JOB_COLUMNS)}"
+    )
+
+
+def transition_params(
+    job_id: int, expected: JobState, new_state: JobState, now: float, changes: Mapping[str, object]
+) -> dict[str, object]:
+    params = {**changes, "new_state": new_state.value, "now": now}
+    return params | {"id": job_id, "expected": expected.value}
+
+
 async def insert_job(
     conn: aiosqlite.Connection,
     new_job: NewJob,
@@ -186,13 +202,10 @@ class JobRepository:
         """
         # One statement in autocommit mode is its own transaction: the compare-and-set and the
         # read of its result are atomic, in one trip to SQLite's thread.
-        sql = (
-            f"UPDATE jobs SET state = :new_state, updated_at = :now{_assignments(changes)} "
-            f"WHERE id = :id AND state = :expected RETURNING {', '.join(JOB_COLUMNS)}"
+        sql = transition_statement(changes)
+        row = await self._db.fetch_one(
+            sql, transition_params(job_id, expected, new_state, now, changes)
         )
-        params = {**changes, "new_state": new_state.value, "now": now}
-        params |= {"id": job_id, "expected": expected.value}
-        row = await self._db.fetch_one(sql, params)
         return job_from_row(row) if row else None
 
     async def update(

@@ -6,6 +6,7 @@ Imports neither discord, aiosqlite nor httpx; it talks to the world through the 
 
 from bot.engine.config import EngineConfig
 from bot.engine.core import JobEngine
+from bot.engine.leases import Leasing
 from bot.engine.ports import (
     FileRefused,
     JobStore,
@@ -23,6 +24,7 @@ __all__ = [
     "FileRefused",
     "JobEngine",
     "JobStore",
+    "Leasing",
     "MessageUnreachable",
     "Notifier",
     "Progress",

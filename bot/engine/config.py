@@ -40,3 +40,9 @@ class EngineConfig:
     # At its deadline a job gets one last status check; while Together cannot answer it, the
     # check is retried for this long before the job is timed out.
     final_check_grace: float = 900.0
+    # LEASE_SECONDS: a job's lease lasts this long unless renewed (every third of it); a
+    # process silent for longer loses its jobs to the others (ARCHITECTURE.md, "Leases").
+    lease_seconds: float = 30.0
+    # How often free jobs (lease expired) are looked for, and how many one look takes.
+    claim_interval: float = 5.0
+    claim_batch: int = 20

@@ -22,6 +22,7 @@ from bot.engine.budget import RequestBudget
 from bot.engine.chains import ChainWork
 from bot.engine.config import EngineConfig
 from bot.engine.delivery import Courier, Deliveries, DeliveryConfig
+from bot.engine.leases import LeaseKeeper, Leasing
 from bot.engine.polling import Poller
 from bot.engine.ports import (
     ClipJoiner,
@@ -63,11 +64,17 @@ class JobEngine:
         frame: FrameMaker | None = None,
         join: ClipJoiner | None = None,
         recorder: Recorder | None = None,
+        leasing: Leasing | None = None,
     ) -> None:
         self._config = config
         self._runtime = runtime = Runtime(clock, config, recorder)
         self._jobs = runtime.jobs
         self._store = store
+        # Without leasing (one process, the unit tests) the engine works every unfinished job.
+        self._keeper: LeaseKeeper | None = None
+        if leasing is not None:
+            runtime.leases = leasing.leases
+            self._keeper = LeaseKeeper(runtime, leasing, self._adopt)
         planner = planner or FixedPlanner(config.poll_interval)
         # One budget for POSTs and GETs, learned from Together's answers (bot/engine/budget.py).
         self._budget = RequestBudget(config, runtime.recorder)
@@ -129,17 +136,30 @@ class JobEngine:
         return self._ticks
 
     async def recover(self) -> None:
-        """Pick up every unfinished job from the store, by the restart rules (ARCHITECTURE.md)."""
+        """Pick up the unfinished jobs from the store, by the restart rules (ARCHITECTURE.md):
+        every one, or with leasing, those this process claims."""
         self._courier.clean_leftovers()
-        for job in await self._store.in_states(UNFINISHED_STATES):
+        if self._keeper is not None:
+            jobs = await self._keeper.start()
+        else:
+            jobs = await self._store.in_states(UNFINISHED_STATES)
+        self._adopt(jobs)
+        if self._jobs:
+            log.info("Resumed %d unfinished job(s) from the database", len(self._jobs))
+        await self._edits.show_unannounced()
+
+    def _adopt(self, jobs: list[Job]) -> None:
+        """Work jobs this process did not start: at a restart, or taken over from a process
+        whose leases expired. Either way their last steps may have been half done."""
+        for job in jobs:
+            if job.id in self._jobs:
+                continue
             tracked = Tracked(job)
             self._jobs[job.id] = tracked
             if job.state is JobState.SUBMITTING:
                 # The POST may or may not have reached Together; a second one could bill twice.
                 self._runtime.spawn_work(tracked, self._submitter.fail_interrupted(tracked))
-        if self._jobs:
-            log.info("Resumed %d unfinished job(s) from the database", len(self._jobs))
-        await self._edits.show_unannounced()
+        self._runtime.wake.set()
 
     async def start(self) -> None:
         if self._edits.notifier is None:
@@ -166,12 +186,19 @@ class JobEngine:
             if pending:
                 await asyncio.wait(pending)
         await self._submitter.unprepare()
+        if self._keeper is not None:
+            await self._keeper.stop()
 
     def enqueue(self, job: Job) -> None:
         """Track a job the command has just stored and answered; the loop picks it up at once."""
-        if job.state.is_final:
+        if job.state.is_final or job.id in self._jobs:
             return
-        self._jobs.setdefault(job.id, Tracked(job))
+        tracked = self._jobs[job.id] = Tracked(job)
+        if self._keeper is not None:
+            # Claimed before anything else happens to it (busy until then): another process
+            # holding it would be working it already.
+            tracked.leased = False
+            self._runtime.spawn_work(tracked, self._keeper.claim_new(tracked))
         # A burst of commands would wake the loop once per job, and each pass looks at every
         # tracked job: new jobs wake it together, MIN_SLEEP after the first. Other wake-ups
         # (a finished task: a slot or a budget token may be free) stay immediate.
@@ -197,12 +224,7 @@ class JobEngine:
         tracked.busy = True  # keep the scheduler off it while the cancel is written
         try:
             with about_job(tracked.job):  # a member's button, not one of the engine's tasks
-                moved = await self._writer.move(
-                    tracked,
-                    JobState.CANCELLED,
-                    failure_reason=reason,
-                    finished_at=self._runtime.now(),
-                )
+                moved = await self._writer.cancel(tracked, reason)
         finally:
             tracked.busy = False
         return tracked.job if moved else None
@@ -248,6 +270,8 @@ class JobEngine:
         self._start_requests(now)
         self._deliveries.start(now)
         self._edits.tick(now)
+        if self._keeper is not None:
+            self._keeper.tick(now, claiming=self._accepting)
 
     def _start_requests(self, now: float, also: Tracked | None = None) -> bool:
         """Give the budget's free tokens to the POSTs and polls due, by priority: late polls,
@@ -293,6 +317,8 @@ class JobEngine:
                 work = min(work, tracked.due_at)
         if work < math.inf:
             work = max(work, self._budget.next_free(now))
+        if self._keeper is not None:
+            work = min(work, self._keeper.next_due())
         return min(work, self._edits.next_due(), now + MAX_SLEEP)
 
     def _active_counts(self) -> tuple[int, dict[int, int]]:

@@ -77,6 +77,79 @@ class JobStore(Protocol):
         ...
 
 
+class LeaseStore(Protocol):
+    """This process's job leases (storage.leases.JobLeases). Several processes may share one
+    database: each works only the jobs it holds (ARCHITECTURE.md, "Leases")."""
+
+    @property
+    def owner(self) -> str:
+        """This process's id, written as the owner of the leases it holds."""
+        ...
+
+    async def transition(
+        self, job_id: int, expected: JobState, new_state: JobState, now: float, **changes: object
+    ) -> Job | None:
+        """JobStore.transition, only while this process holds the job's lease; None (nothing
+        written) when the state or the lease is no longer as expected."""
+        ...
+
+    async def update(
+        self, job_id: int, expected: JobState, now: float, **changes: object
+    ) -> Job | None:
+        """JobStore.update, only while this process holds the job's lease."""
+        ...
+
+    async def claim_free(
+        self, now: float, until: float, unclaimed_before: float, limit: int
+    ) -> list[Job]:
+        """Claim up to ``limit`` unfinished jobs whose lease expired (or that nobody claimed
+        and were created before ``unclaimed_before``), oldest first; another process racing
+        for the same jobs gets the others."""
+        ...
+
+    async def claim_all(self, until: float) -> list[Job]:
+        """Claim every unfinished job, whoever held it (only when no other process lives)."""
+        ...
+
+    async def claim_new(self, job_id: int, now: float, until: float) -> bool:
+        """Claim one job; False when another process holds a live lease on it, or it ended."""
+        ...
+
+    async def renew(self, until: float) -> set[int]:
+        """Extend every lease this process holds, in one write; the ids still held."""
+        ...
+
+    async def renew_one(self, job_id: int, until: float) -> bool:
+        """Extend one lease; False when this process no longer holds it."""
+        ...
+
+    async def release_all(self, now: float) -> None:
+        """Give up every lease (clean shutdown): free for any process from ``now``."""
+        ...
+
+    async def holder(self, job_id: int) -> str | None:
+        """The process holding the job's lease, expired or not; None when nobody does."""
+        ...
+
+
+class ProcessTable(Protocol):
+    """This process's row among the running ones (storage.processes.Processes)."""
+
+    async def register(self, now: float) -> None: ...
+
+    async def beat(self, now: float) -> None:
+        """Renew this process's heartbeat."""
+        ...
+
+    async def remove(self) -> None:
+        """Clean shutdown: this process is gone."""
+        ...
+
+    async def forget_others(self) -> None:
+        """Remove the other processes' rows (they are known to be dead)."""
+        ...
+
+
 class VideoAPI(Protocol):
     """Together's /v2/videos (bot.together.TogetherClient); errors are TogetherError."""
 

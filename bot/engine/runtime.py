@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.engine.config import EngineConfig
-from bot.engine.ports import NoRecorder, Recorder
+from bot.engine.ports import LeaseStore, NoRecorder, Recorder
 from bot.engine.tracked import Tracked
 from bot.log_context import task_context
 from storage.models import Job
@@ -28,6 +28,39 @@ class Runtime:
         self.tasks: set[asyncio.Task[None]] = set()
         # Set by anything that may make work due sooner: a new job, a finished task.
         self.wake = asyncio.Event()
+        # This process's job leases, when processes share the database (bot/engine/leases.py).
+        self.leases: LeaseStore | None = None
+
+    async def lease_lost(self, tracked: Tracked) -> bool:
+        """After a refused write: True (and the job dropped) if another process holds it now."""
+        if self.leases is None:
+            return False
+        holder = await self.leases.holder(tracked.job.id)
+        if holder == self.leases.owner:
+            return False
+        self.drop(tracked.job.id, holder)
+        return True
+
+    async def still_held(self, tracked: Tracked) -> bool:
+        """Renew the job's lease right before an act that cannot be undone (the POST); False
+        (and the job dropped) when this process no longer holds it."""
+        if self.leases is None:
+            return True
+        until = self.now() + self.config.lease_seconds
+        if await self.leases.renew_one(tracked.job.id, until):
+            return True
+        self.drop(tracked.job.id, await self.leases.holder(tracked.job.id))
+        return False
+
+    def drop(self, job_id: int, holder: str | None) -> None:
+        """Forget a job whose lease this process lost: its new owner carries on."""
+        tracked = self.jobs.pop(job_id, None)
+        if tracked is not None:
+            log.warning(
+                "Lease lost (now held by %s); left to that process",
+                holder or "nobody",
+                extra={"job_id": job_id},
+            )
 
     def now(self) -> float:
         return self.clock.now()

@@ -242,6 +242,10 @@ class Submitter:
     async def _send(self, tracked: Tracked) -> None:
         job, request = tracked.job, tracked.request
         assert request is not None and job.state is JobState.SUBMITTING
+        # A process that stalled past its lease may find the job failed by its new owner:
+        # the lease is checked (and renewed) right before the one act that cannot be undone.
+        if not await self._runtime.still_held(tracked):
+            return
         tracked.submission, tracked.request = Submission.SENDING, None
         sent_at = self._runtime.now()
         try:

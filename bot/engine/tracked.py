@@ -52,6 +52,9 @@ class Tracked:
     submission: Submission | None = None
     request: CreateVideoRequest | None = None  # built, while READY
     accepted: VideoJob | None = None  # Together's answer, until it is stored
+    # Its lease is stored as this process's (always, without leases); False while a new job's
+    # claim is being written, so a renewal in between does not count it as lost.
+    leased: bool = True
 
     @property
     def holds_slot(self) -> bool:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 
 from bot.engine.decisions import Finish
-from bot.engine.ports import JobStore
+from bot.engine.ports import JobStore, LeaseStore
 from bot.engine.runtime import Runtime
 from bot.engine.tracked import Tracked
 from storage.models import Job, JobState
@@ -30,17 +30,34 @@ class StateWriter:
     async def move(self, tracked: Tracked, new_state: JobState, **changes: object) -> bool:
         """Compare-and-set the job's state; on success show it, on a lost race adopt the winner.
 
-        Returns False when another writer moved the job first: the working copy then holds
-        what the store holds (or is dropped, if that is final).
+        With leases, the write also requires this process's lease. Returns False when another
+        writer moved the job first: the working copy then holds what the store holds (or is
+        dropped, if that is final or another process holds its lease now).
         """
+        return await self._move(tracked, new_state, changes, leased=True)
+
+    async def cancel(self, tracked: Tracked, reason: str) -> bool:
+        """A member's cancel of a queued job: it counts whatever process holds the lease (the
+        holder's next write, made for "queued", then finds the job cancelled and drops it)."""
+        changes: dict[str, object] = {
+            "failure_reason": reason,
+            "finished_at": self._runtime.now(),
+        }
+        return await self._move(tracked, JobState.CANCELLED, changes, leased=False)
+
+    async def _move(
+        self, tracked: Tracked, new_state: JobState, changes: dict[str, object], leased: bool
+    ) -> bool:
         job = tracked.job
         if new_state.is_final and new_state is not JobState.DELIVERED:
             changes["announced"] = False  # until the edit that shows it has landed
-        updated = await self._store.transition(
+        store = self._leased() if leased else self._store
+        updated = await store.transition(
             job.id, job.state, new_state, self._runtime.now(), **changes
         )
         if updated is None:
-            await self._adopt_winner(tracked, new_state)
+            if not await self._runtime.lease_lost(tracked):
+                await self._adopt_winner(tracked, new_state)
             return False
         if updated.message_id is None and tracked.posted_message_id is not None:
             updated = dataclasses.replace(updated, message_id=tracked.posted_message_id)
@@ -52,6 +69,10 @@ class StateWriter:
         log.info("%s -> %s", job.state, new_state)
         self._count(updated, changes)
         return True
+
+    def _leased(self) -> JobStore | LeaseStore:
+        """Where the engine's writes go: through the lease when processes share the database."""
+        return self._runtime.leases or self._store
 
     def _count(self, moved: Job, changes: dict[str, object]) -> None:
         """Tell the metrics: a final state, and Together's cost once it is stored (a job's
@@ -79,10 +100,11 @@ class StateWriter:
 
     async def record_status(self, tracked: Tracked, provider_status: str) -> bool:
         """Note Together's status of a running job; False if it is no longer running."""
-        updated = await self._store.update(
+        updated = await self._leased().update(
             tracked.job.id, JobState.RUNNING, self._runtime.now(), provider_status=provider_status
         )
         if updated is None:
+            await self._runtime.lease_lost(tracked)
             return False
         tracked.job = updated
         return True
@@ -90,7 +112,7 @@ class StateWriter:
     async def requeue_unsent(self, tracked: Tracked) -> bool:
         """Put a job stored as "submitting" whose POST never left back in line (no edit)."""
         job = tracked.job
-        back = await self._store.transition(
+        back = await self._leased().transition(
             job.id, JobState.SUBMITTING, JobState.QUEUED, self._runtime.now()
         )
         if back is None:
@@ -99,7 +121,11 @@ class StateWriter:
         return True
 
     async def cancel_untracked(self, job_id: int, reason: str) -> Job | None:
-        """Cancel a queued job this engine does not hold; None when it is no longer queued."""
+        """Cancel a queued job this engine does not hold; None when it is no longer queued.
+
+        Whatever process holds its lease: the member's act counts anywhere, and the holder's
+        next write, made for "queued", finds the job cancelled and drops it.
+        """
         now = self._runtime.now()
         cancelled = await self._store.transition(
             job_id,

@@ -36,6 +36,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.together_base_url == "https://api.together.ai"
     assert settings.discord_api_base == "https://discord.com/api/v10"
     assert settings.progress_edit_interval == 10.0
+    assert settings.lease_seconds == 30.0
     assert "d-token" not in repr(settings) and "t-key" not in repr(settings)
 
 
@@ -106,6 +107,14 @@ def test_download_dir_can_be_another_volume(monkeypatch: pytest.MonkeyPatch) -> 
             "PROGRESS_EDIT_INTERVAL is invalid",
         ),
         ({"DISCORD_TOKEN": " ", "TOGETHER_API_KEY": "b"}, "DISCORD_TOKEN is invalid"),
+        (
+            {"DISCORD_TOKEN": "a", "TOGETHER_API_KEY": "b", "LEASE_SECONDS": "4"},
+            "LEASE_SECONDS is invalid",
+        ),
+        (
+            {"DISCORD_TOKEN": "a", "TOGETHER_API_KEY": "b", "LEASE_SECONDS": "601"},
+            "LEASE_SECONDS is invalid",
+        ),
     ],
 )
 def test_bad_settings_name_themselves(
