@@ -5,12 +5,11 @@ and the audit log that records every change to them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
-import aiosqlite
-
-from storage.db import Database, fetch_all, fetch_one
+from storage.driver import Connection, Database
 from storage.models import (
     FLOWS,
     LIMIT_NAMES,
@@ -106,6 +105,8 @@ class GuildSettingsRepository:
         self._db = db
         self._rules: dict[int, ServerRules] = {}
         self._loading: dict[int, asyncio.Future[ServerRules]] = {}
+        # Changes made through this repository, per server (see _change).
+        self._changes: dict[int, int] = {}
 
     async def rules(self, guild_id: int) -> ServerRules:
         """The server's rules, read once with the connection held, then served from memory.
@@ -131,15 +132,18 @@ class GuildSettingsRepository:
             self._loading.pop(guild_id, None)
 
     async def _read_rules(self, guild_id: int) -> ServerRules:
-        # Changes take the same lock as this read, and the copy is kept in the step the read
-        # ends in: no change can land between the two and be missed.
+        # SQLite: changes take the same lock as this read, and the copy is kept in the step the
+        # read ends in, so no change can land between the two and be missed. PostgreSQL: a
+        # change can commit while this read runs; the change counter tells, and then the copy
+        # is served to the commands waiting for it but not kept.
+        changes_before = self._changes.get(guild_id, 0)
         async with self._db.access() as conn:
             limits = await self._read_limits(conn, guild_id)
-            roles = await fetch_all(conn, SELECT_ROLE_QUOTAS, (guild_id,))
-            models = await fetch_all(conn, SELECT_MODEL_RULES, (guild_id,))
-            channels = await fetch_all(conn, SELECT_CHANNELS, (guild_id,))
-            blocked = await fetch_all(conn, SELECT_BLOCKED_IDS, (guild_id,))
-            flows = await fetch_all(conn, SELECT_FLOW_MODELS, (guild_id,))
+            roles = await conn.fetch_all(SELECT_ROLE_QUOTAS, (guild_id,))
+            models = await conn.fetch_all(SELECT_MODEL_RULES, (guild_id,))
+            channels = await conn.fetch_all(SELECT_CHANNELS, (guild_id,))
+            blocked = await conn.fetch_all(SELECT_BLOCKED_IDS, (guild_id,))
+            flows = await conn.fetch_all(SELECT_FLOW_MODELS, (guild_id,))
         rules = ServerRules(
             limits=limits,
             role_quotas={int(role_id): int(user_daily) for role_id, user_daily in roles},
@@ -148,8 +152,25 @@ class GuildSettingsRepository:
             blocked=frozenset(int(user_id) for (user_id,) in blocked),
             flow_models={str(flow): str(model_id) for flow, model_id in flows},
         )
-        self._rules[guild_id] = rules
+        if self._changes.get(guild_id, 0) == changes_before:
+            self._rules[guild_id] = rules
         return rules
+
+    @asynccontextmanager
+    async def _change(self, guild_id: int) -> AsyncIterator[Connection]:
+        """A transaction that changes the server's settings; its copy is dropped before and
+        after it. A read that began before the commit sees the counter move and is not kept
+        (on SQLite the shared lock already keeps reads and changes apart)."""
+        self._forget(guild_id)
+        try:
+            async with self._db.transaction() as conn:
+                yield conn
+        finally:
+            self._forget(guild_id)
+
+    def _forget(self, guild_id: int) -> None:
+        self._changes[guild_id] = self._changes.get(guild_id, 0) + 1
+        self._rules.pop(guild_id, None)
 
     # --- limits -------------------------------------------------------------------------
 
@@ -167,7 +188,9 @@ class GuildSettingsRepository:
         one transaction. With no changes, nothing is written or audited.
         """
         checked = {name: _check_limit(name, value) for name, value in changes.items()}
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
+            # Read-modify-write: two moderators at once must not undo each other's change.
+            await conn.serialize("guild_settings", guild_id)
             current = await self._read_limits(conn, guild_id)
             if not checked:
                 return current
@@ -179,8 +202,8 @@ class GuildSettingsRepository:
         return updated
 
     @staticmethod
-    async def _read_limits(conn: aiosqlite.Connection, guild_id: int) -> GuildLimits:
-        row = await fetch_one(conn, SELECT_LIMITS, (guild_id,))
+    async def _read_limits(conn: Connection, guild_id: int) -> GuildLimits:
+        row = await conn.fetch_one(SELECT_LIMITS, (guild_id,))
         return GuildLimits(*row) if row else GuildLimits()
 
     # --- role quotas --------------------------------------------------------------------
@@ -198,7 +221,7 @@ class GuildSettingsRepository:
         change and its audit entry are one transaction.
         """
         _check_limit("user_daily", user_daily)
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
             if user_daily is None:
                 await conn.execute(DELETE_ROLE_QUOTA, (guild_id, role_id))
             else:
@@ -218,7 +241,7 @@ class GuildSettingsRepository:
         """
         if rule not in ("allow", "deny", None):
             raise ValueError(f"unknown model rule {rule!r}")
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
             if rule is None:
                 await conn.execute(DELETE_MODEL_RULE, (guild_id, model_id))
             else:
@@ -237,7 +260,7 @@ class GuildSettingsRepository:
         """
         if flow not in FLOWS:
             raise ValueError(f"unknown flow {flow!r}")
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
             if model_id is None:
                 await conn.execute(DELETE_FLOW_MODEL, (guild_id, flow))
             else:
@@ -255,9 +278,9 @@ class GuildSettingsRepository:
         The old set is replaced, and the change audited, in one transaction.
         """
         wanted = sorted(set(channel_ids))
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
             await conn.execute(DELETE_CHANNELS, (guild_id,))
-            await conn.executemany(INSERT_CHANNEL, [(guild_id, c) for c in wanted])
+            await conn.execute_many(INSERT_CHANNEL, [(guild_id, c) for c in wanted])
             detail = ", ".join(f"<#{c}>" for c in wanted) or "all"
             await self._audit(conn, guild_id, actor_id, "channels", detail, now)
 
@@ -271,12 +294,12 @@ class GuildSettingsRepository:
         False also when another moderator made the same change first: the member was already
         blocked, or not blocked. The change and its audit entry are one transaction.
         """
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
             if blocked:
-                cursor = await conn.execute(INSERT_BLOCKED, (guild_id, user_id, actor_id, now))
+                changed = await conn.execute(INSERT_BLOCKED, (guild_id, user_id, actor_id, now))
             else:
-                cursor = await conn.execute(DELETE_BLOCKED, (guild_id, user_id))
-            if cursor.rowcount != 1:
+                changed = await conn.execute(DELETE_BLOCKED, (guild_id, user_id))
+            if changed != 1:
                 return False
             action = "block" if blocked else "unblock"
             await self._audit(conn, guild_id, actor_id, action, f"<@{user_id}>", now)
@@ -291,7 +314,7 @@ class GuildSettingsRepository:
 
     async def _audit(
         self,
-        conn: aiosqlite.Connection,
+        conn: Connection,
         guild_id: int,
         actor_id: int,
         action: str,
@@ -299,4 +322,3 @@ class GuildSettingsRepository:
         now: float,
     ) -> None:
         await conn.execute(INSERT_AUDIT, (guild_id, actor_id, action, detail, now))
-        self._rules.pop(guild_id, None)  # every change is audited, in its own transaction
