@@ -31,7 +31,7 @@ from bot.media.reencode import FitResult, ffmpeg_available, fit_under_limit
 from bot.metrics import PrometheusRecorder, metrics_served
 from bot.settings import Settings
 from bot.together.client import TogetherClient
-from storage.db import open_database
+from storage.db import open_configured
 from storage.forms import PendingForms
 from storage.jobs import JobRepository
 from storage.lock import acquire_database_lock
@@ -61,9 +61,11 @@ async def _assemble(
 ) -> AsyncIterator[VideoBot]:
     catalog = load_catalog(settings.models_file)
     # One bot per database: a second one would resume, poll and fail the first one's jobs.
+    # With DATABASE_URL the lock beside DATABASE_PATH still guards this machine's heartbeat
+    # and download folder, and PostgreSQL's own advisory lock guards the database.
     lock = acquire_database_lock(settings.database_path)
     try:
-        db = await open_database(settings.database_path)
+        db = await open_configured(settings.database_path, settings.database_url_text)
     except BaseException:
         lock.release()
         raise
