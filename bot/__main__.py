@@ -1,7 +1,8 @@
 """Composition root: Settings -> logging -> Storage -> TogetherClient -> JobEngine -> VideoBot.
 
 `video-bot` (no command) runs the bot; `video-bot health` and `video-bot backup PATH` are the
-operator's commands (bot/health.py, bot/backup.py) and need only DATABASE_PATH.
+operator's commands (bot/health.py, bot/backup.py) and need only DATABASE_PATH (backup copies
+SQLite only, and refuses when DATABASE_URL is set).
 """
 
 from __future__ import annotations
