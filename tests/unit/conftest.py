@@ -4,7 +4,7 @@
 tests that use it are skipped when ffmpeg/ffprobe are not on PATH.
 
 ``any_db``: an empty database of each driver in turn: SQLite, then PostgreSQL at
-TEST_DATABASE_URL (skipped without it, failed without it when CI=true; tests/unit/databases.py).
+TEST_DATABASE_URL (skipped without it, failed without it when CI=true; tests/databases.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from bot.media.reencode import ffmpeg_available
 from storage.db import open_database
 from storage.driver import Database
-from tests.unit.databases import (
+from tests.databases import (
     drop_database,
     open_test_postgres,
     run_aside,

@@ -84,7 +84,7 @@ def test_named_values_follow_the_numbers_and_mixed_styles_are_refused() -> None:
 def test_without_a_server_postgresql_tests_skip_but_fail_on_ci(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests.unit.databases import server_url
+    from tests.databases import server_url
 
     monkeypatch.delenv("TEST_DATABASE_URL", raising=False)
     monkeypatch.delenv("CI", raising=False)

@@ -1,4 +1,4 @@
-"""The PostgreSQL driver against a real server (TEST_DATABASE_URL; see tests/unit/databases.py):
+"""The PostgreSQL driver against a real server (TEST_DATABASE_URL; see tests/databases.py):
 migrations, the schema SQLite has, one bot per database, and reservations from two pools."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from storage.jobs import JobRepository
 from storage.models import EffectiveLimits, Job, JobState
 from storage.postgres import MIGRATIONS_DIR, open_postgres, redact
 from storage.reservations import Reservations
-from tests.unit.databases import (
+from tests.databases import (
     create_database,
     drop_database,
     open_test_postgres,

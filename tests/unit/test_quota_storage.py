@@ -24,7 +24,7 @@ from storage.models import EffectiveLimits, GuildLimits, Job, JobState, MemberUs
 from storage.reservations import Reservations
 from storage.server_settings import GuildSettingsRepository
 from storage.usage import UsageRepository, insert_within_limits, read_member_usage
-from tests.unit.databases import reopen
+from tests.databases import reopen
 from tests.unit.fakes import new_job
 
 NOW = 1_700_000_000.0
