@@ -17,13 +17,16 @@ RUN groupadd --gid 10001 bot \
     && chown -R bot:bot /data
 
 WORKDIR /app
+# The same install steps .ci/run proves in a fresh virtual environment: the dependencies exactly
+# as locked, every file checked against its hash, then the bot itself without resolving again.
+COPY requirements/bot.lock ./requirements/
+RUN pip install --no-cache-dir --require-hashes -r requirements/bot.lock
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY cogs ./cogs
 COPY storage ./storage
 COPY sandbox ./sandbox
-# The same install step .ci/run proves in a fresh virtual environment.
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir --no-deps .
 
 USER 10001:10001
 VOLUME ["/data"]

@@ -93,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.together_api_key.get_secret_value(),
             *database_password(settings.database_url_text),
         ],
+        settings.log_format,
     )
     try:
         return asyncio.run(run(settings))

@@ -29,8 +29,10 @@ from bot.media.files import DownloadedVideo, VideoFormat
 from bot.media.frames import last_frame
 from bot.media.reencode import FitResult, ffmpeg_available, fit_under_limit
 from bot.metrics import PrometheusRecorder, metrics_served
+from bot.safety import SafetyGuard
 from bot.settings import Settings
 from bot.together.client import TogetherClient
+from bot.together.moderation import TogetherModeration
 from storage.db import open_configured
 from storage.forms import PendingForms
 from storage.jobs import JobRepository
@@ -166,6 +168,7 @@ async def _assemble(
                 engine,
                 settings.default_model,
                 {"animate": settings.animate_model, "edit": settings.edit_model},
+                safety=_safety_guard(settings, server_settings, together),
             )
             bot = VideoBot(
                 settings,
@@ -198,3 +201,16 @@ async def _assemble(
             await db.close()
         finally:
             lock.release()
+
+
+def _safety_guard(
+    settings: Settings, server_settings: GuildSettingsRepository, together: TogetherClient
+) -> SafetyGuard:
+    """The safety controls; prompt screening only when SAFETY_MODEL names a model."""
+    timeout = settings.safety_timeout_seconds
+    screen = (
+        TogetherModeration(together, settings.safety_model, timeout)
+        if settings.safety_model
+        else None
+    )
+    return SafetyGuard(server_settings, screen, timeout)

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_DATABASE_PATH = Path("data/bot.sqlite3")
+LOG_FORMATS = ("text", "json")
 DATABASE_URL_SCHEMES = ("postgresql", "postgres")
 
 
@@ -85,6 +86,12 @@ class Settings(BaseSettings):
     # Prometheus /metrics (bot/metrics.py): off unless a port is given; loopback by default.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
+    # The moderation model for prompt screening (/videoadmin safety screening); empty: the
+    # screening is off on this bot. SAFETY_TIMEOUT_SECONDS bounds one check.
+    safety_model: str = "meta-llama/Llama-Guard-4-12B"
+    safety_timeout_seconds: float = Field(default=3.0, ge=0.2, le=10.0)
+    # text: for people (today's lines); json: one object per line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("discord_token", "together_api_key")
     @classmethod
@@ -96,6 +103,14 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return SecretStr(secret)
 
+    @field_validator("safety_model")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        value = value.strip()
+        if value and (any(c.isspace() for c in value) or len(value) > 200):
+            raise ValueError("must be a Together model id such as meta-llama/Llama-Guard-4-12B")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -103,6 +118,14 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _known_format(cls, value: object) -> object:
+        form = value.strip().lower() if isinstance(value, str) else value
+        if form not in LOG_FORMATS:
+            raise ValueError(f"must be {' or '.join(LOG_FORMATS)}")
+        return form
 
     @field_validator("together_base_url", "discord_api_base", "discord_gateway_url")
     @classmethod

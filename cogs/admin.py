@@ -1,4 +1,4 @@
-"""/videoadmin: quotas, models, channels, blocking, usage, jobs and the audit log.
+"""/videoadmin: quotas, models, channels, blocking, safety, usage, jobs and the audit log.
 
 Visible by default to members with Manage Server, and checked again when run: server admins
 can re-map command permissions, so the check that counts is ours. Every reply is private.
@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.domain.errors import InvalidOptionError
 from cogs import status as status_report
+from cogs.safety import SafetyChange, run_safety
 from cogs.text import job_line, limits_text
 from cogs.usage import CHART_FILENAME, usage_answer
 from storage.models import Flow, ModelRule
@@ -248,6 +249,35 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
             self._guild(interaction), user.id, False, interaction.user.id, time.time()
         )
         await self._reply(interaction, f"{user.mention} can use /video here again.")
+
+    @app_commands.command(
+        name="safety",
+        description="Age-restricted channels, blocked words, prompt screening (none given: show)",
+    )
+    @app_commands.describe(
+        age_restricted_only="Start videos only in age-restricted (NSFW) channels and their threads",
+        block="A word or phrase to refuse in prompts (case, accents and spacing ignored)",
+        unblock="A blocked word or phrase to allow again",
+        screening="Check prompts with a moderation model before accepting them",
+        if_screen_down="When the moderation model cannot answer",
+    )
+    @app_commands.choices(
+        if_screen_down=[
+            app_commands.Choice(name="Refuse the video", value="refuse"),
+            app_commands.Choice(name="Let the video through", value="allow"),
+        ]
+    )
+    async def safety(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        age_restricted_only: bool | None = None,
+        block: app_commands.Range[str, 1, 200] | None = None,
+        unblock: app_commands.Range[str, 1, 200] | None = None,
+        screening: bool | None = None,
+        if_screen_down: str | None = None,
+    ) -> None:
+        change = SafetyChange(age_restricted_only, screening, if_screen_down, block, unblock)
+        await run_safety(self.bot, interaction, change)
 
     @app_commands.command(
         name="usage", description="Videos and spend in the last 24 hours and 30 days, with a chart"

@@ -292,6 +292,19 @@ Flow = Literal["animate", "edit"]
 
 # --- server settings and their audit --------------------------------------------------------
 
+ScreenPolicy = Literal["refuse", "allow"]
+SAFETY_NAMES = ("age_restricted_only", "screening", "screen_unavailable")
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyRules:
+    """A server's safety controls (/videoadmin safety); the defaults are everything off."""
+
+    age_restricted_only: bool = False
+    screening: bool = False
+    screen_unavailable: ScreenPolicy = "refuse"  # when the moderation model gives no answer
+    blocked_words: tuple[str, ...] = ()  # folded (bot.domain.safety.fold), sorted
+
 
 @dataclass(frozen=True, slots=True)
 class ServerRules:
@@ -304,6 +317,7 @@ class ServerRules:
     blocked: frozenset[int]
     # flow ("animate", "edit") -> the server's own model for it; absent: the bot-wide default
     flow_models: Mapping[str, str] = field(default_factory=dict)
+    safety: SafetyRules = SafetyRules()
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from bot.engine.snapshot import EngineSnapshot, take_snapshot
 from bot.engine.submission import Submitter
 from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
+from bot.log_context import about_job, task_context
 from storage.models import UNFINISHED_STATES, Job, JobState
 
 log = logging.getLogger("bot.engine")
@@ -144,7 +145,10 @@ class JobEngine:
         if self._edits.notifier is None:
             raise RuntimeError("JobEngine.start() needs a notifier: call attach() first")
         await self.recover()
-        self._loop_task = asyncio.create_task(self._run(), name="job-engine")
+        # The loop is about no job, whoever starts the engine; each job's work gets its own ids.
+        self._loop_task = asyncio.create_task(
+            self._run(), name="job-engine", context=task_context(None)
+        )
 
     async def stop(self, grace: float = 8.0) -> None:
         """Stop taking jobs, let in-flight work finish (bounded), then stop the loop."""
@@ -192,12 +196,13 @@ class JobEngine:
             return None
         tracked.busy = True  # keep the scheduler off it while the cancel is written
         try:
-            moved = await self._writer.move(
-                tracked,
-                JobState.CANCELLED,
-                failure_reason=reason,
-                finished_at=self._runtime.now(),
-            )
+            with about_job(tracked.job):  # a member's button, not one of the engine's tasks
+                moved = await self._writer.move(
+                    tracked,
+                    JobState.CANCELLED,
+                    failure_reason=reason,
+                    finished_at=self._runtime.now(),
+                )
         finally:
             tracked.busy = False
         return tracked.job if moved else None

@@ -49,7 +49,7 @@ class StateWriter:
             self.on_moved(tracked)
         if updated.state.is_final:
             self._runtime.jobs.pop(job.id, None)
-        log.info("Job %d: %s -> %s", job.id, job.state, new_state)
+        log.info("%s -> %s", job.state, new_state)
         self._count(updated, changes)
         return True
 
@@ -70,10 +70,7 @@ class StateWriter:
         job = tracked.job
         fresh = await self._store.get(job.id)
         log.info(
-            "Job %d: state moved elsewhere (now %s); %s not applied",
-            job.id,
-            fresh.state if fresh else "gone",
-            lost,
+            "State moved elsewhere (now %s); %s not applied", fresh.state if fresh else "gone", lost
         )
         if fresh is None or fresh.state.is_final:
             self._runtime.jobs.pop(job.id, None)
