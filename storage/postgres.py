@@ -17,6 +17,7 @@ Chosen by DATABASE_URL=postgresql://... (bot/settings.py). What differs from SQL
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -40,6 +41,7 @@ MIGRATION_LOCK = "video-bot:migrate"
 # How long opening may wait for the server before the start fails with one line.
 CONNECT_TIMEOUT = 10.0
 POOL_MAX_SIZE = 10
+CLOSE_TIMEOUT = 10.0
 
 _VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -134,7 +136,11 @@ class PostgresDatabase(Database):
 
     async def close(self) -> None:
         try:
-            await self.pool.close()
+            # Graceful (each connection's work finishes), but bounded: a connection stuck on a
+            # dead server must not hold the bot's exit.
+            await asyncio.wait_for(self.pool.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self.pool.terminate()
         finally:
             if self._instance is not None:
                 # Closing the session releases its advisory lock.
