@@ -57,3 +57,11 @@ async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         db = await open_test_postgres(request.getfixturevalue("postgres_url"))
     yield db
     await db.close()
+
+
+@pytest.fixture
+async def pg_db(postgres_url: str) -> AsyncIterator[Database]:
+    """An empty, migrated PostgreSQL database (for what only PostgreSQL has)."""
+    db = await open_test_postgres(postgres_url)
+    yield db
+    await db.close()

@@ -142,12 +142,10 @@ async def postgres_schema(db: Database) -> tuple[dict[str, list[tuple[str, str, 
 
 
 async def test_the_schema_has_sqlites_tables_columns_types_and_indexes(
-    any_db: Database, tmp_path: Path
+    pg_db: Database, tmp_path: Path
 ) -> None:
-    if any_db.dialect != "postgresql":
-        pytest.skip("compares the PostgreSQL schema with SQLite's")
     sqlite_columns, sqlite_indexes = await sqlite_schema(tmp_path / "bot.sqlite3")
-    postgres_columns, postgres_indexes = await postgres_schema(any_db)
+    postgres_columns, postgres_indexes = await postgres_schema(pg_db)
     assert sorted(postgres_columns) == sorted(sqlite_columns), "the same tables"
     for table, expected in sqlite_columns.items():
         found = postgres_columns[table]
@@ -230,9 +228,7 @@ async def test_a_transition_raced_from_two_pools_has_one_winner(
     assert len([r for r in results if r is not None]) == 1
 
 
-async def test_a_snapshot_is_read_only(any_db: Database) -> None:
-    if any_db.dialect != "postgresql":
-        pytest.skip("SQLite's snapshot is its write transaction")
+async def test_a_snapshot_is_read_only(pg_db: Database) -> None:
     with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
-        async with any_db.snapshot() as conn:
+        async with pg_db.snapshot() as conn:
             await conn.execute("DELETE FROM jobs")
