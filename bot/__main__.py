@@ -1,7 +1,8 @@
 """Composition root: Settings -> logging -> Storage -> TogetherClient -> JobEngine -> VideoBot.
 
 `video-bot` (no command) runs the bot; `video-bot health` and `video-bot backup PATH` are the
-operator's commands (bot/health.py, bot/backup.py) and need only DATABASE_PATH.
+operator's commands (bot/health.py, bot/backup.py) and need only DATABASE_PATH (backup copies
+SQLite only, and refuses when DATABASE_URL is set).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bot.backup import run_backup
 from bot.domain.catalog import Catalog, CatalogError, load_catalog
@@ -86,7 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     configure_logging(
         settings.log_level_number,
-        [settings.discord_token.get_secret_value(), settings.together_api_key.get_secret_value()],
+        [
+            settings.discord_token.get_secret_value(),
+            settings.together_api_key.get_secret_value(),
+            *database_password(settings.database_url_text),
+        ],
         settings.log_format,
     )
     try:
@@ -118,13 +124,19 @@ def run_command(args: Sequence[str]) -> int:
     backup.add_argument("path", type=Path, metavar="PATH")
     chosen = parser.parse_args(args)
     try:
-        database = load_database_settings().database_path
+        database_settings = load_database_settings()
     except SettingsError as exc:
         print(f"video-bot: {exc}", file=sys.stderr)
         # Docker reserves a health check's exit code 2: unhealthy is 1, whatever the reason.
         return EXIT_UNHEALTHY if chosen.command == "health" else EXIT_CONFIG
+    database = database_settings.database_path
     if chosen.command == "health":
+        # With DATABASE_URL too: the bot holds DATABASE_PATH's lock and writes its heartbeat
+        # beside it, and the heartbeat's database probe goes to PostgreSQL.
         return health(database)
+    if database_settings.database_url is not None:
+        print(f"video-bot: {BACKUP_NEEDS_SQLITE}", file=sys.stderr)
+        return EXIT_CONFIG
     return backup_to(database, chosen.path)
 
 
@@ -143,6 +155,18 @@ def backup_to(database: Path, target: Path) -> int:
     return outcome.code
 
 
+BACKUP_NEEDS_SQLITE = (
+    "backup copies the SQLite database at DATABASE_PATH, but DATABASE_URL is set: back up "
+    "PostgreSQL with pg_dump instead (see README, Backups)"
+)
+
+
+def database_password(url: str | None) -> list[str]:
+    """DATABASE_URL's password, for the log redaction (none when there is no URL)."""
+    password = urlsplit(url).password if url else None
+    return [password] if password else []
+
+
 def describe_database_error(exc: DatabaseInUse | DatabaseUnusable) -> str:
     if isinstance(exc, DatabaseInUse):
         holder = f"pid {exc.holder_pid}" if exc.holder_pid is not None else "pid unknown"
@@ -150,7 +174,7 @@ def describe_database_error(exc: DatabaseInUse | DatabaseUnusable) -> str:
             f"DATABASE_PATH {exc.database_path} is in use by another bot process ({holder}); "
             "stop it first, or give this one its own DATABASE_PATH"
         )
-    return f"DATABASE_PATH {exc.path} cannot be used: {exc.reason}"
+    return f"{exc.setting} {exc.target} cannot be used: {exc.reason}"
 
 
 if __name__ == "__main__":

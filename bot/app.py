@@ -34,7 +34,7 @@ from bot.safety import SafetyGuard
 from bot.settings import Settings
 from bot.together.client import TogetherClient
 from bot.together.moderation import TogetherModeration
-from storage.db import open_database
+from storage.db import open_configured
 from storage.forms import PendingForms
 from storage.jobs import JobRepository
 from storage.leases import JobLeases
@@ -66,9 +66,11 @@ async def _assemble(
 ) -> AsyncIterator[VideoBot]:
     catalog = load_catalog(settings.models_file)
     # One bot per database: a second one would resume, poll and fail the first one's jobs.
+    # With DATABASE_URL the lock beside DATABASE_PATH still guards this machine's heartbeat
+    # and download folder, and PostgreSQL's own advisory lock guards the database.
     lock = acquire_database_lock(settings.database_path)
     try:
-        db = await open_database(settings.database_path)
+        db = await open_configured(settings.database_path, settings.database_url_text)
     except BaseException:
         lock.release()
         raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -17,6 +18,29 @@ from bot.sharding import SYNC_CHOICES, SyncCommands, parse_shard_ids
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_DATABASE_PATH = Path("data/bot.sqlite3")
 LOG_FORMATS = ("text", "json")
+DATABASE_URL_SCHEMES = ("postgresql", "postgres")
+
+
+def check_database_url(value: object) -> SecretStr | None:
+    """DATABASE_URL: blank is None (SQLite); else a postgresql:// URL with a database name.
+
+    The message never repeats the value: it may hold a password.
+    """
+    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value or "")
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in DATABASE_URL_SCHEMES or len(parts.path) < 2:
+        raise ValueError(
+            "must be a PostgreSQL URL such as postgresql://user:password@host:5432/dbname, "
+            "or empty for the SQLite database at DATABASE_PATH"
+        )
+    return SecretStr(text)
 
 
 class Settings(BaseSettings):
@@ -32,6 +56,9 @@ class Settings(BaseSettings):
     discord_token: SecretStr
     together_api_key: SecretStr
     database_path: Path = DEFAULT_DATABASE_PATH
+    # PostgreSQL instead of SQLite (storage/postgres.py); DATABASE_PATH then only places the
+    # process lock, the heartbeat and the default download folder.
+    database_url: SecretStr | None = None
     # Where videos are downloaded before upload; None: a "downloads" folder beside the database.
     download_dir: Path | None = None
     together_base_url: str = "https://api.together.ai"
@@ -146,6 +173,11 @@ class Settings(BaseSettings):
             raise ValueError("must be an address to listen on, such as 127.0.0.1 or 0.0.0.0")
         return value
 
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url(cls, value: object) -> SecretStr | None:
+        return check_database_url(value)
+
     @field_validator("models_file", "download_dir", "metrics_port", "shard_count", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
@@ -157,15 +189,27 @@ class Settings(BaseSettings):
         return self.download_dir or self.database_path.parent / "downloads"
 
     @property
+    def database_url_text(self) -> str | None:
+        """DATABASE_URL itself (with its password), or None for SQLite."""
+        return self.database_url.get_secret_value() if self.database_url else None
+
+    @property
     def log_level_number(self) -> int:
         return int(logging.getLevelName(self.log_level))
 
 
 class DatabaseSettings(BaseSettings):
-    """DATABASE_PATH alone, read like Settings: all that `video-bot health` and `backup` need."""
+    """DATABASE_PATH and DATABASE_URL, read like Settings: all that `video-bot health` and
+    `backup` need."""
 
     model_config = Settings.model_config
     database_path: Path = DEFAULT_DATABASE_PATH
+    database_url: SecretStr | None = None
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url(cls, value: object) -> SecretStr | None:
+        return check_database_url(value)
 
 
 class SettingsError(Exception):

@@ -1,1 +1,2 @@
-"""SQLite storage: the only package that imports aiosqlite."""
+"""The database: repositories over one driver protocol (SQLite or PostgreSQL); the only
+package that imports aiosqlite or asyncpg, and only in its drivers."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from storage.db import Database, fetch_one
+from storage.driver import Database
 from storage.models import DAY_SECONDS, PendingFile
 
 FIELDS = tuple(f.name for f in dataclasses.fields(PendingFile))
@@ -30,7 +30,7 @@ class PendingForms:
         values = [getattr(file, name) for name in FIELDS[1:]]
         async with self._db.transaction() as conn:
             await conn.execute(DELETE_STALE, (file.created_at - DAY_SECONDS,))
-            row = await fetch_one(conn, INSERT, values)
+            row = await conn.fetch_one(INSERT, values)
         assert row is not None
         return int(row[0])
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-import aiosqlite
-
-from storage.db import Database, fetch_all, fetch_one
+from storage.driver import Connection, Database
 from storage.models import FINAL_STATES, Job, JobState, MediaLink, NewJob
 from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, UNFINISHED, job_from_row, new_job_values
 
@@ -107,7 +105,7 @@ COUNT_MEMBER = "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ? AND
 # joins left out (they stitch the parts, they are not one); a part made twice counts once.
 COUNT_CHAIN_PARTS = """
 SELECT COUNT(DISTINCT COALESCE(chain_part, 1)) FROM jobs
-WHERE (id = :chain OR chain_id = :chain) AND derivation IS NOT 'join'
+WHERE (id = :chain OR chain_id = :chain) AND (derivation IS NULL OR derivation <> 'join')
 """
 
 
@@ -135,7 +133,7 @@ def transition_params(
 
 
 async def insert_job(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     new_job: NewJob,
     media: Mapping[str, bytes] | None,
     links: Sequence[MediaLink] = (),
@@ -145,19 +143,21 @@ async def insert_job(
     Atomic only with the transaction the caller holds (JobRepository.create opens one; the
     quota reservation in storage.reservations runs it in the transaction that read the usage).
     """
-    row = await fetch_one(conn, INSERT_JOB, new_job_values(new_job))
+    row = await conn.fetch_one(INSERT_JOB, new_job_values(new_job))
     assert row is not None
     job = job_from_row(row)
     if media:
-        await conn.executemany(INSERT_MEDIA, [(job.id, kind, data) for kind, data in media.items()])
+        await conn.execute_many(
+            INSERT_MEDIA, [(job.id, kind, data) for kind, data in media.items()]
+        )
     if links:
         rows = [(job.id, *(getattr(link, name) for name in LINK_FIELDS)) for link in links]
-        await conn.executemany(INSERT_LINK, rows)
+        await conn.execute_many(INSERT_LINK, rows)
     return job
 
 
 class JobRepository:
-    """Jobs in SQLite. Every state change is a compare-and-set on (id, state).
+    """Jobs in the database. Every state change is a compare-and-set on (id, state).
 
     Each method is one statement or one transaction of its own, so it is atomic; a method that
     can lose a race to another writer says what it returns when it does. None of them raises
@@ -201,7 +201,8 @@ class JobRepository:
         anything, when `changes` names a column outside MUTABLE_COLUMNS.
         """
         # One statement in autocommit mode is its own transaction: the compare-and-set and the
-        # read of its result are atomic, in one trip to SQLite's thread.
+        # read of its result are atomic (one trip to SQLite's thread; on PostgreSQL a second
+        # writer waits for the row and re-checks the state, so it loses).
         sql = transition_statement(changes)
         row = await self._db.fetch_one(
             sql, transition_params(job_id, expected, new_state, now, changes)
@@ -260,8 +261,8 @@ class JobRepository:
         pruned = 0
         while True:
             async with self._db.transaction() as conn:
-                rows = await fetch_all(conn, sql, {"now": now, "before": before, "batch": batch})
-                await conn.executemany(DELETE_MEDIA, rows)
+                rows = await conn.fetch_all(sql, {"now": now, "before": before, "batch": batch})
+                await conn.execute_many(DELETE_MEDIA, rows)
             pruned += len(rows)
             if len(rows) < batch:
                 return pruned

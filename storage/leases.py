@@ -18,6 +18,8 @@ from storage.models import Job, JobState
 from storage.rows import JOB_COLUMNS, UNFINISHED, job_from_row
 
 _RETURNING = ", ".join(JOB_COLUMNS)
+# The jobs columns this module owns: who holds a job and until when (not part of Job).
+LEASE_COLUMNS = frozenset({"lease_owner", "lease_until"})
 
 # Free: the lease expired, or nobody ever held it and its creator had a lease's time to claim
 # it (a job is stored before the member's first answer and only then handed to the engine;

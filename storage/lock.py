@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from storage.db import DatabaseUnusable
+from storage.driver import DatabaseUnusable
 
 LOCK_SUFFIX = ".lock"
 _LOCK_MODE = 0o600

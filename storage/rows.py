@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
-
-import aiosqlite
 
 from storage.models import Derivation, Job, JobState, NewJob, VideoParams
 
@@ -49,7 +47,8 @@ JOB_COLUMNS = _flat_columns(Job)
 # The columns a new job is inserted with; the rest start NULL or take their defaults.
 NEW_JOB_COLUMNS = _flat_columns(NewJob)
 
-# Word for word the WHERE clause of the jobs_unfinished partial index, so SQLite uses it.
+# Word for word the WHERE clause of the jobs_unfinished partial index, so SQLite uses it
+# (PostgreSQL's planner proves the implication itself, but the same text serves both).
 UNFINISHED = "state IN ('queued', 'submitting', 'running', 'delivering')"
 
 
@@ -83,7 +82,7 @@ def new_job_values(new_job: NewJob) -> dict[str, object]:
     return values
 
 
-def job_from_row(row: aiosqlite.Row | tuple[Any, ...]) -> Job:
+def job_from_row(row: Sequence[Any]) -> Job:
     """The Job in a row selected or returned as JOB_COLUMNS, in that order."""
     values = dict(zip(JOB_COLUMNS, row, strict=True))
     values["params"] = params_from_columns(values)

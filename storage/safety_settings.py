@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-import aiosqlite
-
-from storage.db import fetch_all, fetch_one
+from storage.driver import Connection
 from storage.models import SAFETY_NAMES, SafetyRules
 
 SELECT_SAFETY = """
@@ -55,18 +53,16 @@ def check_safety(changes: dict[str, object]) -> None:
             raise ValueError(f"{name} must be on or off")
 
 
-async def read_safety(conn: aiosqlite.Connection, guild_id: int) -> SafetyRules:
-    row = await fetch_one(conn, SELECT_SAFETY, (guild_id,))
-    words = tuple(str(entry) for (entry,) in await fetch_all(conn, SELECT_WORDS, (guild_id,)))
+async def read_safety(conn: Connection, guild_id: int) -> SafetyRules:
+    row = await conn.fetch_one(SELECT_SAFETY, (guild_id,))
+    words = tuple(str(entry) for (entry,) in await conn.fetch_all(SELECT_WORDS, (guild_id,)))
     if row is None:
         return SafetyRules(blocked_words=words)
     age, screening, unavailable = row
     return SafetyRules(bool(age), bool(screening), unavailable, words)
 
 
-async def write_safety(
-    conn: aiosqlite.Connection, guild_id: int, rules: SafetyRules, now: float
-) -> None:
+async def write_safety(conn: Connection, guild_id: int, rules: SafetyRules, now: float) -> None:
     await conn.execute(
         UPSERT_SAFETY,
         {
@@ -80,19 +76,19 @@ async def write_safety(
 
 
 async def add_word(
-    conn: aiosqlite.Connection, guild_id: int, entry: str, limit: int, actor_id: int, now: float
+    conn: Connection, guild_id: int, entry: str, limit: int, actor_id: int, now: float
 ) -> WordChange:
     """Add `entry` unless it is there or the list is full; counted in the caller's transaction."""
-    (count,) = await fetch_one(conn, COUNT_WORDS, (guild_id,))
-    if count >= limit:
-        exists = await fetch_one(
-            conn, "SELECT 1 FROM blocked_words WHERE guild_id = ? AND entry = ?", (guild_id, entry)
+    counted = await conn.fetch_one(COUNT_WORDS, (guild_id,))
+    if counted is not None and counted[0] >= limit:
+        exists = await conn.fetch_one(
+            "SELECT 1 FROM blocked_words WHERE guild_id = ? AND entry = ?", (guild_id, entry)
         )
         return WordChange.UNCHANGED if exists else WordChange.FULL
-    cursor = await conn.execute(INSERT_WORD, (guild_id, entry, actor_id, now))
-    return WordChange.DONE if cursor.rowcount == 1 else WordChange.UNCHANGED
+    inserted = await conn.execute(INSERT_WORD, (guild_id, entry, actor_id, now))
+    return WordChange.DONE if inserted == 1 else WordChange.UNCHANGED
 
 
-async def remove_word(conn: aiosqlite.Connection, guild_id: int, entry: str) -> WordChange:
-    cursor = await conn.execute(DELETE_WORD, (guild_id, entry))
-    return WordChange.DONE if cursor.rowcount == 1 else WordChange.UNCHANGED
+async def remove_word(conn: Connection, guild_id: int, entry: str) -> WordChange:
+    deleted = await conn.execute(DELETE_WORD, (guild_id, entry))
+    return WordChange.DONE if deleted == 1 else WordChange.UNCHANGED

@@ -5,12 +5,11 @@ and the audit log that records every change to them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
-import aiosqlite
-
-from storage.db import Database, fetch_all, fetch_one
+from storage.driver import Connection, Database
 from storage.models import (
     FLOWS,
     LIMIT_NAMES,
@@ -145,6 +144,8 @@ class GuildSettingsRepository:
         # that started before a change and ends after its news is not kept.
         self._last_change = 0
         self._latest: dict[int, int] = {}
+        # Changes made through this repository, per server (see _change).
+        self._changes: dict[int, int] = {}
 
     async def rules(self, guild_id: int) -> ServerRules:
         """The server's rules, read once with the connection held, then served from memory.
@@ -169,18 +170,21 @@ class GuildSettingsRepository:
             self._loading.pop(guild_id, None)
 
     async def _read_rules(self, guild_id: int) -> ServerRules:
-        # Changes take the same lock as this read, and the copy is kept in the step the read
-        # ends in: no change can land between the two and be missed.
+        # SQLite: changes take the same lock as this read, and the copy is kept in the step the
+        # read ends in, so no change can land between the two and be missed. PostgreSQL: a
+        # change can commit while this read runs; the change counter tells, and then the copy
+        # is served to the commands waiting for it but not kept.
+        changes_before = self._changes.get(guild_id, 0)
         async with self._db.access() as conn:
             # The version first: a change landing during the reads below makes the copy older
             # than that change's version, so catch_up drops it.
-            version_row = await fetch_one(conn, SELECT_VERSION, (guild_id,))
+            version_row = await conn.fetch_one(SELECT_VERSION, (guild_id,))
             limits = await self._read_limits(conn, guild_id)
-            roles = await fetch_all(conn, SELECT_ROLE_QUOTAS, (guild_id,))
-            models = await fetch_all(conn, SELECT_MODEL_RULES, (guild_id,))
-            channels = await fetch_all(conn, SELECT_CHANNELS, (guild_id,))
-            blocked = await fetch_all(conn, SELECT_BLOCKED_IDS, (guild_id,))
-            flows = await fetch_all(conn, SELECT_FLOW_MODELS, (guild_id,))
+            roles = await conn.fetch_all(SELECT_ROLE_QUOTAS, (guild_id,))
+            models = await conn.fetch_all(SELECT_MODEL_RULES, (guild_id,))
+            channels = await conn.fetch_all(SELECT_CHANNELS, (guild_id,))
+            blocked = await conn.fetch_all(SELECT_BLOCKED_IDS, (guild_id,))
+            flows = await conn.fetch_all(SELECT_FLOW_MODELS, (guild_id,))
             safety = await read_safety(conn, guild_id)
         rules = ServerRules(
             limits=limits,
@@ -192,7 +196,10 @@ class GuildSettingsRepository:
             safety=safety,
         )
         version = int(version_row[0]) if version_row else 0
-        if version >= self._latest.get(guild_id, 0):
+        # Kept only if no newer version was heard of, and no change made through this
+        # repository overtook the read (possible with PostgreSQL's pool).
+        unchanged = self._changes.get(guild_id, 0) == changes_before
+        if unchanged and version >= self._latest.get(guild_id, 0):
             self._rules[guild_id] = _Cached(rules, version)
         return rules
 
@@ -223,6 +230,22 @@ class GuildSettingsRepository:
                 dropped += 1
         return dropped
 
+    @asynccontextmanager
+    async def _change(self, guild_id: int) -> AsyncIterator[Connection]:
+        """A transaction that changes the server's settings; its copy is dropped before and
+        after it. A read that began before the commit sees the counter move and is not kept
+        (on SQLite the shared lock already keeps reads and changes apart)."""
+        self._forget(guild_id)
+        try:
+            async with self._db.transaction() as conn:
+                yield conn
+        finally:
+            self._forget(guild_id)
+
+    def _forget(self, guild_id: int) -> None:
+        self._changes[guild_id] = self._changes.get(guild_id, 0) + 1
+        self._rules.pop(guild_id, None)
+
     # --- limits -------------------------------------------------------------------------
 
     async def limits(self, guild_id: int) -> GuildLimits:
@@ -239,7 +262,9 @@ class GuildSettingsRepository:
         one transaction. With no changes, nothing is written or audited.
         """
         checked = {name: _check_limit(name, value) for name, value in changes.items()}
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
+            # Read-modify-write: two moderators at once must not undo each other's change.
+            await conn.serialize("guild_settings", guild_id)
             current = await self._read_limits(conn, guild_id)
             if not checked:
                 return current
@@ -251,8 +276,8 @@ class GuildSettingsRepository:
         return updated
 
     @staticmethod
-    async def _read_limits(conn: aiosqlite.Connection, guild_id: int) -> GuildLimits:
-        row = await fetch_one(conn, SELECT_LIMITS, (guild_id,))
+    async def _read_limits(conn: Connection, guild_id: int) -> GuildLimits:
+        row = await conn.fetch_one(SELECT_LIMITS, (guild_id,))
         return GuildLimits(*row) if row else GuildLimits()
 
     # --- role quotas --------------------------------------------------------------------
@@ -270,7 +295,7 @@ class GuildSettingsRepository:
         change and its audit entry are one transaction.
         """
         _check_limit("user_daily", user_daily)
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
             if user_daily is None:
                 await conn.execute(DELETE_ROLE_QUOTA, (guild_id, role_id))
             else:
@@ -290,7 +315,7 @@ class GuildSettingsRepository:
         """
         if rule not in ("allow", "deny", None):
             raise ValueError(f"unknown model rule {rule!r}")
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
             if rule is None:
                 await conn.execute(DELETE_MODEL_RULE, (guild_id, model_id))
             else:
@@ -309,7 +334,7 @@ class GuildSettingsRepository:
         """
         if flow not in FLOWS:
             raise ValueError(f"unknown flow {flow!r}")
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
             if model_id is None:
                 await conn.execute(DELETE_FLOW_MODEL, (guild_id, flow))
             else:
@@ -327,9 +352,9 @@ class GuildSettingsRepository:
         The old set is replaced, and the change audited, in one transaction.
         """
         wanted = sorted(set(channel_ids))
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
             await conn.execute(DELETE_CHANNELS, (guild_id,))
-            await conn.executemany(INSERT_CHANNEL, [(guild_id, c) for c in wanted])
+            await conn.execute_many(INSERT_CHANNEL, [(guild_id, c) for c in wanted])
             detail = ", ".join(f"<#{c}>" for c in wanted) or "all"
             await self._audit(conn, guild_id, actor_id, "channels", detail, now)
 
@@ -343,12 +368,12 @@ class GuildSettingsRepository:
         False also when another moderator made the same change first: the member was already
         blocked, or not blocked. The change and its audit entry are one transaction.
         """
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
             if blocked:
-                cursor = await conn.execute(INSERT_BLOCKED, (guild_id, user_id, actor_id, now))
+                changed = await conn.execute(INSERT_BLOCKED, (guild_id, user_id, actor_id, now))
             else:
-                cursor = await conn.execute(DELETE_BLOCKED, (guild_id, user_id))
-            if cursor.rowcount != 1:
+                changed = await conn.execute(DELETE_BLOCKED, (guild_id, user_id))
+            if changed != 1:
                 return False
             action = "block" if blocked else "unblock"
             await self._audit(conn, guild_id, actor_id, action, f"<@{user_id}>", now)
@@ -365,7 +390,9 @@ class GuildSettingsRepository:
         The change and its audit entry are one transaction; with no changes, nothing is written.
         """
         check_safety(changes)
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
+            # Read-modify-write: two moderators at once must not undo each other's change.
+            await conn.serialize("guild_settings", guild_id)
             current = await read_safety(conn, guild_id)
             if not changes:
                 return current
@@ -380,7 +407,9 @@ class GuildSettingsRepository:
     ) -> WordChange:
         """Add (up to `limit` entries) or remove one blocked entry, kept as given (the caller
         folds it). Audited only when the list changed, in the same transaction."""
-        async with self._db.transaction() as conn:
+        async with self._change(guild_id) as conn:
+            # The count and the insert must agree: no other change to the list in between.
+            await conn.serialize("guild_settings", guild_id)
             if add:
                 change = await add_word(conn, guild_id, entry, limit, actor_id, now)
             else:
@@ -407,7 +436,7 @@ class GuildSettingsRepository:
 
     async def _audit(
         self,
-        conn: aiosqlite.Connection,
+        conn: Connection,
         guild_id: int,
         actor_id: int,
         action: str,
@@ -417,6 +446,7 @@ class GuildSettingsRepository:
         await conn.execute(INSERT_AUDIT, (guild_id, actor_id, action, detail, now))
         # Every change is audited, in its own transaction: the version goes with it.
         await conn.execute(BUMP_CHANGE_COUNTER)
-        (version,) = await fetch_one(conn, SELECT_CHANGE_COUNTER)
-        await conn.execute(UPSERT_VERSION, (guild_id, int(version)))
+        counter = await conn.fetch_one(SELECT_CHANGE_COUNTER)
+        assert counter is not None  # the migration made its one row
+        await conn.execute(UPSERT_VERSION, (guild_id, int(counter[0])))
         self._rules.pop(guild_id, None)

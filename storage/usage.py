@@ -7,7 +7,8 @@ Together's reported cost when known, else the catalog estimate. Usage is always 
 `jobs`, never kept in counters, so it cannot drift from the jobs themselves.
 
 The functions that take a connection run inside the caller's transaction (or, for one
-statement, its exclusive access); UsageRepository opens its own.
+statement, its exclusive access); UsageRepository opens its own. The SQL is shared by both
+drivers (storage.driver) except where noted.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict
 
-import aiosqlite
-
-from storage.db import Database, fetch_all, fetch_one
+from storage.driver import Connection, Database, Dialect
 from storage.models import (
     DAY_SECONDS,
     MONEY_EPSILON,
@@ -33,7 +32,7 @@ from storage.models import (
 from storage.rows import JOB_COLUMNS, NEW_JOB_COLUMNS, UNFINISHED, job_from_row, new_job_values
 
 # The rule above as SQL, shared by every usage query so they cannot disagree.
-_NOT_JOIN = "derivation IS NOT 'join'"
+_NOT_JOIN = "(derivation IS NULL OR derivation <> 'join')"
 _COUNTS = f"""state NOT IN ('cancelled', 'timed_out')
     AND NOT (state = 'failed' AND together_id IS NULL) AND {_NOT_JOIN}"""
 _SPEND = "COALESCE(cost_usd, estimated_cost_usd)"
@@ -41,8 +40,9 @@ _SPEND = "COALESCE(cost_usd, estimated_cost_usd)"
 # One pass over the server's counting jobs of the last 30 days gives every windowed figure.
 SELECT_WINDOW_USAGE = f"""
 SELECT
-    COALESCE(SUM(user_id = :user_id AND created_at > :day_start), 0) AS user_day,
-    COALESCE(SUM(created_at > :day_start), 0) AS guild_day,
+    COALESCE(SUM(CASE WHEN user_id = :user_id AND created_at > :day_start THEN 1 ELSE 0 END), 0)
+        AS user_day,
+    COALESCE(SUM(CASE WHEN created_at > :day_start THEN 1 ELSE 0 END), 0) AS guild_day,
     COALESCE(SUM({_SPEND}), 0.0) AS guild_month_usd,
     MIN(CASE WHEN user_id = :user_id AND created_at > :day_start THEN created_at END),
     MIN(CASE WHEN created_at > :day_start THEN created_at END),
@@ -57,6 +57,9 @@ WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
 # The reservation's fast path: the job is inserted only if quota.check would accept it, in one
 # statement (atomic on its own in autocommit mode), so one trip to SQLite's thread. Same
 # comparisons, in the same terms, as quota.check; test_quota_storage holds them together.
+# SQLite only: one statement is serialized against every other writer there (the database's
+# write lock), not on PostgreSQL, where two such statements would read the same usage and both
+# insert; there the reservation always takes storage.reservations' serialized transaction.
 INSERT_WITHIN_LIMITS = f"""
 INSERT INTO jobs (state, updated_at, {", ".join(NEW_JOB_COLUMNS)})
 SELECT 'queued', :created_at, {", ".join(":" + c for c in NEW_JOB_COLUMNS)}
@@ -70,32 +73,40 @@ RETURNING {", ".join(JOB_COLUMNS)}
 """
 SELECT_REPORT_TOTALS = f"""
 SELECT
-    COALESCE(SUM(created_at > :day_start), 0),
+    COALESCE(SUM(CASE WHEN created_at > :day_start THEN 1 ELSE 0 END), 0),
     COALESCE(SUM(CASE WHEN created_at > :day_start THEN {_SPEND} END), 0.0),
     COUNT(*),
     COALESCE(SUM({_SPEND}), 0.0)
 FROM jobs
 WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
-    AND (:user_id IS NULL OR user_id = :user_id)
+    AND (CAST(:user_id AS BIGINT) IS NULL OR user_id = :user_id)
 """
 SELECT_REPORT_MEMBERS = f"""
 SELECT user_id, COUNT(*), COALESCE(SUM({_SPEND}), 0.0) AS spend
 FROM jobs
 WHERE guild_id = :guild_id AND created_at > :month_start AND {_COUNTS}
-    AND (:user_id IS NULL OR user_id = :user_id)
+    AND (CAST(:user_id AS BIGINT) IS NULL OR user_id = :user_id)
 GROUP BY user_id
 ORDER BY spend DESC, COUNT(*) DESC, user_id
 LIMIT :top
 """
 # Counting jobs per UTC day (created_at is Unix time, so whole days since the epoch are UTC
-# days); days without a counting job have no row.
-SELECT_DAILY_USAGE = f"""
-SELECT CAST(created_at / {DAY_SECONDS} AS INTEGER) AS day, COUNT(*), COALESCE(SUM({_SPEND}), 0.0)
+# days); days without a counting job have no row. The day number is the one dialect-specific
+# part: SQLite's CAST truncates (created_at is positive, so that is the floor), PostgreSQL's
+# rounds to the nearest, and SQLite has FLOOR only when built with its math functions.
+_DAILY_USAGE = f"""
+SELECT {{day}} AS day, COUNT(*), COALESCE(SUM({_SPEND}), 0.0)
 FROM jobs
 WHERE guild_id = :guild_id AND created_at >= :first_day AND created_at < :end AND {_COUNTS}
-    AND (:user_id IS NULL OR user_id = :user_id)
+    AND (CAST(:user_id AS BIGINT) IS NULL OR user_id = :user_id)
 GROUP BY day
 """
+SELECT_DAILY_USAGE = _DAILY_USAGE.format(day=f"CAST(created_at / {DAY_SECONDS} AS INTEGER)")
+SELECT_DAILY_USAGE_POSTGRESQL = _DAILY_USAGE.format(day=f"FLOOR(created_at / {DAY_SECONDS})")
+DAILY_USAGE_SQL: dict[Dialect, str] = {
+    "sqlite": SELECT_DAILY_USAGE,
+    "postgresql": SELECT_DAILY_USAGE_POSTGRESQL,
+}
 DAILY_USAGE_DAYS = 30
 
 
@@ -105,15 +116,16 @@ def _window_starts(now: float) -> dict[str, float]:
 
 
 async def read_member_usage(
-    conn: aiosqlite.Connection, guild_id: int, user_id: int, now: float
+    conn: Connection, guild_id: int, user_id: int, now: float
 ) -> MemberUsage:
     """The member's usage at `now`; run it inside the caller's transaction.
 
-    One statement: its figures are consistent with each other. Under the caller's BEGIN
-    IMMEDIATE they stay true until that transaction ends.
+    One statement: its figures are consistent with each other. They stay true until the
+    caller's transaction ends when it holds off the other writers: SQLite's BEGIN IMMEDIATE
+    does, and on PostgreSQL Connection.serialize on the server (storage.reservations).
     """
     params = {"guild_id": guild_id, "user_id": user_id, **_window_starts(now)}
-    row = await fetch_one(conn, SELECT_WINDOW_USAGE, params)
+    row = await conn.fetch_one(SELECT_WINDOW_USAGE, params)
     assert row is not None  # aggregates always return a row
     user_day, guild_day, month_usd, user_oldest, guild_oldest, month_oldest, active = row
     return MemberUsage(
@@ -128,7 +140,7 @@ async def read_member_usage(
 
 
 async def insert_within_limits(
-    conn: aiosqlite.Connection, new_job: NewJob, limits: EffectiveLimits
+    conn: Connection, new_job: NewJob, limits: EffectiveLimits
 ) -> Job | None:
     """Store the job if the member's usage leaves room under `limits`; None if it does not.
 
@@ -136,9 +148,12 @@ async def insert_within_limits(
     other writer can land between the usage it reads and the job it inserts. Run it with the
     connection from Database.access(). None does not say which limit refused, and nothing is
     stored then; Reservations.create_within_quota reads the usage again to find out.
+    SQLite only (see INSERT_WITHIN_LIMITS): raises RuntimeError on another dialect.
     """
+    if conn.dialect != "sqlite":
+        raise RuntimeError("the one-statement reservation is atomic only on SQLite")
     params = {**new_job_values(new_job), **asdict(limits), **_window_starts(new_job.created_at)}
-    row = await fetch_one(conn, INSERT_WITHIN_LIMITS, params)
+    row = await conn.fetch_one(INSERT_WITHIN_LIMITS, params)
     return job_from_row(row) if row else None
 
 
@@ -154,7 +169,7 @@ class UsageRepository:
         Read in one transaction of its own; a video accepted right after may change it, so a
         decision to store a job must use storage.reservations instead.
         """
-        async with self._db.transaction() as conn:
+        async with self._db.snapshot() as conn:
             return await read_member_usage(conn, guild_id, user_id, now)
 
     async def usage_report(
@@ -164,7 +179,7 @@ class UsageRepository:
 
         With user_id, every figure is that member's, and top_members is just them (with zeros
         when they have no counting job). The totals and the members are read in one
-        transaction, so they agree.
+        snapshot, so they agree.
         """
         params = {
             "guild_id": guild_id,
@@ -172,9 +187,9 @@ class UsageRepository:
             **_window_starts(now),
             "top": 1 if user_id is not None else top,
         }
-        async with self._db.transaction() as conn:
-            totals = await fetch_one(conn, SELECT_REPORT_TOTALS, params)
-            members = await fetch_all(conn, SELECT_REPORT_MEMBERS, params)
+        async with self._db.snapshot() as conn:
+            totals = await conn.fetch_one(SELECT_REPORT_TOTALS, params)
+            members = await conn.fetch_all(SELECT_REPORT_MEMBERS, params)
         assert totals is not None  # aggregates always return a row
         rows = [UsageRow(int(uid), int(jobs), float(spend)) for uid, jobs, spend in members]
         if user_id is not None and not rows:
@@ -201,7 +216,7 @@ class UsageRepository:
             "first_day": first * DAY_SECONDS,
             "end": (today + 1) * DAY_SECONDS,
         }
-        rows = await self._db.fetch_all(SELECT_DAILY_USAGE, params)
+        rows = await self._db.fetch_all(DAILY_USAGE_SQL[self._db.dialect], params)
         found = {int(day): (int(jobs), float(spend)) for day, jobs, spend in rows}
         epoch = dt.date(1970, 1, 1)
         return [

@@ -1,4 +1,5 @@
-"""`video-bot health` and `backup PATH` read DATABASE_PATH alone; their lines and exit codes."""
+"""`video-bot health` and `backup PATH` read DATABASE_PATH (and DATABASE_URL) alone; their lines
+and exit codes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from bot.__main__ import main
 @pytest.fixture
 def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """DATABASE_PATH set, and nothing else: no tokens, no .env in the working folder."""
-    for name in ("DISCORD_TOKEN", "TOGETHER_API_KEY"):
+    for name in ("DISCORD_TOKEN", "TOGETHER_API_KEY", "DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "bot.sqlite3"
@@ -57,3 +58,18 @@ def test_an_unknown_command_is_a_usage_error(
         main(["frobnicate"])
     assert info.value.code == 2
     assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_backup_with_database_url_refuses_in_one_line(
+    database: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bot:secret-pw@db/videos")
+    assert main(["backup", str(tmp_path / "copy.sqlite3")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "DATABASE_URL is set: back up PostgreSQL with pg_dump" in err
+    assert "secret-pw" not in err
+    assert not (tmp_path / "copy.sqlite3").exists()

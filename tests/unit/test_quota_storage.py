@@ -1,4 +1,4 @@
-"""Quota storage on a real SQLite file: what counts, windows, settings, audit, and the race."""
+"""Quota storage on both drivers (any_db): what counts, windows, settings, audit, and the race."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import asyncio
 import sqlite3
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiosqlite
+import asyncpg
 import pytest
 from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
@@ -18,11 +18,13 @@ from hypothesis import strategies as st
 
 from bot.domain.quota import check
 from storage.db import Database, open_database
+from storage.driver import Connection, Params
 from storage.jobs import JobRepository
 from storage.models import EffectiveLimits, GuildLimits, Job, JobState, MemberUsage, UsageRow
 from storage.reservations import Reservations
 from storage.server_settings import GuildSettingsRepository
 from storage.usage import UsageRepository, insert_within_limits, read_member_usage
+from tests.databases import reopen
 from tests.unit.fakes import new_job
 
 NOW = 1_700_000_000.0
@@ -33,7 +35,13 @@ MOD = 99
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
+def db(any_db: Database) -> Database:
+    return any_db
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """For what only SQLite has: its query plans, the one-statement reservation."""
     database = await open_database(tmp_path / "bot.sqlite3")
     yield database
     await database.close()
@@ -112,12 +120,12 @@ async def test_migrations_apply_from_empty(tmp_path: Path) -> None:
     } <= names
 
 
-async def test_usage_queries_use_the_indexes(db: Database) -> None:
+async def test_usage_queries_use_the_indexes(sqlite_db: Database) -> None:
     from storage import jobs, usage
 
-    async def plan(sql: str, params: object) -> str:
-        async with db.access() as conn, conn.execute(f"EXPLAIN QUERY PLAN {sql}", params) as cur:
-            return " ".join(str(row[-1]) for row in await cur.fetchall())
+    async def plan(sql: str, params: Params) -> str:
+        rows = await sqlite_db.fetch_all(f"EXPLAIN QUERY PLAN {sql}", params)
+        return " ".join(str(row[-1]) for row in rows)
 
     window = {"guild_id": 1, "user_id": 2, "day_start": 0, "month_start": 0}
     usage_plan = await plan(usage.SELECT_WINDOW_USAGE, window)
@@ -237,15 +245,37 @@ async def test_set_limits_validates(
     assert await settings.audit(GUILD) == []
 
 
+NO_AUDIT_TRIGGER = {
+    "sqlite": [
+        "CREATE TRIGGER no_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'x'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION no_audit() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN RAISE EXCEPTION 'x'; END $$",
+        "CREATE TRIGGER no_audit BEFORE INSERT ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION no_audit()",
+    ],
+}
+
+DROP_NO_AUDIT = {
+    "sqlite": ["DROP TRIGGER no_audit"],
+    "postgresql": ["DROP TRIGGER no_audit ON audit_log", "DROP FUNCTION no_audit()"],
+}
+
+
 async def test_change_and_audit_share_one_transaction(db: Database) -> None:
     # If the audit insert fails, the change must not stay behind.
     settings = GuildSettingsRepository(db)
     async with db.access() as conn:
-        await conn.execute(
-            "CREATE TRIGGER no_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'x'); END"
-        )
-    with pytest.raises(sqlite3.IntegrityError):
-        await settings.set_limits(GUILD, MOD, NOW, user_daily=5)
+        for statement in NO_AUDIT_TRIGGER[db.dialect]:
+            await conn.execute(statement)
+    try:
+        with pytest.raises((sqlite3.IntegrityError, asyncpg.RaiseError)):
+            await settings.set_limits(GUILD, MOD, NOW, user_daily=5)
+    finally:  # the PostgreSQL database outlives the test: put the schema back
+        async with db.access() as conn:
+            for statement in DROP_NO_AUDIT[db.dialect]:
+                await conn.execute(statement)
     assert await settings.limits(GUILD) == GuildLimits()
 
 
@@ -395,8 +425,7 @@ async def test_create_within_quota_accepts_and_refuses(
     refused = await reservations.create_within_quota(new_job(NOW + 1), decide, media)
     assert refused == Full(1)
     assert seen[1].user_active == 1 and seen[1].user_day_oldest == NOW
-    async with db.access() as conn, conn.execute("SELECT COUNT(*) FROM job_media") as cur:
-        assert await cur.fetchone() == (1,), "a refusal stores nothing"
+    assert await db.fetch_one("SELECT COUNT(*) FROM job_media") == (1,), "a refusal stores nothing"
 
 
 async def test_a_failing_decision_stores_nothing(
@@ -434,38 +463,48 @@ async def test_fifty_concurrent_requests_get_exactly_five(
 
 
 async def test_the_race_across_two_connections(db: Database) -> None:
-    other = await open_database(db.path)
+    # SQLite: two connections; PostgreSQL: two pools, as two bot processes would have.
+    other = await reopen(db)
     try:
         results = await _race([Reservations(db), Reservations(other)], 25)
     finally:
         await other.close()
     assert len([r for r in results if isinstance(r, Job)]) == 5
     assert len([r for r in results if isinstance(r, Full)]) == 45
-    with sqlite3.connect(db.path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone() == (5,)
+    assert await db.fetch_one("SELECT COUNT(*) FROM jobs") == (5,)
 
 
 # --- the in-memory copy of server settings ----------------------------------------------------
 
 
 class CountingDatabase(Database):
-    """Counts the reads that reach SQLite."""
+    """Another database, counting the reads that reach it."""
 
     reads = 0
 
+    def __init__(self, inner: Database) -> None:
+        self.inner = inner
+        self.dialect = inner.dialect
+
     @asynccontextmanager
-    async def access(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def access(self) -> AsyncIterator[Connection]:
         self.reads += 1
-        async with super().access() as conn:
+        async with self.inner.access() as conn:
             yield conn
+
+    def transaction(self) -> AbstractAsyncContextManager[Connection]:
+        return self.inner.transaction()
+
+    def snapshot(self) -> AbstractAsyncContextManager[Connection]:
+        return self.inner.snapshot()
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 @pytest.fixture
-async def counting_db(tmp_path: Path) -> AsyncIterator[CountingDatabase]:
-    opened = await open_database(tmp_path / "rules.sqlite3")
-    database = CountingDatabase(opened.connection, opened.path)
-    yield database
-    await database.close()
+def counting_db(any_db: Database) -> CountingDatabase:
+    return CountingDatabase(any_db)
 
 
 async def test_server_rules_are_read_once_and_every_change_shows_at_once(

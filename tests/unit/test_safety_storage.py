@@ -1,9 +1,8 @@
-"""The safety settings and blocked words on a real SQLite file: defaults, changes, bounds, the
+"""The safety settings and blocked words on both drivers (any_db): defaults, changes, bounds, the
 audit entries, the cached rules, and refusals recorded without dropping the cache."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,8 @@ NOW = 1_700_000_000.0
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(tmp_path / "bot.sqlite3")
-    yield database
-    await database.close()
+def db(any_db: Database) -> Database:
+    return any_db
 
 
 @pytest.fixture

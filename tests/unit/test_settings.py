@@ -23,6 +23,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "LOG_FORMAT",
         "PROGRESS_EDIT_INTERVAL",
         "DATABASE_PATH",
+        "DATABASE_URL",
         "DOWNLOAD_DIR",
     ):
         monkeypatch.delenv(name, raising=False)
@@ -191,13 +192,14 @@ def test_unknown_default_model_stops_start_up_in_one_line(tmp_path: Path) -> Non
     assert len(lines) == 1 and "DEFAULT_MODEL is invalid: acme/nothing" in lines[0]
 
 
-def start_bot(cwd: Path, database: Path) -> subprocess.CompletedProcess[str]:
+def start_bot(cwd: Path, database: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(ROOT),
         "DISCORD_TOKEN": "d",
         "TOGETHER_API_KEY": "t",
         "DATABASE_PATH": str(database),
+        **extra,
     }
     return subprocess.run(
         [sys.executable, "-m", "bot"], cwd=cwd, env=env, capture_output=True, text=True
@@ -253,3 +255,56 @@ def test_a_bad_metrics_setting_is_named(tmp_path: Path, line: str, name: str) ->
     with pytest.raises(SettingsError) as caught:
         load_settings(env_file=env)
     assert str(caught.value).startswith(f"{name} is invalid")
+
+
+def test_database_url_is_sqlite_when_blank_and_kept_secret(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("DISCORD_TOKEN=a\nTOGETHER_API_KEY=b\nDATABASE_URL=\n")
+    assert load_settings(env_file=env).database_url_text is None
+    url = "postgresql://bot:hunter2-secret@db.example:5432/videos"
+    env.write_text(f"DISCORD_TOKEN=a\nTOGETHER_API_KEY=b\nDATABASE_URL= {url}\n")
+    settings = load_settings(env_file=env)
+    assert settings.database_url_text == url
+    assert "hunter2-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///data/bot.sqlite3",
+        "mysql://bot:pw@db/videos",
+        "postgresql://bot:pw@db:notaport/videos",
+        "postgresql://bot:pw@db:5432",  # no database name
+        "db.example:5432/videos",
+    ],
+)
+def test_a_bad_database_url_is_one_line_naming_it(tmp_path: Path, url: str) -> None:
+    env = tmp_path / ".env"
+    env.write_text(f"DISCORD_TOKEN=a\nTOGETHER_API_KEY=b\nDATABASE_URL={url}\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(env_file=env)
+    message = str(info.value)
+    assert message.startswith("DATABASE_URL is invalid: must be a PostgreSQL URL")
+    assert "\n" not in message and "pw" not in message
+
+
+def test_start_with_a_bad_database_url_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = start_bot(tmp_path, tmp_path / "bot.sqlite3", DATABASE_URL="mysql://u:pw@h/d")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("video-bot: DATABASE_URL is invalid: must be a PostgreSQL URL")
+
+
+def test_start_on_an_unreachable_postgresql_prints_one_line_without_the_password(
+    tmp_path: Path,
+) -> None:
+    # A unix socket folder with no server in it: refused at once, no network involved.
+    url = f"postgresql://bot:hunter2-secret@/videos?host={tmp_path / 'nothing-here'}"
+    result = start_bot(tmp_path, tmp_path / "bot.sqlite3", DATABASE_URL=url)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("video-bot: DATABASE_URL postgresql://bot@/videos cannot be used: ")
+    assert "hunter2-secret" not in result.stderr
+    assert not (tmp_path / "bot.sqlite3").exists(), "no SQLite database made instead"

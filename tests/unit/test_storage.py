@@ -1,4 +1,5 @@
-"""Storage on a real SQLite file: migrations, round trips, compare-and-set transitions."""
+"""Storage on a real SQLite file (migrations, damage, locks) and, for the jobs repository, on
+both drivers (round trips, compare-and-set transitions): see the any_db fixture."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from storage.db import BUSY_TIMEOUT_MS, DatabaseUnusable, list_migrations, open_database
+from storage.db import (
+    BUSY_TIMEOUT_MS,
+    Database,
+    DatabaseUnusable,
+    list_migrations,
+    open_database,
+)
 from storage.jobs import JobRepository
 from storage.models import Derivation, JobState
 from tests.unit.fakes import new_job
@@ -130,10 +137,8 @@ async def test_broken_migration_rolls_back(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def repo(tmp_path: Path):  # type: ignore[no-untyped-def]
-    db = await open_database(tmp_path / "bot.sqlite3")
-    yield JobRepository(db)
-    await db.close()
+def repo(any_db: Database) -> JobRepository:
+    return JobRepository(any_db)
 
 
 async def test_create_and_read_back(repo: JobRepository) -> None:
@@ -282,24 +287,20 @@ async def test_chain_size_counts_parts_not_joins_or_repeats(repo: JobRepository)
 
 
 async def test_pending_forms_keep_a_pick_until_forgotten_and_drop_stale_ones(
-    tmp_path: Path,
+    any_db: Database,
 ) -> None:
     from storage.forms import PendingForms
     from storage.models import PendingFile
 
-    db = await open_database(tmp_path / "bot.sqlite3")
-    try:
-        forms = PendingForms(db)
-        pick = PendingFile(0, 1, 2, 3, 4, 5, "https://cdn/x.png", "x.png", "image/png", 10, 1000.0)
-        first = await forms.put(pick)
-        kept = await forms.get(first)
-        assert kept is not None and kept.url == "https://cdn/x.png" and kept.id == first
-        later = await forms.put(dataclasses.replace(pick, created_at=1000.0 + 86_401))
-        assert await forms.get(first) is None, "a day-old form is dropped"
-        await forms.forget(later)
-        assert await forms.get(later) is None
-    finally:
-        await db.close()
+    forms = PendingForms(any_db)
+    pick = PendingFile(0, 1, 2, 3, 4, 5, "https://cdn/x.png", "x.png", "image/png", 10, 1000.0)
+    first = await forms.put(pick)
+    kept = await forms.get(first)
+    assert kept is not None and kept.url == "https://cdn/x.png" and kept.id == first
+    later = await forms.put(dataclasses.replace(pick, created_at=1000.0 + 86_401))
+    assert await forms.get(first) is None, "a day-old form is dropped"
+    await forms.forget(later)
+    assert await forms.get(later) is None
 
 
 async def test_recent_failures_are_the_servers_latest_failed_and_timed_out(

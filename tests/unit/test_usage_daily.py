@@ -1,9 +1,8 @@
-"""UsageRepository.daily_usage on a real SQLite file: what counts, UTC day boundaries, gaps."""
+"""UsageRepository.daily_usage on both drivers (any_db): what counts, UTC day boundaries, gaps."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,10 +22,8 @@ FIRST_DAY = MIDNIGHT - 29 * DAY_SECONDS  # 2023-10-16 00:00:00 UTC
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(tmp_path / "bot.sqlite3")
-    yield database
-    await database.close()
+def db(any_db: Database) -> Database:
+    return any_db
 
 
 @pytest.fixture
@@ -144,11 +141,12 @@ async def test_one_member_only(usage: UsageRepository, jobs: JobRepository) -> N
     }
 
 
-async def test_the_daily_query_uses_the_guild_index(db: Database) -> None:
+async def test_the_daily_query_uses_the_guild_index(tmp_path: Path) -> None:
     params = {"guild_id": 1, "user_id": None, "first_day": 0.0, "end": 1.0}
-    async with (
-        db.access() as conn,
-        conn.execute(f"EXPLAIN QUERY PLAN {SELECT_DAILY_USAGE}", params) as cursor,
-    ):
-        plan = " ".join(str(row[-1]) for row in await cursor.fetchall())
+    db = await open_database(tmp_path / "bot.sqlite3")  # SQLite's query plan
+    try:
+        rows = await db.fetch_all(f"EXPLAIN QUERY PLAN {SELECT_DAILY_USAGE}", params)
+    finally:
+        await db.close()
+    plan = " ".join(str(row[-1]) for row in rows)
     assert "jobs_by_guild" in plan

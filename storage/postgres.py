@@ -1,0 +1,263 @@
+"""The PostgreSQL driver (asyncpg): a pool, migrations, and one bot per database.
+
+Chosen by DATABASE_URL=postgresql://... (bot/settings.py). What differs from SQLite:
+
+- Statements run side by side on the pool's connections, not one at a time; transactions are
+  READ COMMITTED, so a read-decide-write serializes itself (`Connection.serialize`, an
+  advisory lock) and reports read in a REPEATABLE READ snapshot (`Database.snapshot`).
+- The placeholders of the shared SQL are translated to `$n` once per text (storage.placeholders);
+  asyncpg prepares each translated text once per connection and keeps it.
+- The schema version is the one row of `schema_version`; the migrations are
+  storage/migrations/postgresql/NNN_name.sql, each in one transaction, under an advisory lock
+  so two processes starting together do not both apply one.
+- There is no file to quick_check and no flock: the server keeps its own data sound (WAL,
+  checksums if the cluster has them), and one bot per database is a session advisory lock held
+  on a connection of its own for the bot's life (`single_instance`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from storage.driver import Connection, Database, DatabaseUnusable, Params, Row, list_migrations
+from storage.placeholders import arguments, translate
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations") / "postgresql"
+URL_SCHEMES = ("postgresql", "postgres")
+
+# Advisory lock keys are hashes of these names (hashtextextended), far from any small integer.
+INSTANCE_LOCK = "video-bot:instance"
+MIGRATION_LOCK = "video-bot:migrate"
+# How long opening may wait for the server before the start fails with one line.
+CONNECT_TIMEOUT = 10.0
+POOL_MAX_SIZE = 10
+CLOSE_TIMEOUT = 10.0
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    one      BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    version  INTEGER NOT NULL
+)
+"""
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+
+
+def redact(url: str) -> str:
+    """The URL without its password (and without a query string that might carry one)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class PostgresConnection(Connection):
+    """A pool connection lent by PostgresDatabase for one access() or transaction()."""
+
+    dialect = "postgresql"
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        text, values = arguments(sql, params)
+        return [tuple(record) for record in await self._connection.fetch(text, *values)]
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        text, values = arguments(sql, params)
+        record = await self._connection.fetchrow(text, *values)
+        return tuple(record) if record is not None else None
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        text, values = arguments(sql, params)
+        status = await self._connection.execute(text, *values)
+        # The command tag: "INSERT 0 1", "UPDATE 3", "DELETE 0", "CREATE TABLE" ...
+        last = str(status).rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+    async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
+        translated = translate(sql)
+        batch = [translated.arguments(params) for params in rows]
+        if batch:
+            await self._connection.executemany(translated.sql, batch)
+
+    async def serialize(self, scope: str, key: int) -> None:
+        if not self._connection.is_in_transaction():
+            raise RuntimeError("serialize() needs a transaction")
+        await self._connection.execute(_LOCK, f"{scope}:{key}")
+
+
+class PostgresDatabase(Database):
+    """An asyncpg pool; each access() or transaction() borrows one of its connections."""
+
+    dialect = "postgresql"
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        url: str,
+        instance: asyncpg.Connection | None = None,
+    ) -> None:
+        self.pool = pool
+        self.target = redact(url)  # for messages
+        self.url = url  # with its password: never log it
+        self._instance = instance
+
+    @asynccontextmanager
+    async def access(self) -> AsyncIterator[Connection]:
+        async with self.pool.acquire() as connection:
+            yield PostgresConnection(connection)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self.pool.acquire() as connection, connection.transaction():
+            yield PostgresConnection(connection)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Connection]:
+        async with (
+            self.pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            yield PostgresConnection(connection)
+
+    async def close(self) -> None:
+        try:
+            # Graceful (each connection's work finishes), but bounded: a connection stuck on a
+            # dead server must not hold the bot's exit.
+            await asyncio.wait_for(self.pool.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self.pool.terminate()
+        finally:
+            if self._instance is not None:
+                # Closing the session releases its advisory lock.
+                await self._instance.close()
+
+
+async def open_postgres(
+    url: str,
+    migrations_dir: Path = MIGRATIONS_DIR,
+    *,
+    single_instance: bool = True,
+    max_size: int = POOL_MAX_SIZE,
+) -> PostgresDatabase:
+    """Connect, take the one-bot lock (unless `single_instance` is False), apply migrations.
+
+    Raises DatabaseUnusable, naming the URL without its password and why, when the server
+    cannot be reached or refuses the login, another bot holds the database, or its schema is
+    newer than this release knows.
+    """
+    target = redact(url)
+    instance: asyncpg.Connection | None = None
+    pool: asyncpg.Pool | None = None
+    try:
+        if single_instance:
+            instance = await _connect(url, target)
+            await _hold_instance_lock(instance, target)
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=max_size, timeout=CONNECT_TIMEOUT
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as exc:
+            raise DatabaseUnusable(target, _describe(exc)) from exc
+        assert pool is not None
+        async with pool.acquire() as connection:
+            await _migrate(connection, migrations_dir, target)
+    except BaseException:
+        if pool is not None:
+            await pool.close()
+        if instance is not None:
+            await instance.close()
+        raise
+    return PostgresDatabase(pool, url, instance)
+
+
+async def _connect(url: str, target: str) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+    except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as exc:
+        raise DatabaseUnusable(target, _describe(exc)) from exc
+
+
+async def _hold_instance_lock(connection: asyncpg.Connection, target: str) -> None:
+    """One bot per database, as storage.lock is for a SQLite file: held until the session ends."""
+    taken = await connection.fetchval(
+        "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", INSTANCE_LOCK
+    )
+    if taken:
+        return
+    holder = await connection.fetchrow(
+        """
+        SELECT a.pid, a.client_addr::text, a.application_name FROM pg_locks l
+        JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted
+          AND l.classid = ((hashtextextended($1, 0) >> 32) & 4294967295)::oid
+          AND l.objid = (hashtextextended($1, 0) & 4294967295)::oid
+        LIMIT 1
+        """,
+        INSTANCE_LOCK,
+    )
+    who = f"server pid {holder[0]} from {holder[1] or 'a local socket'}" if holder else "unknown"
+    raise DatabaseUnusable(
+        target,
+        f"it is in use by another bot process ({who}); stop it first, or give this one its "
+        "own database",
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer from the server within {CONNECT_TIMEOUT:.0f} s"
+    if isinstance(exc, OSError):
+        return f"cannot connect: {exc.strerror or exc}"
+    return str(exc) or type(exc).__name__
+
+
+async def _version(connection: asyncpg.Connection) -> int:
+    value = await connection.fetchval("SELECT version FROM schema_version")
+    return int(cast(Any, value)) if value is not None else 0
+
+
+async def _migrate(connection: asyncpg.Connection, migrations_dir: Path, target: str) -> None:
+    migrations = list_migrations(migrations_dir)
+    async with connection.transaction():
+        await connection.execute(_LOCK, MIGRATION_LOCK)
+        await connection.execute(_VERSION_TABLE)
+        current = await _version(connection)
+    if current > len(migrations):
+        raise DatabaseUnusable(
+            target,
+            f"its schema version {current} is newer than this bot knows ({len(migrations)}): "
+            "it was opened by a newer release; run that release, or restore a backup",
+        )
+    for version, script_path in migrations[current:]:
+        # One transaction per migration, under the migration lock; the version is read again
+        # inside it, so a migration another process applied meanwhile is not applied twice.
+        async with connection.transaction():
+            await connection.execute(_LOCK, MIGRATION_LOCK)
+            if await _version(connection) >= version:
+                continue
+            try:
+                await connection.execute(script_path.read_text(encoding="utf-8"))
+            except asyncpg.PostgresError as exc:
+                reason = f"migration postgresql/{script_path.name} failed: {exc}"
+                raise DatabaseUnusable(target, reason) from exc
+            await connection.execute(
+                "INSERT INTO schema_version (one, version) VALUES (TRUE, $1) "
+                "ON CONFLICT (one) DO UPDATE SET version = excluded.version",
+                version,
+            )
+        log.info("Applied database migration postgresql/%s", script_path.name)

@@ -1,0 +1,168 @@
+"""The bot on PostgreSQL (DATABASE_URL) end to end: real bot processes against the stand-ins.
+
+Needs TEST_DATABASE_URL like the storage tests (skipped without it, failed when CI=true); each
+test gets a database of its own on that server.
+
+- A /video is stored, submitted, delivered; a bot killed mid-job and started again resumes it
+  from PostgreSQL (the restart path: JobEngine.recover on this driver).
+- A second bot on the same database, even from another DATABASE_PATH (another machine), is
+  refused in one line and the first keeps working: the engine still assumes it is alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.discord_api import DiscordSandbox, Member
+from sandbox.harness import TOGETHER_KEY
+from sandbox.process import BotProcess
+from sandbox.together import TogetherSandbox
+from storage.jobs import JobRepository
+from storage.models import Job, JobState
+from storage.postgres import open_postgres, redact
+from tests.databases import create_database, drop_database, server_url, with_database
+from tests.e2e.test_resilience import ManualClock
+from tests.e2e.test_single_process import LONG_JOB, delivered
+
+DELIVERY_TIMEOUT = 30.0
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str]:
+    server = server_url()
+    name = f"video_bot_e2e_{uuid.uuid4().hex[:12]}"
+    await create_database(server, name)
+    yield with_database(server, name)
+    await drop_database(server, name)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def stand_ins(
+    clock: ManualClock,
+) -> AsyncIterator[tuple[DiscordSandbox, TogetherSandbox, Member]]:
+    async with (
+        DiscordSandbox() as discord_sb,
+        TogetherSandbox(api_key=TOGETHER_KEY, clock=clock, default_script=LONG_JOB) as together_sb,
+    ):
+        yield discord_sb, together_sb, discord_sb.add_member(discord_sb.guild, "member")
+
+
+@pytest.fixture
+async def first_bot(
+    stand_ins: tuple[DiscordSandbox, TogetherSandbox, Member], tmp_path: Path, database_url: str
+) -> AsyncIterator[BotProcess]:
+    discord_sb, together_sb, _ = stand_ins
+    bot = BotProcess(
+        discord_sb,
+        together_sb,
+        tmp_path / "first",
+        poll_interval=0.2,
+        progress_edit_interval=1.0,
+        database_url=database_url,
+    )
+    try:
+        await bot.start()
+        yield bot
+    finally:
+        await bot.close()
+
+
+async def test_a_video_is_delivered_and_a_killed_bot_resumes_its_job(
+    stand_ins: tuple[DiscordSandbox, TogetherSandbox, Member],
+    first_bot: BotProcess,
+    clock: ManualClock,
+    database_url: str,
+) -> None:
+    discord_sb, together_sb, member = stand_ins
+    db = await open_postgres(database_url, single_instance=False)  # the test's own look
+    try:
+        jobs = JobRepository(db)
+        running = await discord_sb.slash_command("video", {"prompt": "a heron"}, member=member)
+        await until_stored(jobs, JobState.RUNNING)
+
+        first_bot.kill()  # SIGKILL while the job runs at Together: its session and lock go too
+        await first_bot.wait()
+        await first_bot.start()  # same DATABASE_URL: recover() reads the job back and polls it
+        clock.advance(600.0)
+        await delivered(discord_sb, running)
+        assert len(together_sb.posts()) == 1, "resumed, not submitted again"
+        [job] = await until_stored(jobs, JobState.DELIVERED)
+    finally:
+        await db.close()
+    assert job.params.prompt == "a heron"
+    assert not first_bot.database_path.exists(), "nothing was written to SQLite"
+    assert await first_bot.terminate() == 0
+
+
+async def until_stored(jobs: JobRepository, state: JobState) -> list[Job]:
+    """Every job, once all of them are in `state` in PostgreSQL."""
+    found: list[Job] = []
+    for _ in range(int(DELIVERY_TIMEOUT / 0.05)):
+        found = await jobs.in_states(list(JobState))
+        if found and all(job.state is state for job in found):
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"jobs never all reached {state}: {found}")
+
+
+async def test_a_second_bot_on_the_same_postgresql_is_refused_and_the_first_keeps_working(
+    stand_ins: tuple[DiscordSandbox, TogetherSandbox, Member],
+    first_bot: BotProcess,
+    clock: ManualClock,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    discord_sb, together_sb, member = stand_ins
+    in_flight = await discord_sb.slash_command("video", {"prompt": "a fox"}, member=member)
+    await discord_sb.wait_for(lambda: bool(together_sb.jobs), timeout=DELIVERY_TIMEOUT)
+    identifies = discord_sb.gateway.identifies
+
+    # Another DATABASE_PATH (as on another machine): only PostgreSQL's lock can refuse it.
+    second = dict(first_bot.env, DATABASE_PATH=str(tmp_path / "second" / "bot.sqlite3"))
+    code, out, err = await run_until_exit(second, tmp_path / "second")
+
+    assert (code, out) == (2, "")
+    [line] = err.splitlines()
+    assert line.startswith(
+        f"video-bot: DATABASE_URL {redact(database_url)} cannot be used: it is in use by "
+        "another bot process"
+    )
+    assert discord_sb.gateway.identifies == identifies, "the second bot never connected"
+    clock.advance(600.0)
+    await delivered(discord_sb, in_flight)
+    assert "interrupted" not in first_bot.log_text()
+    assert await first_bot.terminate() == 0
+
+
+async def run_until_exit(env: dict[str, str], workdir: Path) -> tuple[int, str, str]:
+    """`python -m bot` with `env`; its exit code and output once it stops by itself."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=workdir,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), DELIVERY_TIMEOUT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
