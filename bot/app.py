@@ -65,9 +65,9 @@ async def _assemble(
     settings: Settings, clock: Clock | None, recorder: PrometheusRecorder | None
 ) -> AsyncIterator[VideoBot]:
     catalog = load_catalog(settings.models_file)
-    # One bot per database: a second one would resume, poll and fail the first one's jobs.
-    # With DATABASE_URL the lock beside DATABASE_PATH still guards this machine's heartbeat
-    # and download folder, and PostgreSQL's own advisory lock guards the database.
+    # One bot per SQLite file: a second one would resume, poll and fail the first one's jobs.
+    # With DATABASE_URL the lock beside DATABASE_PATH still guards this process's heartbeat
+    # and download folder; the PostgreSQL database is shared, its jobs held by lease.
     lock = acquire_database_lock(settings.database_path)
     try:
         db = await open_configured(settings.database_path, settings.database_url_text)
@@ -134,10 +134,11 @@ async def _assemble(
                 lease_seconds=settings.lease_seconds,
             )
             me = new_process_id()
-            # sole: the SQLite lock above proves no other process is alive, so every
+            # sole: on SQLite the lock above proves no other process is alive, so every
             # unfinished job is claimed at start, without waiting for old leases to expire.
-            # (A shared server database has no such proof: sole=False there.)
-            leasing = Leasing(JobLeases(db, me), Processes(db, me), sole=True)
+            # PostgreSQL is shared: another process's jobs are taken only once their lease ends.
+            sole = db.dialect == "sqlite"
+            leasing = Leasing(JobLeases(db, me), Processes(db, me), sole=sole)
             planner: PollPlanner = FixedPlanner(settings.poll_interval)
             if settings.poll_strategy == "adaptive":
                 expected = {model.id: model.expected_seconds for model in catalog}

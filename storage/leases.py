@@ -2,8 +2,8 @@
 
 A process claims the jobs it works (`lease_owner` = its id, `lease_until` = now + LEASE_SECONDS)
 and renews them all from its heartbeat; a job whose lease is empty or expired is free for any
-process to claim. The engine's own state writes also require the lease (JobRepository.transition
-with `held_by`), so a process that lost a job cannot write it.
+process to claim. The engine's own state writes also require the lease (JobLeases.transition:
+JobRepository's compare-and-set plus the lease), so a process that lost a job cannot write it.
 
 Portable SQL only (`:name` placeholders, standard UPDATE ... RETURNING): the same statements run
 on PostgreSQL, where the claim's inner SELECT also takes `FOR UPDATE SKIP LOCKED` (see
@@ -13,6 +13,7 @@ CLAIM_FREE).
 from __future__ import annotations
 
 from storage.db import Database
+from storage.driver import Dialect
 from storage.jobs import transition_params, transition_statement
 from storage.models import Job, JobState
 from storage.rows import JOB_COLUMNS, UNFINISHED, job_from_row
@@ -29,16 +30,25 @@ _FREE = "(lease_until < :now OR (lease_owner IS NULL AND created_at < :unclaimed
 
 # The oldest free unfinished jobs, at most :limit, in one statement. The outer condition repeats
 # the inner one, so a row another process claimed in between is left alone.
-# PostgreSQL: the pg driver appends "FOR UPDATE SKIP LOCKED" to the inner SELECT (after LIMIT),
-# so concurrent claimers skip each other's rows instead of waiting; that line is the only
-# difference. SQLite needs none: a write statement holds the database's one write lock.
+# PostgreSQL: the inner SELECT also takes "FOR UPDATE SKIP LOCKED" (after LIMIT), so concurrent
+# claimers skip each other's rows instead of waiting; that is the only difference. SQLite needs
+# none: a write statement holds the database's one write lock.
 CLAIM_FREE_INNER = f"SELECT id FROM jobs WHERE {UNFINISHED} AND {_FREE} ORDER BY id LIMIT :limit"
-CLAIM_FREE = f"""
+
+
+def _claim_free(inner: str) -> str:
+    return f"""
 UPDATE jobs SET lease_owner = :owner, lease_until = :until
-WHERE id IN ({CLAIM_FREE_INNER})
+WHERE id IN ({inner})
   AND {_FREE}
 RETURNING {_RETURNING}
 """
+
+
+CLAIM_FREE: dict[Dialect, str] = {
+    "sqlite": _claim_free(CLAIM_FREE_INNER),
+    "postgresql": _claim_free(CLAIM_FREE_INNER + " FOR UPDATE SKIP LOCKED"),
+}
 # Every unfinished job, whoever held it: only for a start that proves no other process lives.
 CLAIM_ALL = f"""
 UPDATE jobs SET lease_owner = :owner, lease_until = :until
@@ -109,7 +119,7 @@ class JobLeases:
             "unclaimed_before": unclaimed_before,
             "limit": limit,
         }
-        rows = await self._db.fetch_all(CLAIM_FREE, params)
+        rows = await self._db.fetch_all(CLAIM_FREE[self._db.dialect], params)
         return sorted((job_from_row(row) for row in rows), key=lambda job: job.id)
 
     async def claim_all(self, until: float) -> list[Job]:

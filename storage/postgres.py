@@ -1,4 +1,4 @@
-"""The PostgreSQL driver (asyncpg): a pool, migrations, and one bot per database.
+"""The PostgreSQL driver (asyncpg): a pool and migrations; several bot processes share it.
 
 Chosen by DATABASE_URL=postgresql://... (bot/settings.py). What differs from SQLite:
 
@@ -11,8 +11,8 @@ Chosen by DATABASE_URL=postgresql://... (bot/settings.py). What differs from SQL
   storage/migrations/postgresql/NNN_name.sql, each in one transaction, under an advisory lock
   so two processes starting together do not both apply one.
 - There is no file to quick_check and no flock: the server keeps its own data sound (WAL,
-  checksums if the cluster has them), and one bot per database is a session advisory lock held
-  on a connection of its own for the bot's life (`single_instance`).
+  checksums if the cluster has them). Several bot processes may use one database: each works
+  only the jobs it holds by lease (storage.leases, bot/engine/leases.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations") / "postgresql"
 URL_SCHEMES = ("postgresql", "postgres")
 
 # Advisory lock keys are hashes of these names (hashtextextended), far from any small integer.
-INSTANCE_LOCK = "video-bot:instance"
 MIGRATION_LOCK = "video-bot:migrate"
 # How long opening may wait for the server before the start fails with one line.
 CONNECT_TIMEOUT = 10.0
@@ -105,16 +104,10 @@ class PostgresDatabase(Database):
 
     dialect = "postgresql"
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        url: str,
-        instance: asyncpg.Connection | None = None,
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self.pool = pool
         self.target = redact(url)  # for messages
         self.url = url  # with its password: never log it
-        self._instance = instance
 
     @asynccontextmanager
     async def access(self) -> AsyncIterator[Connection]:
@@ -141,81 +134,33 @@ class PostgresDatabase(Database):
             await asyncio.wait_for(self.pool.close(), CLOSE_TIMEOUT)
         except TimeoutError:
             self.pool.terminate()
-        finally:
-            if self._instance is not None:
-                # Closing the session releases its advisory lock.
-                await self._instance.close()
 
 
 async def open_postgres(
-    url: str,
-    migrations_dir: Path = MIGRATIONS_DIR,
-    *,
-    single_instance: bool = True,
-    max_size: int = POOL_MAX_SIZE,
+    url: str, migrations_dir: Path = MIGRATIONS_DIR, *, max_size: int = POOL_MAX_SIZE
 ) -> PostgresDatabase:
-    """Connect, take the one-bot lock (unless `single_instance` is False), apply migrations.
+    """Connect a pool and apply pending migrations.
 
-    Raises DatabaseUnusable, naming the URL without its password and why, when the server
-    cannot be reached or refuses the login, another bot holds the database, or its schema is
-    newer than this release knows.
+    Several bot processes may open the same database: each works the jobs it holds by lease
+    (storage.leases). Raises DatabaseUnusable, naming the URL without its password and why,
+    when the server cannot be reached or refuses the login, or its schema is newer than this
+    release knows.
     """
     target = redact(url)
-    instance: asyncpg.Connection | None = None
-    pool: asyncpg.Pool | None = None
     try:
-        if single_instance:
-            instance = await _connect(url, target)
-            await _hold_instance_lock(instance, target)
-        try:
-            pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=max_size, timeout=CONNECT_TIMEOUT
-            )
-        except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as exc:
-            raise DatabaseUnusable(target, _describe(exc)) from exc
-        assert pool is not None
+        pool = await asyncpg.create_pool(
+            url, min_size=1, max_size=max_size, timeout=CONNECT_TIMEOUT
+        )
+    except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as exc:
+        raise DatabaseUnusable(target, _describe(exc)) from exc
+    assert pool is not None
+    try:
         async with pool.acquire() as connection:
             await _migrate(connection, migrations_dir, target)
     except BaseException:
-        if pool is not None:
-            await pool.close()
-        if instance is not None:
-            await instance.close()
+        await pool.close()
         raise
-    return PostgresDatabase(pool, url, instance)
-
-
-async def _connect(url: str, target: str) -> asyncpg.Connection:
-    try:
-        return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
-    except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as exc:
-        raise DatabaseUnusable(target, _describe(exc)) from exc
-
-
-async def _hold_instance_lock(connection: asyncpg.Connection, target: str) -> None:
-    """One bot per database, as storage.lock is for a SQLite file: held until the session ends."""
-    taken = await connection.fetchval(
-        "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", INSTANCE_LOCK
-    )
-    if taken:
-        return
-    holder = await connection.fetchrow(
-        """
-        SELECT a.pid, a.client_addr::text, a.application_name FROM pg_locks l
-        JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE l.locktype = 'advisory' AND l.granted
-          AND l.classid = ((hashtextextended($1, 0) >> 32) & 4294967295)::oid
-          AND l.objid = (hashtextextended($1, 0) & 4294967295)::oid
-        LIMIT 1
-        """,
-        INSTANCE_LOCK,
-    )
-    who = f"server pid {holder[0]} from {holder[1] or 'a local socket'}" if holder else "unknown"
-    raise DatabaseUnusable(
-        target,
-        f"it is in use by another bot process ({who}); stop it first, or give this one its "
-        "own database",
-    )
+    return PostgresDatabase(pool, url)
 
 
 def _describe(exc: BaseException) -> str:

@@ -98,8 +98,8 @@ async def reset_schema(url: str) -> None:
 
 
 async def open_test_postgres(url: str) -> PostgresDatabase:
-    """The test database with empty tables; several may be open at once (no one-bot lock)."""
-    db = await open_postgres(url, single_instance=False)
+    """The test database with empty tables; several may be open at once, as processes do."""
+    db = await open_postgres(url)
     await empty_tables(db)
     return db
 
@@ -109,4 +109,4 @@ async def reopen(db: Database) -> Database:
     if isinstance(db, SQLiteDatabase):
         return await open_database(db.path)
     assert isinstance(db, PostgresDatabase)
-    return await open_postgres(db.url, single_instance=False)
+    return await open_postgres(db.url)

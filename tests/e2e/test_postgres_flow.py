@@ -5,14 +5,14 @@ test gets a database of its own on that server.
 
 - A /video is stored, submitted, delivered; a bot killed mid-job and started again resumes it
   from PostgreSQL (the restart path: JobEngine.recover on this driver).
-- A second bot on the same database, even from another DATABASE_PATH (another machine), is
-  refused in one line and the first keeps working: the engine still assumes it is alone.
+- Two bots share one database, each running one of two shards: when the one holding a job is
+  killed, the other takes the job over once its lease runs out and delivers it, with no
+  second POST (the restart rules, across processes).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,12 +25,13 @@ from sandbox.process import BotProcess
 from sandbox.together import TogetherSandbox
 from storage.jobs import JobRepository
 from storage.models import Job, JobState
-from storage.postgres import open_postgres, redact
+from storage.postgres import open_postgres
 from tests.databases import create_database, drop_database, server_url, with_database
 from tests.e2e.test_resilience import ManualClock
 from tests.e2e.test_single_process import LONG_JOB, delivered
 
 DELIVERY_TIMEOUT = 30.0
+LEASE_SECONDS = 5  # the shortest allowed: the takeover waits for it to run out
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ async def test_a_video_is_delivered_and_a_killed_bot_resumes_its_job(
     database_url: str,
 ) -> None:
     discord_sb, together_sb, member = stand_ins
-    db = await open_postgres(database_url, single_instance=False)  # the test's own look
+    db = await open_postgres(database_url)  # the test's own look
     try:
         jobs = JobRepository(db)
         running = await discord_sb.slash_command("video", {"prompt": "a heron"}, member=member)
@@ -116,53 +117,50 @@ async def until_stored(jobs: JobRepository, state: JobState) -> list[Job]:
     raise AssertionError(f"jobs never all reached {state}: {found}")
 
 
-async def test_a_second_bot_on_the_same_postgresql_is_refused_and_the_first_keeps_working(
+async def test_when_the_holder_is_killed_the_other_process_takes_its_job_over(
     stand_ins: tuple[DiscordSandbox, TogetherSandbox, Member],
-    first_bot: BotProcess,
     clock: ManualClock,
     database_url: str,
     tmp_path: Path,
 ) -> None:
-    discord_sb, together_sb, member = stand_ins
-    in_flight = await discord_sb.slash_command("video", {"prompt": "a fox"}, member=member)
-    await discord_sb.wait_for(lambda: bool(together_sb.jobs), timeout=DELIVERY_TIMEOUT)
-    identifies = discord_sb.gateway.identifies
+    discord_sb, together_sb, _ = stand_ins
+    guild = discord_sb.add_guild("on shard 0", shard=(0, 2))
+    member = discord_sb.add_member(guild, "member")
 
-    # Another DATABASE_PATH (as on another machine): only PostgreSQL's lock can refuse it.
-    second = dict(first_bot.env, DATABASE_PATH=str(tmp_path / "second" / "bot.sqlite3"))
-    code, out, err = await run_until_exit(second, tmp_path / "second")
+    def process(name: str, shard: int) -> BotProcess:
+        return BotProcess(
+            discord_sb,
+            together_sb,
+            tmp_path / name,  # each its own DATABASE_PATH folder: heartbeat, downloads
+            poll_interval=0.2,
+            progress_edit_interval=1.0,
+            database_url=database_url,
+            shard_count=2,
+            shard_ids=(shard,),
+            lease_seconds=LEASE_SECONDS,
+        )
 
-    assert (code, out) == (2, "")
-    [line] = err.splitlines()
-    assert line.startswith(
-        f"video-bot: DATABASE_URL {redact(database_url)} cannot be used: it is in use by "
-        "another bot process"
-    )
-    assert discord_sb.gateway.identifies == identifies, "the second bot never connected"
-    clock.advance(600.0)
-    await delivered(discord_sb, in_flight)
-    assert "interrupted" not in first_bot.log_text()
-    assert await first_bot.terminate() == 0
-
-
-async def run_until_exit(env: dict[str, str], workdir: Path) -> tuple[int, str, str]:
-    """`python -m bot` with `env`; its exit code and output once it stops by itself."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=workdir,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    holder, other = process("holder", 0), process("other", 1)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), DELIVERY_TIMEOUT)
+        await holder.start()
+        await other.start()
+        interaction = await discord_sb.slash_command("video", {"prompt": "a fox"}, member=member)
+        await discord_sb.wait_for(lambda: bool(together_sb.jobs), timeout=DELIVERY_TIMEOUT)
+        holder.kill()  # SIGKILL: its leases are left to run out
+        await holder.wait()
+
+        # The job is still running at Together: finish it there; only the other can deliver it.
+        clock.advance(600.0)
+        await delivered(discord_sb, interaction)
+        db = await open_postgres(database_url)
+        try:
+            job = await JobRepository(db).get(1)
+        finally:
+            await db.close()
+        assert job is not None and job.state is JobState.DELIVERED
+        assert len(together_sb.posts()) == 1, "taken over, never sent again"
+        assert "interrupted" not in other.log_text()
+        assert await other.terminate() == 0
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+        await holder.close()
+        await other.close()

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from storage.db import Database, open_database
+from storage.db import Database
 from storage.jobs import JobRepository
 from storage.leases import JobLeases
 from storage.models import JobState
 from storage.processes import Processes
+from tests.databases import reopen
 from tests.unit.fakes import new_job
 
 NOW = 1_700_000_000.0
@@ -20,10 +19,9 @@ LEASE = 30.0
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(tmp_path / "bot.sqlite3")
-    yield database
-    await database.close()
+def db(any_db: Database) -> Database:
+    """Each test on SQLite and on PostgreSQL (whose claim adds FOR UPDATE SKIP LOCKED)."""
+    return any_db
 
 
 async def make_jobs(db: Database, count: int, created_at: float = NOW - 100) -> list[int]:
@@ -142,9 +140,8 @@ async def test_release_all_frees_the_jobs_at_once(db: Database) -> None:
     assert [job.id for job in taken] == ids
 
 
-async def test_two_connections_claiming_at_once_split_the_jobs(tmp_path: Path) -> None:
-    path = tmp_path / "bot.sqlite3"
-    first, second = await open_database(path), await open_database(path)
+async def test_two_connections_claiming_at_once_split_the_jobs(db: Database) -> None:
+    first, second = db, await reopen(db)  # two processes: two connections, or two pools
     try:
         ids = await make_jobs(first, 40)
         a, b = JobLeases(first, "A"), JobLeases(second, "B")
@@ -159,7 +156,6 @@ async def test_two_connections_claiming_at_once_split_the_jobs(tmp_path: Path) -
         owners = {job.id: (await a.holder(job.id)) for jobs in results for job in jobs}
         assert set(owners.values()) == {"A", "B"}
     finally:
-        await first.close()
         await second.close()
 
 

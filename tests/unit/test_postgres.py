@@ -1,5 +1,5 @@
 """The PostgreSQL driver against a real server (TEST_DATABASE_URL; see tests/databases.py):
-migrations, the schema SQLite has, one bot per database, and reservations from two pools."""
+migrations, the schema SQLite has, and reservations from two pools."""
 
 from __future__ import annotations
 
@@ -158,30 +158,13 @@ async def test_the_schema_has_sqlites_tables_columns_types_and_indexes(
     assert postgres_indexes == sqlite_indexes, "the same named indexes"
 
 
-# --- one bot per database ---------------------------------------------------------------------
-
-
-async def test_a_second_bot_on_the_database_is_refused_until_the_first_closes(
-    postgres_url: str,
-) -> None:
-    first = await open_postgres(postgres_url)
-    try:
-        with pytest.raises(DatabaseUnusable, match="in use by another bot process") as info:
-            await open_postgres(postgres_url)
-        assert "\n" not in str(info.value)
-    finally:
-        await first.close()
-    second = await open_postgres(postgres_url)
-    await second.close()
-
-
 # --- concurrency across processes (two pools) -------------------------------------------------
 
 
 @pytest.fixture
 async def two_pools(postgres_url: str) -> AsyncIterator[tuple[Database, Database]]:
     first = await open_test_postgres(postgres_url)
-    second = await open_postgres(postgres_url, single_instance=False)
+    second = await open_postgres(postgres_url)
     yield first, second
     await second.close()
     await first.close()
