@@ -12,6 +12,7 @@ from typing import Any
 
 import discord
 
+from bot.i18n import language
 from bot.intake import THUMBNAIL_NAME, Intake, Requester
 from cogs.render import progress_embed
 from storage.models import Job
@@ -31,6 +32,7 @@ def requester(interaction: discord.Interaction[Any]) -> Requester:
         interaction_id=interaction.id,
         interaction_token=interaction.token,
         upload_limit=interaction.filesize_limit,
+        locale=language(interaction.locale.value),
     )
 
 

@@ -17,6 +17,7 @@ from bot.domain.options import VideoOptions
 from cogs.answer import NO_MENTIONS, answer, requester
 from cogs.attachments import RemoteFile, prepare_attachments
 from cogs.buttons import view_for
+from cogs.text import locale_of
 from storage.models import Derivation, MediaLink
 
 if TYPE_CHECKING:
@@ -47,14 +48,14 @@ async def start_job(
         try:
             media, links = await prepare_attachments(attached, admission.request, message)
         except UserFacingError as exc:
-            await refuse_after_defer(interaction, exc.message)
+            await refuse_after_defer(interaction, exc.text_for(locale_of(interaction)))
             return
     try:
         job = await intake.reserve(admission, media, links, derivation)
     except UserFacingError as exc:
         if not interaction.response.is_done():
             raise
-        await refuse_after_defer(interaction, exc.message)
+        await refuse_after_defer(interaction, exc.text_for(locale_of(interaction)))
         return
     await answer(interaction, intake, job, media.get("first_frame"), view_for(job))
 
