@@ -1,0 +1,91 @@
+"""bot.i18n: every text in every shipped language, with the same placeholders; the locale
+mapping and the English fallback."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+
+from bot.i18n import FALLBACK, LANGUAGES, Text, catalog, language, translate
+
+
+def placeholders(entry: object) -> set[str]:
+    """The {names} of a text, or of every form of a plural text."""
+    forms = entry.values() if isinstance(entry, dict) else [entry]
+    return {
+        name
+        for form in forms
+        for _, name, _, _ in string.Formatter().parse(str(form))
+        if name is not None
+    }
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_key_exists_in_every_language(lang: str) -> None:
+    english, other = set(catalog(FALLBACK)), set(catalog(lang))
+    assert english - other == set(), f"{lang} lacks these texts"
+    assert other - english == set(), f"{lang} has texts English does not"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_placeholders_match_english(lang: str) -> None:
+    wrong = {
+        key: (placeholders(catalog(FALLBACK)[key]), placeholders(text))
+        for key, text in catalog(lang).items()
+        if placeholders(text) != placeholders(catalog(FALLBACK).get(key))
+    }
+    assert wrong == {}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_texts_are_not_empty_and_plural_forms_are_complete(lang: str) -> None:
+    for key, entry in catalog(lang).items():
+        if isinstance(entry, dict):
+            assert set(entry) == {"one", "other"}, key
+            assert "count" in placeholders(catalog(FALLBACK)[key]), key
+        assert all(
+            str(form).strip() for form in (entry.values() if isinstance(entry, dict) else [entry])
+        ), key
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("en-US", "en"),
+        ("en-GB", "en"),
+        ("de", "de"),
+        ("ko", "en"),
+        ("", "en"),
+        (None, "en"),
+    ],
+)
+def test_discord_locales_map_to_a_catalog(locale: str | None, expected: str) -> None:
+    assert language(locale) == expected
+
+
+def test_unshipped_locale_reads_english() -> None:
+    assert translate("ko", "button.cancel") == "Cancel"
+    assert translate("de", "button.cancel") == "Abbrechen"
+
+
+def test_a_key_missing_from_a_language_falls_back_to_english(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    german = dict(catalog("de"))
+    del german["button.cancel"]
+    monkeypatch.setattr("bot.i18n.catalog", lambda lang: german if lang == "de" else catalog(lang))
+    assert translate("de", "button.cancel") == "Cancel"
+    assert translate("de", "button.retry") == "Nochmal"
+
+
+def test_plural_forms_follow_count() -> None:
+    assert translate("en", "admin.unfinished", count=1) == "**1 unfinished video**"
+    assert translate("en", "admin.unfinished", count=3) == "**3 unfinished videos**"
+    assert translate("de", "admin.unfinished", count=3) == "**3 unfertige Videos**"
+
+
+def test_nested_texts_render_in_the_same_language() -> None:
+    refusal = Text("option.prompt_empty", {"prompt": Text("opt.prompt")})
+    assert refusal.render("de").startswith("`beschreibung` ist leer")
+    assert refusal.render("fr-CA" if "fr" not in LANGUAGES else "ko").startswith("`prompt`")
