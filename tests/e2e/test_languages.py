@@ -1,0 +1,98 @@
+"""Members' languages through the sandbox: the real bot answers and edits in the locale of
+the member's client (the interaction's `locale`), and syncs its commands localized."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.i18n import catalog
+from sandbox.discord_api import Member, Message
+from sandbox.harness import Stack
+from sandbox.together import JobScript
+from storage.models import JobState
+from tests.e2e.test_quotas_flow import admin, private_reply
+from tests.e2e.test_video_flow import DELIVERY_TIMEOUT, answered, fields, stored
+
+MANAGE_GUILD = 1 << 5
+
+
+def labels(message: Message) -> list[str]:
+    return [
+        component["label"]
+        for row in message.components
+        for component in row.get("components", [])
+        if "label" in component
+    ]
+
+
+async def titled(stack: Stack, message: Message, title: str) -> dict[str, Any]:
+    await stack.discord.wait_for(
+        lambda: message.embeds[0].get("title") == title, timeout=DELIVERY_TIMEOUT
+    )
+    return message.embeds[0]
+
+
+def german_member(stack: Stack, name: str = "anna") -> Member:
+    return stack.discord.add_member(stack.discord.guild, name, locale="de")
+
+
+async def test_a_german_member_gets_german_refusals_and_progress(stack: Stack) -> None:
+    anna = german_member(stack)
+    mod = stack.discord.add_member(stack.discord.guild, "mod", permissions=MANAGE_GUILD)
+    await admin(stack, mod, ("quota",), user_daily=1)
+
+    # A refusal from the option checks (bot.domain.options), naming the German option name.
+    refusal = await private_reply(stack, await stack.video(anna, prompt="ein Fuchs", steps=5))
+    assert refusal == "`schritte` muss zwischen 10 und 50 liegen (angegeben: 5)."
+
+    # The first response and the engine's later edits speak German.
+    stack.together.script_next(JobScript(queue_seconds=0.5, run_seconds=1.0))
+    message = await answered(stack, await stack.video(anna, prompt="ein Fuchs im Schnee"))
+    assert message.embeds[0]["title"] == "Dein Video wird erstellt"
+    assert {"Modell", "Größe", "Länge", "Status", "Vergangen"} <= set(fields(message))
+    assert labels(message) == ["Abbrechen"]
+    embed = await titled(stack, message, "Dein Video ist fertig")
+    assert embed["footer"]["text"].startswith("Auftrag #")
+    assert "Kosten" in fields(message)
+    assert set(labels(message)) == {"Verlängern", "Nochmal", "Remix", "Löschen"}
+    job_id = int(embed["footer"]["text"].split("#")[1].split()[0])
+    assert (await stored(stack.bot.jobs, job_id, JobState.DELIVERED)).locale == "de"
+
+    # A quota refusal (bot.domain.quota), with its placeholders filled in.
+    refusal = await private_reply(stack, await stack.video(anna, prompt="noch einer"))
+    assert refusal.startswith("Du hast heute 1 von 1 Video erstellt."), refusal
+    assert "<t:" in refusal and "wird" in refusal
+
+    # The engine's progress texts while the job waits and runs are German too.
+    statuses = {
+        field["value"]
+        for request in stack.discord.requests
+        if request.method == "PATCH" and request.json and request.json.get("embeds")
+        for field in request.json["embeds"][0].get("fields", [])
+        if field["name"] == "Status"
+    }
+    german = {catalog("de")[key] for key in ("status.queued_at_together", "status.generating")}
+    assert statuses & german, statuses
+
+
+async def test_an_english_member_next_to_them_still_reads_english(stack: Stack) -> None:
+    german_member(stack)
+    refusal = await private_reply(stack, await stack.video(prompt="a fox", steps=5))
+    assert refusal == "`steps` must be between 10 and 50 (got 5)."
+
+
+async def test_a_moderator_reads_videoadmin_in_their_language(stack: Stack) -> None:
+    mod = stack.discord.add_member(
+        stack.discord.guild, "moderatorin", permissions=MANAGE_GUILD, locale="de"
+    )
+    text = await admin(stack, mod, ("quota",), user_daily=3)
+    assert text.startswith("Aktualisiert.\nVideos pro Mitglied in 24 Std.: 3")
+
+
+async def test_the_synced_commands_carry_their_localizations(stack: Stack) -> None:
+    video = next(c for c in stack.discord.commands if c["name"] == "video")
+    assert video["description_localizations"]["de"] == catalog("de")["cmd.video.description"]
+    prompt = next(o for o in video["options"] if o["name"] == "prompt")
+    assert prompt["name_localizations"]["de"] == "beschreibung"
+    menus = {c["name"]: c for c in stack.discord.commands if c.get("type") == 3}
+    assert menus["Animate image"]["name_localizations"]["de"] == "Bild animieren"
