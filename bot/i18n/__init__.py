@@ -22,7 +22,7 @@ from typing import Any
 
 FALLBACK = "en"
 # The shipped languages, by catalog name.
-LANGUAGES = ("en", "de")
+LANGUAGES = ("en", "de", "fr", "es", "pt-BR", "ja")
 # Discord's locales that share a catalog; any other locale reads English.
 _ALIASES = {"en-US": "en", "en-GB": "en", "es-ES": "es", "es-419": "es"}
 _CATALOG_DIR = Path(__file__).parent

@@ -55,7 +55,13 @@ def test_texts_are_not_empty_and_plural_forms_are_complete(lang: str) -> None:
         ("en-US", "en"),
         ("en-GB", "en"),
         ("de", "de"),
+        ("fr", "fr"),
+        ("es-ES", "es"),
+        ("es-419", "es"),
+        ("pt-BR", "pt-BR"),
+        ("ja", "ja"),
         ("ko", "en"),
+        ("zh-CN", "en"),
         ("", "en"),
         (None, "en"),
     ],
@@ -88,4 +94,5 @@ def test_plural_forms_follow_count() -> None:
 def test_nested_texts_render_in_the_same_language() -> None:
     refusal = Text("option.prompt_empty", {"prompt": Text("opt.prompt")})
     assert refusal.render("de").startswith("`beschreibung` ist leer")
-    assert refusal.render("fr-CA" if "fr" not in LANGUAGES else "ko").startswith("`prompt`")
+    assert refusal.render("ja").startswith("`プロンプト` が空です")
+    assert refusal.render("ko").startswith("`prompt` is empty")
