@@ -15,6 +15,7 @@ from discord.ext import commands
 
 from bot.domain.errors import InvalidOptionError
 from bot.i18n import option_name, translate
+from cogs.models import model_label
 from cogs.text import job_line, limits_text, locale_of, money
 from storage.models import Flow, ModelRule
 
@@ -218,8 +219,9 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
     async def _any_model(
         self, interaction: discord.Interaction[VideoBot], current: str
     ) -> list[app_commands.Choice[str]]:
+        locale = locale_of(interaction)
         return [
-            app_commands.Choice(name=m.label()[:100], value=m.id)
+            app_commands.Choice(name=model_label(m, locale), value=m.id)
             for m in self.bot.catalog.search(current, limit=25)
         ]
 

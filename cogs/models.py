@@ -30,6 +30,15 @@ def price_label(model: ModelSpec, locale: str | None) -> str:
     return translate(locale, f"price.{per}", usd=usd)
 
 
+def model_label(model: ModelSpec, locale: str | None = None) -> str:
+    """One line for the model autocomplete: name, kind, lengths, sound, price (<= 100)."""
+    parts = [model.name, translate(locale, kind_key(model)), model.seconds_label()]
+    if model.audio != "none":
+        parts.append(translate(locale, "models.sound"))
+    parts.append(price_label(model, locale))
+    return " · ".join(parts)[:100]
+
+
 def model_line(model: ModelSpec, locale: str | None = None) -> str:
     """'**Veo 3.0** (`google/veo-3.0`): text or image to video · 8 s · 1280x720 … · $3.20/video'"""
 

@@ -81,6 +81,14 @@ async def test_an_english_member_next_to_them_still_reads_english(stack: Stack) 
     assert refusal == "`steps` must be between 10 and 50 (got 5)."
 
 
+async def test_model_suggestions_speak_the_members_language(stack: Stack) -> None:
+    choices = await stack.discord.autocomplete(
+        "video", {"prompt": "x", "model": "wan"}, focused="model", member=german_member(stack)
+    )
+    names = [choice["name"] for choice in choices]
+    assert "Wan 2.7 Video Edit · Videobearbeitung · 2-10 s · $0.10/s" in names
+
+
 async def test_a_moderator_reads_videoadmin_in_their_language(stack: Stack) -> None:
     mod = stack.discord.add_member(
         stack.discord.guild, "moderatorin", permissions=MANAGE_GUILD, locale="de"
