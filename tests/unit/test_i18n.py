@@ -3,6 +3,7 @@ mapping and the English fallback."""
 
 from __future__ import annotations
 
+import re
 import string
 
 import pytest
@@ -96,3 +97,27 @@ def test_nested_texts_render_in_the_same_language() -> None:
     assert refusal.render("de").startswith("`beschreibung` ist leer")
     assert refusal.render("ja").startswith("`プロンプト` が空です")
     assert refusal.render("ko").startswith("`prompt` is empty")
+
+
+# A "/command" named in a text (not a URL, not "$0.10/s").
+COMMAND_MENTION = re.compile(r"(?<![\w/:}])/([^\s`*:;,.!?()（）、。]+)")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_texts_name_commands_as_that_languages_client_shows_them(lang: str) -> None:
+    """A German member types /videomodelle: the texts must not tell them /videomodels."""
+    texts = catalog(lang)
+    commands = {
+        text
+        for key, text in texts.items()
+        if key.startswith("cmd.") and key.endswith(".name") and key.count(".") == 2
+    }
+    assert "/video" in catalog(FALLBACK)["refusal.blocked"]  # the pattern finds mentions
+    mentioned = {
+        (match[1], key)
+        for key, entry in texts.items()
+        for form in (entry.values() if isinstance(entry, dict) else [entry])
+        for match in COMMAND_MENTION.finditer(str(form))
+    }
+    assert {(name, key) for name, key in mentioned if name not in commands} == set()
+    assert mentioned, "no command mentioned at all: the pattern is broken"
