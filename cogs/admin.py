@@ -276,28 +276,17 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
             guild_id, time.time(), user_id=user.id if user else None
         )
         limits = await self.bot.gatekeeper.server_limits(guild_id)
-        locale = locale_of(interaction)
-
-        def say(key: str, **params: object) -> str:
-            return translate(locale, f"admin.usage_{key}", **params)
-
-        budget = money(limits.monthly_budget_usd)
+        who = f"{user.mention}" if user else "This server"
         lines = [
-            f"**{user.mention if user else say('server')}**",
-            say("day", count=report.day_jobs, spend=money(report.day_usd)),
-            say("month", count=report.month_jobs, spend=money(report.month_usd))
-            + ("" if user else say("of_budget", budget=budget)),
+            f"**{who}**",
+            f"Last 24 hours: {report.day_jobs} videos, {money(report.day_usd)}",
+            f"Last 30 days: {report.month_jobs} videos, {money(report.month_usd)}"
+            + ("" if user else f" of the {money(limits.monthly_budget_usd)} budget"),
         ]
         if not user and report.top_members:
-            lines.append(say("top"))
+            lines.append("Top members (30 days):")
             lines += [
-                say(
-                    "member",
-                    rank=rank,
-                    member=f"<@{row.user_id}>",
-                    count=row.jobs,
-                    spend=money(row.spend_usd),
-                )
+                f"{rank}. <@{row.user_id}>: {row.jobs} videos, {money(row.spend_usd)}"
                 for rank, row in enumerate(report.top_members, start=1)
             ]
         await self._reply(interaction, "\n".join(lines))
