@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 
 from bot.domain.errors import UserFacingError
-from bot.i18n import translate
+from bot.i18n import text, translate
 from cogs.answer import answer, requester
 from cogs.modals import extend_modal, remix_modal
 from cogs.text import locale_of
@@ -89,7 +89,7 @@ class CancelButton(JobButton, template=r"video:cancel:(?P<id>\d+)"):
     action = "cancel"
 
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
-        cancelled = await bot.engine.cancel(job.id, "Cancelled before it was sent to Together.")
+        cancelled = await bot.engine.cancel(job.id, text("reason.cancelled_by_member"))
         if cancelled is None:
             await _tell(interaction, "job.too_late_to_cancel")
             return

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import discord
 
 from bot.engine import Progress
-from bot.i18n import translate
+from bot.i18n import Text, translate
 from bot.together.models import clean_text
 from cogs.text import message_link, money, state_word
 from storage.models import Derivation, Job, JobState
@@ -129,12 +129,18 @@ def failure_embed(job: Job, model_name: str) -> discord.Embed:
     else:
         title, colour = "embed.failed", COLOR_FAILED
     embed = _base(job, title, colour, model_name)
-    # The reason itself is the engine's or Together's words, stored in English.
-    reason = job.failure_reason or translate(job.locale, "embed.no_reason")
+    reason = failure_reason(job, job.locale) or translate(job.locale, "embed.no_reason")
     embed.add_field(
         name=translate(job.locale, "field.why"), value=shown_reason(reason), inline=False
     )
     return embed
+
+
+def failure_reason(job: Job, locale: str | None) -> str | None:
+    """Why the job failed, in the reader's language when it is the bot's own reason (its
+    failure_text); Together's own words, and older jobs' reasons, as they were stored."""
+    stored = Text.from_json(job.failure_text)
+    return stored.render(locale) if stored is not None else job.failure_reason
 
 
 def shown_reason(reason: str, limit: int = REASON_SHOWN) -> str:
@@ -330,8 +336,9 @@ def job_detail_embed(
     add("field.model", _escaped(shorten(model_name, MODEL_NAME_SHOWN)))
     add("field.state", state_word(job.state, locale))
     add("field.by", f"<@{job.user_id}>")
-    if job.failure_reason:
-        add("field.why", shown_reason(job.failure_reason), inline=False)
+    reason = failure_reason(job, locale)
+    if reason:
+        add("field.why", shown_reason(reason), inline=False)
     if params.resolution is not None:
         add("field.resolution", f"{params.resolution} · {params.ratio or or_default(None)}")
     else:

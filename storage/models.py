@@ -206,6 +206,8 @@ class Job:
     chain_id: int | None = None
     chain_part: int | None = None
     locale: str = "en"
+    # The bot's own failure reason as a bot.i18n Text in JSON (see migration 012), or None.
+    failure_text: str | None = None
 
     def __repr__(self) -> str:
         # The interaction token is a credential for 15 minutes: keep it out of logs and reprs.

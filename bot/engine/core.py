@@ -21,6 +21,7 @@ from bot.domain.scheduling import FixedPlanner, PollPlanner
 from bot.engine.budget import RequestBudget
 from bot.engine.chains import ChainWork
 from bot.engine.config import EngineConfig
+from bot.engine.decisions import why
 from bot.engine.delivery import Courier, Deliveries, DeliveryConfig
 from bot.engine.polling import Poller
 from bot.engine.ports import (
@@ -37,6 +38,7 @@ from bot.engine.runtime import Runtime
 from bot.engine.submission import Submitter
 from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
+from bot.i18n import Text
 from storage.models import UNFINISHED_STATES, Job, JobState
 
 log = logging.getLogger("bot.engine")
@@ -170,7 +172,7 @@ class JobEngine:
         self._enqueue_wake = None
         self._runtime.wake.set()
 
-    async def cancel(self, job_id: int, reason: str) -> Job | None:
+    async def cancel(self, job_id: int, reason: str | Text) -> Job | None:
         """Cancel a job still waiting in the bot's queue; None when it is too late.
 
         Goes through the engine so its working copy, its edits and the store agree: after
@@ -186,7 +188,7 @@ class JobEngine:
             moved = await self._writer.move(
                 tracked,
                 JobState.CANCELLED,
-                failure_reason=reason,
+                **why(reason),
                 finished_at=self._runtime.now(),
             )
         finally:

@@ -6,10 +6,11 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
-from bot.engine.decisions import Finish
+from bot.engine.decisions import Finish, why
 from bot.engine.ports import JobStore
 from bot.engine.runtime import Runtime
 from bot.engine.tracked import Tracked
+from bot.i18n import Text
 from storage.models import Job, JobState
 
 log = logging.getLogger("bot.engine")
@@ -90,7 +91,7 @@ class StateWriter:
         tracked.job = back
         return True
 
-    async def cancel_untracked(self, job_id: int, reason: str) -> Job | None:
+    async def cancel_untracked(self, job_id: int, reason: str | Text) -> Job | None:
         """Cancel a queued job this engine does not hold; None when it is no longer queued."""
         now = self._runtime.now()
         return await self._store.transition(
@@ -98,7 +99,7 @@ class StateWriter:
             JobState.QUEUED,
             JobState.CANCELLED,
             now,
-            failure_reason=reason,
+            **why(reason),
             finished_at=now,
             announced=False,
         )

@@ -38,6 +38,24 @@ class Text:
     def render(self, locale: str | None) -> str:
         return translate(locale, self.key, **self.params)
 
+    def to_json(self) -> str:
+        """For a column (a job's failure_text): plain placeholders only (text and numbers)."""
+        return json.dumps({"key": self.key, "params": dict(self.params)}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> Text | None:
+        """A stored Text; None for nothing stored, or for what this version cannot read."""
+        try:
+            data = json.loads(raw or "null")
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("key"), str):
+            return None
+        params = data.get("params")
+        if not isinstance(params, dict) or data["key"] not in catalog(FALLBACK):
+            return None
+        return cls(data["key"], params)
+
 
 def text(key: str, **params: object) -> Text:
     return Text(key, params)

@@ -10,6 +10,7 @@ from sandbox.discord_api import Member, Message
 from sandbox.harness import Stack
 from sandbox.together import JobScript
 from storage.models import JobState
+from tests.e2e.conftest import StackFactory
 from tests.e2e.test_quotas_flow import admin, private_reply
 from tests.e2e.test_video_flow import DELIVERY_TIMEOUT, answered, fields, stored
 
@@ -104,3 +105,23 @@ async def test_the_synced_commands_carry_their_localizations(stack: Stack) -> No
     assert prompt["name_localizations"]["de"] == "beschreibung"
     menus = {c["name"]: c for c in stack.discord.commands if c.get("type") == 3}
     assert menus["Animate image"]["name_localizations"]["de"] == "Bild animieren"
+
+
+async def test_the_bots_own_failure_reason_speaks_the_jobs_language(
+    make_stack: StackFactory,
+) -> None:
+    """A reason written by the engine (here: the member's cancel) is stored with its key, so
+    the engine's edit shows it in German; the English words stay in failure_reason."""
+    stack = await make_stack(max_active_jobs=1)
+    anna = german_member(stack)
+    stack.together.script_next(JobScript(queue_seconds=30, run_seconds=30))
+    await answered(stack, await stack.video(prompt="der erste, langsame"))
+    waiting = await answered(stack, await stack.video(anna, prompt="der zweite, wartend"))
+    job_id = int(waiting.embeds[0]["footer"]["text"].split("#")[1].split()[0])
+    assert labels(waiting) == ["Abbrechen"]
+
+    await stack.discord.click_button(waiting, f"video:cancel:{job_id}", member=anna)
+    await titled(stack, waiting, "Abgebrochen")
+    assert fields(waiting)["Grund"] == catalog("de")["reason.cancelled_by_member"]
+    job = await stored(stack.bot.jobs, job_id, JobState.CANCELLED)
+    assert job.failure_reason == "Cancelled before it was sent to Together."

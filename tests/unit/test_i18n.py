@@ -121,3 +121,11 @@ def test_texts_name_commands_as_that_languages_client_shows_them(lang: str) -> N
     }
     assert {(name, key) for name, key in mentioned if name not in commands} == set()
     assert mentioned, "no command mentioned at all: the pattern is broken"
+
+
+def test_a_stored_text_comes_back_and_anything_else_reads_as_none() -> None:
+    reason = Text("reason.timed_out", {"minutes": 30})
+    assert Text.from_json(reason.to_json()) == reason
+    for raw in (None, "", "not json", "[1]", '{"key": 3}', '{"key": "no.such.key", "params": {}}'):
+        assert Text.from_json(raw) is None, raw
+    assert Text.from_json('{"key": "reason.timed_out", "params": []}') is None

@@ -101,6 +101,11 @@ def worst(lang: str) -> dict[str, object]:
         "owner": f"<@{SNOWFLAKE}>",
         "part": 1000,
         "place": 10_000,
+        # A failure reason's parts: Together's words, its status, the engine's inner reason
+        # (the whole reason is cut to 1000 characters where it is shown).
+        "message": "m" * 500,
+        "status": "s" * 40,
+        "reason": "r" * 300,
         "ratios": listed,
         "reported": translate(lang, "value.reported", cost=money),
         "resolutions": listed,
