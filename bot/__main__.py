@@ -1,27 +1,40 @@
-"""Composition root: Settings -> logging -> Storage -> TogetherClient -> JobEngine -> VideoBot."""
+"""Composition root: Settings -> logging -> Storage -> TogetherClient -> JobEngine -> VideoBot.
+
+`video-bot` (no command) runs the bot; `video-bot health` and `video-bot backup PATH` are the
+operator's commands (bot/health.py, bot/backup.py) and need only DATABASE_PATH.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
-from bot.app import assemble
-from bot.client import TokenRefused
+from bot.backup import run_backup
 from bot.domain.catalog import Catalog, CatalogError, load_catalog
+from bot.health import check_health
 from bot.logs import configure_logging
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_database_settings, load_settings
 from storage.db import DatabaseUnusable
 from storage.lock import DatabaseInUse
 
 log = logging.getLogger("bot")
 
 EXIT_CONFIG = 2
+EXIT_UNHEALTHY = 1
 
 
 async def run(settings: Settings) -> int:
+    # Imported here: discord.py and the rest take a second to import, which a health check
+    # run every 30 s by Docker should not pay.
+    from bot.app import assemble
+    from bot.client import TokenRefused
+
     async with assemble(settings) as bot:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -56,7 +69,14 @@ def check_models(settings: Settings, catalog: Catalog) -> None:
             raise SettingsError(f"{name} is invalid: {model_id} does not take {needs[1]}")
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args:
+        return run_command(args)
+    # Here, not at the top: prometheus_client and aiohttp are half a second a health check
+    # should not pay.
+    from bot.metrics import MetricsPortUnavailable
+
     try:
         settings = load_settings()
         catalog = load_catalog(settings.models_file)  # fail fast, in one line, if broken
@@ -67,6 +87,7 @@ def main() -> int:
     configure_logging(
         settings.log_level_number,
         [settings.discord_token.get_secret_value(), settings.together_api_key.get_secret_value()],
+        settings.log_format,
     )
     try:
         return asyncio.run(run(settings))
@@ -76,6 +97,50 @@ def main() -> int:
         # Raised by assemble() before the bot starts: nothing to log, one line to read.
         print(f"video-bot: {describe_database_error(exc)}", file=sys.stderr)
         return EXIT_CONFIG
+    except MetricsPortUnavailable as exc:
+        print(f"video-bot: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def run_command(args: Sequence[str]) -> int:
+    """`health` or `backup PATH`; argparse answers a wrong command (usage, exit code 2)."""
+    parser = argparse.ArgumentParser(
+        prog="video-bot", description="Without a command: run the bot."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "health",
+        help="exit 0 if the bot on DATABASE_PATH is connected and working, else 1 and why",
+    )
+    backup = commands.add_parser(
+        "backup", help="copy the database to PATH (a new file), safely while the bot runs"
+    )
+    backup.add_argument("path", type=Path, metavar="PATH")
+    chosen = parser.parse_args(args)
+    try:
+        database = load_database_settings().database_path
+    except SettingsError as exc:
+        print(f"video-bot: {exc}", file=sys.stderr)
+        # Docker reserves a health check's exit code 2: unhealthy is 1, whatever the reason.
+        return EXIT_UNHEALTHY if chosen.command == "health" else EXIT_CONFIG
+    if chosen.command == "health":
+        return health(database)
+    return backup_to(database, chosen.path)
+
+
+def health(database: Path) -> int:
+    verdict = check_health(database)
+    if verdict.healthy:
+        print(f"video-bot: {verdict.line}")
+        return 0
+    print(f"video-bot: {verdict.line}", file=sys.stderr)
+    return EXIT_UNHEALTHY
+
+
+def backup_to(database: Path, target: Path) -> int:
+    outcome = run_backup(database, target)
+    print(f"video-bot: {outcome.line}", file=sys.stdout if outcome.code == 0 else sys.stderr)
+    return outcome.code
 
 
 def describe_database_error(exc: DatabaseInUse | DatabaseUnusable) -> str:

@@ -14,11 +14,13 @@ import httpx
 
 from bot.client import VideoBot
 from bot.clock import Clock, SystemClock
+from bot.discord_trace import discord_trace
 from bot.domain.catalog import load_catalog
 from bot.domain.quota import QuotaDefaults
 from bot.domain.scheduling import AdaptivePlanner, DurationModel, FixedPlanner, PollPlanner
 from bot.engine import EngineConfig, JobEngine
 from bot.gatekeeper import Gatekeeper
+from bot.heartbeat import HeartbeatWriter, heartbeat_path_for
 from bot.housekeeping import KeyframePruner
 from bot.intake import Intake
 from bot.media.concat import join_clips
@@ -26,8 +28,11 @@ from bot.media.download import DownloadPolicy, download_video
 from bot.media.files import DownloadedVideo, VideoFormat
 from bot.media.frames import last_frame
 from bot.media.reencode import FitResult, ffmpeg_available, fit_under_limit
+from bot.metrics import PrometheusRecorder, metrics_served
+from bot.safety import SafetyGuard
 from bot.settings import Settings
 from bot.together.client import TogetherClient
+from bot.together.moderation import TogetherModeration
 from storage.db import open_database
 from storage.forms import PendingForms
 from storage.jobs import JobRepository
@@ -42,6 +47,20 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncIterator[VideoBot]:
     """A ready-to-start VideoBot; everything it opened is closed on exit."""
+    # METRICS_PORT: the engine and the Discord client report to it (bot/metrics.py). Listening
+    # comes first, so a port already taken stops the start before the database is touched.
+    recorder = PrometheusRecorder() if settings.metrics_port is not None else None
+    async with (
+        metrics_served(recorder, settings.metrics_host, settings.metrics_port),
+        _assemble(settings, clock, recorder) as bot,
+    ):
+        yield bot
+
+
+@asynccontextmanager
+async def _assemble(
+    settings: Settings, clock: Clock | None, recorder: PrometheusRecorder | None
+) -> AsyncIterator[VideoBot]:
     catalog = load_catalog(settings.models_file)
     # One bot per database: a second one would resume, poll and fail the first one's jobs.
     lock = acquire_database_lock(settings.database_path)
@@ -126,7 +145,10 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 planner,
                 frame=last_frame if ffmpeg_available() else None,
                 join=join if ffmpeg_available() else None,
+                recorder=recorder,
             )
+            if recorder is not None:
+                recorder.watch(engine.snapshot)
             server_settings = GuildSettingsRepository(db)
             usage = UsageRepository(db)
             defaults = QuotaDefaults(
@@ -144,6 +166,7 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 engine,
                 settings.default_model,
                 {"animate": settings.animate_model, "edit": settings.edit_model},
+                safety=_safety_guard(settings, server_settings, together),
             )
             bot = VideoBot(
                 settings,
@@ -156,14 +179,36 @@ async def assemble(settings: Settings, clock: Clock | None = None) -> AsyncItera
                 pruner,
                 intake,
                 PendingForms(db),
+                http_trace=discord_trace(recorder) if recorder is not None else None,
             )
-            try:
-                yield bot
-            finally:
-                if not bot.is_closed():
-                    await bot.close()
+            # <DATABASE_PATH>.health, for `video-bot health` (bot/health.py).
+            heartbeat = HeartbeatWriter(
+                heartbeat_path_for(settings.database_path),
+                gateway=bot.gateway_watch,
+                engine_ticks=lambda: engine.ticks,
+                ping=db.ping,
+            )
+            async with heartbeat:
+                try:
+                    yield bot
+                finally:
+                    if not bot.is_closed():
+                        await bot.close()
     finally:
         try:
             await db.close()
         finally:
             lock.release()
+
+
+def _safety_guard(
+    settings: Settings, server_settings: GuildSettingsRepository, together: TogetherClient
+) -> SafetyGuard:
+    """The safety controls; prompt screening only when SAFETY_MODEL names a model."""
+    timeout = settings.safety_timeout_seconds
+    screen = (
+        TogetherModeration(together, settings.safety_model, timeout)
+        if settings.safety_model
+        else None
+    )
+    return SafetyGuard(server_settings, screen, timeout)

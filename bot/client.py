@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from bot.domain.catalog import Catalog
 from bot.domain.errors import UserFacingError
 from bot.engine import JobEngine
 from bot.gatekeeper import Gatekeeper
+from bot.heartbeat import GatewayWatch
 from bot.housekeeping import KeyframePruner
 from bot.i18n import translate
 from bot.intake import Intake
@@ -116,6 +118,7 @@ class VideoBot(commands.AutoShardedBot):
         pruner: KeyframePruner,
         intake: Intake,
         pending_forms: PendingForms,
+        http_trace: aiohttp.TraceConfig | None = None,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channel and role cache; no message content, no members
@@ -126,6 +129,9 @@ class VideoBot(commands.AutoShardedBot):
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=VideoCommandTree,
         )
+        # The metrics' view of Discord's answers (bot/discord_trace.py), if they are on; read
+        # by discord.py when it opens its HTTP session at log-in (what http_trace= sets).
+        self.http.http_trace = http_trace
         self.settings = settings
         self.jobs = jobs
         self.engine = engine
@@ -137,6 +143,7 @@ class VideoBot(commands.AutoShardedBot):
         self.intake = intake  # every way of starting a job goes through it
         # The files message menus were used on, until their forms are submitted.
         self.pending_forms = pending_forms
+        self.started = time.monotonic()  # for the uptime in /videoadmin status
         self._closing = False
         self._close_requested = asyncio.Event()
         self._gateway_redirected = False
@@ -144,6 +151,8 @@ class VideoBot(commands.AutoShardedBot):
         self._commands_running = 0
         self._commands_idle = asyncio.Event()
         self._commands_idle.set()
+        # Connected or since when not, per shard: for the health heartbeat (bot/heartbeat.py).
+        self.gateway_watch = GatewayWatch()
         point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
 
     async def _gateway_from_settings(self) -> tuple[int, str, Any]:
@@ -206,6 +215,15 @@ class VideoBot(commands.AutoShardedBot):
         log.info(
             "Logged in as %s (id %d) in %d server(s)", self.user, self.user.id, len(self.guilds)
         )
+
+    async def on_shard_connect(self, shard_id: int) -> None:
+        self.gateway_watch.connected(shard_id)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.gateway_watch.connected(shard_id)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.gateway_watch.disconnected(shard_id)
 
     @contextlib.asynccontextmanager
     async def command_slot(self) -> AsyncIterator[None]:

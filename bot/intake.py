@@ -3,7 +3,9 @@
 The steps, in the order a command takes them:
 
 1. `check`: may this member start a video here, are the options valid for the model, is the
-   model allowed on this server, and which limits apply. Raises a UserFacingError whose text
+   model allowed on this server, do the server's safety controls let it through (bot.safety:
+   age-restricted channels, blocked words, the prompt screen, which is slow: callers defer
+   first when `screens` says so), and which limits apply. Raises a UserFacingError whose text
    is the member's answer.
 2. `precheck` (only when images are attached): a quick quota refusal before the slow download.
 3. `reserve`: store the job if the quota allows it, atomically with the usage it reads.
@@ -29,6 +31,8 @@ from typing import TYPE_CHECKING, Protocol
 from bot.domain.catalog import Catalog, ModelSpec
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions, VideoRequest, check_words, validate_options
+from bot.log_context import about_job
+from bot.safety import SafetyGuard
 from storage.models import (
     IMAGE_KINDS,
     Derivation,
@@ -107,6 +111,8 @@ class Requester:
     upload_limit: int | None = None
     # The member's language (bot.i18n's catalog name): their job's message speaks it.
     locale: str = "en"
+    # The channel (a thread: its parent) is age-restricted (NSFW); unknown counts as not.
+    nsfw: bool = False
 
     def __repr__(self) -> str:
         # The token is a credential for 15 minutes: keep it out of logs and reprs.
@@ -142,6 +148,7 @@ class Intake:
         engine: JobQueue,
         default_model: str,
         flow_defaults: Mapping[str, str] | None = None,
+        safety: SafetyGuard | None = None,
     ) -> None:
         self._gate = gatekeeper
         self._jobs = jobs
@@ -150,6 +157,7 @@ class Intake:
         self._default_model = default_model
         # flow ("animate", "edit") -> the bot-wide model for it (ANIMATE_MODEL, EDIT_MODEL)
         self._flow_defaults = dict(flow_defaults or {})
+        self._safety = safety
 
     def model_name(self, model_id: str) -> str:
         spec = self._catalog.get(model_id)
@@ -158,13 +166,32 @@ class Intake:
     async def check(self, requester: Requester, options: VideoOptions) -> Admission:
         """Admit the member, check the options and the model, and read their limits.
 
-        Raises NotAllowedError (blocked, wrong channel) or InvalidOptionError (an option, or a
-        model this server does not allow); nothing is stored.
+        Raises NotAllowedError (blocked, wrong channel, a safety control) or InvalidOptionError
+        (an option, or a model this server does not allow); nothing is stored.
         """
         await self._gate.admit(requester.guild_id, requester.channel_id, requester.user_id)
         request = validate_options(options, self._catalog, self._default_model)
         await self._gate.check_model(requester.guild_id, request.model)
+        await self._check_safety(requester, request.params)
         return Admission(requester, request, await self._limits(requester))
+
+    async def screens(self, guild_id: int) -> bool:
+        """True when this server's prompts go to the moderation model: answer (defer) first."""
+        return self._safety is not None and await self._safety.screens(guild_id)
+
+    async def check_place(self, requester: Requester) -> None:
+        """Refuse outside age-restricted channels where the server asks for them (the menus
+        and buttons that open a form check this before showing it)."""
+        if self._safety is not None:
+            r = requester
+            await self._safety.check_place(r.guild_id, r.channel_id, r.user_id, r.nsfw)
+
+    async def _check_safety(self, requester: Requester, params: VideoParams) -> None:
+        if self._safety is not None:
+            r = requester
+            await self._safety.check(
+                r.guild_id, r.channel_id, r.user_id, r.nsfw, params.prompt, params.negative_prompt
+            )
 
     async def flow_model(self, guild_id: int, flow: Flow) -> str:
         """The model id a flow uses on this server: the server's choice, else the bot's."""
@@ -201,15 +228,15 @@ class Intake:
         new_job = _new_job(admission.requester, admission.request, media, thumbnail, links)
         new_job = dataclasses.replace(new_job, derivation=derivation)
         job = await self._gate.reserve(new_job, admission.limits, media, links)
-        log.info(
-            "Job %d accepted: %s %s %ds for member %d in server %d",
-            job.id,
-            job.model,
-            job.params.size,
-            job.params.seconds,
-            job.user_id,
-            job.guild_id,
-        )
+        with about_job(job):
+            log.info(
+                "Accepted: %s %s %ds for member %d in server %d",
+                job.model,
+                job.params.size,
+                job.params.seconds,
+                job.user_id,
+                job.guild_id,
+            )
         return job
 
     async def retry(self, source: Job, requester: Requester) -> Reservation:
@@ -268,18 +295,19 @@ class Intake:
             chain_part=part,
         )
         job = await self._gate.reserve(new_job, admission.limits, {}, links)
-        log.info(
-            "Job %d accepted: part %d of chain %d (from job %d)", job.id, part, chain_id, source.id
-        )
+        with about_job(job):
+            log.info("Accepted: part %d of chain %d (from job %d)", part, chain_id, source.id)
         return Reservation(job, None)
 
     async def join(self, source: Job, requester: Requester) -> Job:
         """A job that stitches `source`'s chain, up to `source`, into one video.
 
         Made by the bot from videos already delivered: no Together call, and no quota used
-        (so only blocks and channels are checked). Refuses a chain with fewer than two parts.
+        (so only blocks, channels and the age-restricted rule are checked). Refuses a chain with
+        fewer than two parts.
         """
         await self._gate.admit(requester.guild_id, requester.channel_id, requester.user_id)
+        await self.check_place(requester)
         chain_id = source.chain_id or source.id
         parts = [
             job
@@ -313,7 +341,8 @@ class Intake:
             chain_part=source.chain_part or 1,
         )
         job = await self._jobs.create(new_job)
-        log.info("Job %d accepted: joins %d parts of chain %d", job.id, len(parts), chain_id)
+        with about_job(job):
+            log.info("Accepted: joins %d parts of chain %d", len(parts), chain_id)
         return job
 
     async def _next_part(self, source: Job) -> tuple[int, int]:
@@ -349,6 +378,7 @@ class Intake:
         if spec is None:
             raise UserFacingError("intake.model_gone", model=source.model)
         await self._gate.check_model(requester.guild_id, spec)
+        await self._check_safety(requester, params)
         limits = await self._limits(requester)
         links = await self._jobs.links(source.id)
         if any(_gone(link, time.time()) for link in links):
@@ -361,7 +391,8 @@ class Intake:
             derivation=how,
         )
         job = await self._gate.reserve(new_job, limits, media, links)
-        log.info("Job %d accepted: a %s of job %d", job.id, how.value, source.id)
+        with about_job(job):
+            log.info("Accepted: a %s of job %d", how.value, source.id)
         return Reservation(job, media.get("first_frame"))
 
     async def accepted(self, job: Job, message_id: int | None) -> Job:

@@ -13,6 +13,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_DATABASE_PATH = Path("data/bot.sqlite3")
+LOG_FORMATS = ("text", "json")
 
 
 class Settings(BaseSettings):
@@ -27,7 +29,7 @@ class Settings(BaseSettings):
 
     discord_token: SecretStr
     together_api_key: SecretStr
-    database_path: Path = Path("data/bot.sqlite3")
+    database_path: Path = DEFAULT_DATABASE_PATH
     # Where videos are downloaded before upload; None: a "downloads" folder beside the database.
     download_dir: Path | None = None
     together_base_url: str = "https://api.together.ai"
@@ -54,6 +56,15 @@ class Settings(BaseSettings):
     max_active_jobs_per_server: int = Field(default=10, ge=1, le=1000)
     keyframe_retention_days: int = Field(default=14, ge=0, le=36_500)
     log_level: str = "INFO"
+    # Prometheus /metrics (bot/metrics.py): off unless a port is given; loopback by default.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # The moderation model for prompt screening (/videoadmin safety screening); empty: the
+    # screening is off on this bot. SAFETY_TIMEOUT_SECONDS bounds one check.
+    safety_model: str = "meta-llama/Llama-Guard-4-12B"
+    safety_timeout_seconds: float = Field(default=3.0, ge=0.2, le=10.0)
+    # text: for people (today's lines); json: one object per line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("discord_token", "together_api_key")
     @classmethod
@@ -65,6 +76,14 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return SecretStr(secret)
 
+    @field_validator("safety_model")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        value = value.strip()
+        if value and (any(c.isspace() for c in value) or len(value) > 200):
+            raise ValueError("must be a Together model id such as meta-llama/Llama-Guard-4-12B")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -72,6 +91,14 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _known_format(cls, value: object) -> object:
+        form = value.strip().lower() if isinstance(value, str) else value
+        if form not in LOG_FORMATS:
+            raise ValueError(f"must be {' or '.join(LOG_FORMATS)}")
+        return form
 
     @field_validator("together_base_url", "discord_api_base", "discord_gateway_url")
     @classmethod
@@ -81,7 +108,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a URL such as https://host/path")
         return value
 
-    @field_validator("models_file", "download_dir", mode="before")
+    @field_validator("metrics_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(c in value for c in " /"):  # not a URL: a host name or address
+            raise ValueError("must be an address to listen on, such as 127.0.0.1 or 0.0.0.0")
+        return value
+
+    @field_validator("models_file", "download_dir", "metrics_port", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -94,6 +129,13 @@ class Settings(BaseSettings):
     @property
     def log_level_number(self) -> int:
         return int(logging.getLevelName(self.log_level))
+
+
+class DatabaseSettings(BaseSettings):
+    """DATABASE_PATH alone, read like Settings: all that `video-bot health` and `backup` need."""
+
+    model_config = Settings.model_config
+    database_path: Path = DEFAULT_DATABASE_PATH
 
 
 class SettingsError(Exception):
@@ -115,3 +157,11 @@ def describe_validation_error(exc: ValidationError) -> str:
         return f"{name} is not set: add it to .env or the environment (see .env.example)"
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{name} is invalid: {message} (see .env.example)"
+
+
+def load_database_settings(env_file: str | Path | None = ".env") -> DatabaseSettings:
+    """DATABASE_PATH without the tokens (a health check must not need them)."""
+    try:
+        return DatabaseSettings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None

@@ -15,11 +15,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.domain.quota import remaining_today
+from bot.domain.allowance import Allowance, allowance, cheapest_video_usd
 from bot.i18n import translate
 from cogs.render import (
     HISTORY_PAGE,
-    Allowance,
     HistoryPage,
     history_embed,
     job_detail_embed,
@@ -38,17 +37,14 @@ Way = Literal["older", "newer"]
 
 
 async def _allowance(bot: VideoBot, interaction: discord.Interaction[Any]) -> Allowance:
+    """What the member has left, from the limits and usage /video's check would read."""
     assert interaction.guild_id is not None
     role_ids = [role.id for role in getattr(interaction.user, "roles", [])]
     limits = await bot.gatekeeper.limits_for(interaction.guild_id, role_ids)
-    usage = await bot.usage.member_usage(interaction.guild_id, interaction.user.id, time.time())
-    return Allowance(
-        left_today=remaining_today(limits, usage),
-        daily=limits.user_daily,
-        made_today=usage.user_day,
-        unfinished=usage.user_active,
-        concurrent=limits.user_concurrent,
-    )
+    models = await bot.gatekeeper.allowed_models(interaction.guild_id)
+    now = time.time()
+    usage = await bot.usage.member_usage(interaction.guild_id, interaction.user.id, now)
+    return allowance(limits, usage, now, cheapest_video_usd(models, limits.max_seconds))
 
 
 async def history_page(

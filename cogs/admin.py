@@ -1,4 +1,4 @@
-"""/videoadmin: quotas, models, channels, blocking, usage, jobs and the audit log.
+"""/videoadmin: quotas, models, channels, blocking, safety, usage, jobs and the audit log.
 
 Visible by default to members with Manage Server, and checked again when run: server admins
 can re-map command permissions, so the check that counts is ours. Every reply is private.
@@ -6,6 +6,7 @@ can re-map command permissions, so the check that counts is ours. Every reply is
 
 from __future__ import annotations
 
+import io
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,11 @@ from discord.ext import commands
 
 from bot.domain.errors import InvalidOptionError
 from bot.i18n import option_name, translate
+from cogs import status as status_report
 from cogs.models import model_label
-from cogs.text import job_line, limits_text, locale_of, money
+from cogs.safety import SafetyChange, run_safety
+from cogs.text import job_line, limits_text, locale_of
+from cogs.usage import CHART_FILENAME, usage_answer
 from storage.models import Flow, ModelRule
 
 if TYPE_CHECKING:
@@ -265,31 +269,48 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         await self._say(interaction, "admin.unblocked", user=user.mention)
 
     @app_commands.command(
-        name="usage", description="Videos and spend in the last 24 hours and 30 days"
+        name="safety",
+        description="Age-restricted channels, blocked words, prompt screening (none given: show)",
+    )
+    @app_commands.describe(
+        age_restricted_only="Start videos only in age-restricted (NSFW) channels and their threads",
+        block="A word or phrase to refuse in prompts (case, accents and spacing ignored)",
+        unblock="A blocked word or phrase to allow again",
+        screening="Check prompts with a moderation model before accepting them",
+        if_screen_down="When the moderation model cannot answer",
+    )
+    @app_commands.choices(
+        if_screen_down=[
+            app_commands.Choice(name="Refuse the video", value="refuse"),
+            app_commands.Choice(name="Let the video through", value="allow"),
+        ]
+    )
+    async def safety(
+        self,
+        interaction: discord.Interaction[VideoBot],
+        age_restricted_only: bool | None = None,
+        block: app_commands.Range[str, 1, 200] | None = None,
+        unblock: app_commands.Range[str, 1, 200] | None = None,
+        screening: bool | None = None,
+        if_screen_down: str | None = None,
+    ) -> None:
+        change = SafetyChange(age_restricted_only, screening, if_screen_down, block, unblock)
+        await run_safety(self.bot, interaction, change)
+
+    @app_commands.command(
+        name="usage", description="Videos and spend in the last 24 hours and 30 days, with a chart"
     )
     @app_commands.describe(user="Only this member")
     async def usage(
         self, interaction: discord.Interaction[VideoBot], user: discord.Member | None = None
     ) -> None:
-        guild_id = self._guild(interaction)
-        report = await self.bot.usage.usage_report(
-            guild_id, time.time(), user_id=user.id if user else None
+        answer = await usage_answer(self.bot, self._guild(interaction), user.id if user else None)
+        await interaction.response.send_message(
+            answer.text[:2000],
+            file=discord.File(io.BytesIO(answer.chart_png), filename=CHART_FILENAME),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
         )
-        limits = await self.bot.gatekeeper.server_limits(guild_id)
-        who = f"{user.mention}" if user else "This server"
-        lines = [
-            f"**{who}**",
-            f"Last 24 hours: {report.day_jobs} videos, {money(report.day_usd)}",
-            f"Last 30 days: {report.month_jobs} videos, {money(report.month_usd)}"
-            + ("" if user else f" of the {money(limits.monthly_budget_usd)} budget"),
-        ]
-        if not user and report.top_members:
-            lines.append("Top members (30 days):")
-            lines += [
-                f"{rank}. <@{row.user_id}>: {row.jobs} videos, {money(row.spend_usd)}"
-                for rank, row in enumerate(report.top_members, start=1)
-            ]
-        await self._reply(interaction, "\n".join(lines))
 
     @app_commands.command(name="jobs", description="The unfinished videos in this server")
     async def jobs(self, interaction: discord.Interaction[VideoBot]) -> None:
@@ -306,6 +327,15 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         if len(jobs) > 25:
             lines.append(translate(locale, "admin.more", count=len(jobs) - 25))
         await self._reply(interaction, "\n".join(lines))
+
+    @app_commands.command(
+        name="status", description="Version, uptime, queue, Together's budget, recent failures"
+    )
+    async def status(self, interaction: discord.Interaction[VideoBot]) -> None:
+        facts = await status_report.gather(
+            self.bot, self._guild(interaction), time.time(), time.monotonic()
+        )
+        await self._reply(interaction, status_report.status_text(facts))
 
     @app_commands.command(name="audit", description="The last changes made with /videoadmin")
     async def audit(self, interaction: discord.Interaction[VideoBot]) -> None:

@@ -2,6 +2,8 @@
 
 `requester` turns an interaction into the intake's plain `Requester`; `answer` sends the public
 first response that becomes the job's progress message, and tells the intake how that went.
+`defer_if_screening` and `refuse_after_defer` are the two ends of a slow check: a public
+"thinking" answer first, then either the job or a private refusal in its place.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import discord
 
 from bot.i18n import language
 from bot.intake import THUMBNAIL_NAME, Intake, Requester
+from bot.log_context import about_job
 from cogs.render import progress_embed
 from storage.models import Job
 
@@ -33,7 +36,31 @@ def requester(interaction: discord.Interaction[Any]) -> Requester:
         interaction_token=interaction.token,
         upload_limit=interaction.filesize_limit,
         locale=language(interaction.locale.value),
+        nsfw=age_restricted(interaction.channel),
     )
+
+
+def age_restricted(channel: object) -> bool:
+    """The channel is age-restricted (NSFW); a thread is when its parent is. A channel the
+    bot cannot see (not in its cache, no `nsfw` in the payload) counts as not."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(callable(is_nsfw) and is_nsfw())
+
+
+async def defer_if_screening(interaction: discord.Interaction[Any], intake: Intake) -> bool:
+    """Answer publicly ("thinking") first when the server screens prompts: the moderation
+    model may take longer than Discord's 3 seconds. True when deferred."""
+    assert interaction.guild_id is not None
+    if await intake.screens(interaction.guild_id):
+        await interaction.response.defer(thinking=True)
+        return True
+    return False
+
+
+async def refuse_after_defer(interaction: discord.Interaction[Any], text: str) -> None:
+    """The deferred answer was public: remove it and tell the member privately."""
+    await interaction.delete_original_response()
+    await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
 
 async def answer(
@@ -49,6 +76,17 @@ async def answer(
     itself answers through here. If Discord does not take the answer, in any way, the intake
     abandons the job (it is never submitted or billed) and the error propagates.
     """
+    with about_job(job):  # the new job, also when the interaction was about another one
+        await _answer(interaction, intake, job, keyframe, view)
+
+
+async def _answer(
+    interaction: discord.Interaction[Any],
+    intake: Intake,
+    job: Job,
+    keyframe: bytes | None,
+    view: discord.ui.View,
+) -> None:
     embed = progress_embed(job, time.time(), intake.model_name(job.model))
     files = [discord.File(io.BytesIO(keyframe), THUMBNAIL_NAME)] if keyframe else []
     try:

@@ -16,7 +16,8 @@ import discord
 
 from bot.domain.errors import UserFacingError
 from bot.i18n import text, translate
-from cogs.answer import answer, requester
+from bot.log_context import about_job
+from cogs.answer import answer, defer_if_screening, refuse_after_defer, requester
 from cogs.modals import extend_modal, remix_modal
 from cogs.text import locale_of
 from storage.models import FINAL_STATES, Derivation, Job, JobState
@@ -74,7 +75,8 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video
             await _tell(interaction, f"job.owner_only.{self.action}", owner=f"<@{job.user_id}>")
             return
         try:
-            await self.act(interaction, bot, job)
+            with about_job(job):
+                await self.act(interaction, bot, job)
         except UserFacingError as exc:
             text = exc.text_for(locale_of(interaction))
             await interaction.response.send_message(
@@ -93,7 +95,7 @@ class CancelButton(JobButton, template=r"video:cancel:(?P<id>\d+)"):
         if cancelled is None:
             await _tell(interaction, "job.too_late_to_cancel")
             return
-        log.info("Job %d: cancelled by its member", job.id)
+        log.info("Cancelled by its member")
         await interaction.response.defer()  # the engine's edit shows the cancellation
 
 
@@ -103,7 +105,14 @@ class RetryButton(JobButton, template=r"video:retry:(?P<id>\d+)"):
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
         """The same options with a new seed, counted like a new /video."""
         async with bot.command_slot():
-            retried = await bot.intake.retry(job, requester(interaction))
+            deferred = await defer_if_screening(interaction, bot.intake)
+            try:
+                retried = await bot.intake.retry(job, requester(interaction))
+            except UserFacingError as exc:
+                if not deferred:
+                    raise
+                await refuse_after_defer(interaction, exc.text_for(locale_of(interaction)))
+                return
             await answer(
                 interaction, bot.intake, retried.job, retried.first_frame, view_for(retried.job)
             )
@@ -116,6 +125,7 @@ class RemixButton(JobButton, template=r"video:remix:(?P<id>\d+)"):
         """A modal with the words filled in; its submission (cogs.forms) makes the new job."""
         if job.state not in FINAL_STATES:
             raise UserFacingError("job.remix_unfinished")
+        await bot.intake.check_place(requester(interaction))
         modal = remix_modal(
             job.id, job.params.prompt, job.params.negative_prompt, locale_of(interaction)
         )
@@ -127,6 +137,7 @@ class ExtendButton(JobButton, template=r"video:extend:(?P<id>\d+)"):
 
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
         """A modal with the prompt filled in; its submission (cogs.forms) makes the next part."""
+        await bot.intake.check_place(requester(interaction))
         modal = extend_modal(job.id, job.params.prompt, locale_of(interaction))
         await interaction.response.send_modal(modal)
 
@@ -154,7 +165,7 @@ class DeleteButton(JobButton, template=r"video:delete:(?P<id>\d+)"):
         await interaction.response.defer()
         # For a button, the "original response" is the message the button sits on.
         await interaction.delete_original_response()
-        log.info("Job %d: message deleted by %d at %.0f", job.id, interaction.user.id, time.time())
+        log.info("Message deleted by %d at %.0f", interaction.user.id, time.time())
 
 
 BUTTONS = (CancelButton, RetryButton, RemixButton, ExtendButton, JoinButton, DeleteButton)

@@ -20,13 +20,13 @@ from discord.ext import commands
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions
 from bot.i18n import translate
-from cogs.answer import NO_MENTIONS, answer, requester
+from cogs.answer import NO_MENTIONS, answer, defer_if_screening, refuse_after_defer, requester
 from cogs.attachments import RemoteFile
 from cogs.buttons import view_for
 from cogs.links import media_link
 from cogs.modals import Form, animate_modal, edit_modal, parse_form, submitted
 from cogs.progress import video_filename
-from cogs.start import refuse_after_defer, start_job
+from cogs.start import start_job
 from cogs.text import locale_of
 from storage.models import Derivation, Job, MediaLink, PendingFile
 
@@ -137,6 +137,7 @@ class FormsCog(commands.Cog):
     async def animate_image(
         self, interaction: discord.Interaction[VideoBot], message: discord.Message
     ) -> None:
+        await self.bot.intake.check_place(requester(interaction))
         picked = self._picture(message)
         if picked is None:
             await _tell(interaction, "form.no_image")
@@ -147,6 +148,7 @@ class FormsCog(commands.Cog):
     async def edit_video(
         self, interaction: discord.Interaction[VideoBot], message: discord.Message
     ) -> None:
+        await self.bot.intake.check_place(requester(interaction))
         clip = _first(message, VIDEO_TYPES)
         if clip is None:
             await _tell(interaction, "form.no_video")
@@ -172,7 +174,8 @@ class FormsCog(commands.Cog):
         except UserFacingError as exc:
             await _send(interaction, exc.text_for(locale_of(interaction)))
         except Exception:
-            log.exception("The %s form failed", form.flow)
+            about = form.id if form.flow in ("remix", "extend") else None  # a job's form
+            log.exception("The %s form failed", form.flow, extra={"job_id": about})
             sorry = translate(locale_of(interaction), "error.form_failed")
             if interaction.response.is_done():
                 # A "thinking" answer (or a first answer that failed, whose job was abandoned)
@@ -221,9 +224,16 @@ class FormsCog(commands.Cog):
             raise UserFacingError("job.unknown")
         if job.user_id != interaction.user.id:
             raise UserFacingError("job.owner_only.remix", owner=f"<@{job.user_id}>")
-        remixed = await self.bot.intake.remix(
-            job, requester(interaction), prompt, negative_prompt or None
-        )
+        await defer_if_screening(interaction, self.bot.intake)
+        try:
+            remixed = await self.bot.intake.remix(
+                job, requester(interaction), prompt, negative_prompt or None
+            )
+        except UserFacingError as exc:
+            if not interaction.response.is_done():
+                raise
+            await refuse_after_defer(interaction, exc.text_for(locale_of(interaction)))
+            return
         await answer(
             interaction, self.bot.intake, remixed.job, remixed.first_frame, view_for(remixed.job)
         )

@@ -70,13 +70,13 @@ class DiscordNotifier:
 
     async def deliver(self, job: Job, video: Path | None) -> int | None:
         if await self._already_delivered(job):
-            log.info("Job %d: the video is already in its message; not uploading again", job.id)
+            log.info("The video is already in its message; not uploading again")
             return None
         embed = result_embed(job, self._model_name(job), link_only=video is None)
         view = view_for(job, JobState.DELIVERED)
         posted = await self._edit(job, embed=embed, video=video, view=view)
         if video is not None:
-            log.info("Job %d: uploaded %s", job.id, video.name)
+            log.info("Uploaded %s", video.name)
         return posted
 
     async def fresh_link(self, link: MediaLink) -> MediaLink | None:
@@ -109,7 +109,7 @@ class DiscordNotifier:
         try:
             message = await self._fetch(job)
         except discord.HTTPException as exc:
-            log.info("Job %d: could not look at its message first (%s)", job.id, exc.status)
+            log.info("Could not look at its message first (%s)", exc.status)
             return False
         return any(a.filename == video_filename(job) for a in message.attachments)
 
@@ -137,7 +137,7 @@ class DiscordNotifier:
         if not (expired or elsewhere):
             return False
         why = "expired" if expired else "cannot reach its message"
-        log.info("Job %d: interaction token %s; editing through the channel", job.id, why)
+        log.info("Interaction token %s; editing through the channel", why)
         self._forget_expired_tokens()
         self._dead_tokens.add(job.interaction_id)
         return True
@@ -161,7 +161,7 @@ class DiscordNotifier:
 
         if job.message_id is None:
             # The bot stopped between answering and recording the message: post a fresh one.
-            log.info("Job %d: its message is unknown; posting a new one", job.id)
+            log.info("Its message is unknown; posting a new one")
             return await self._post(job, embed, view, files())
         if self._token_usable(job):
             webhook = discord.Webhook.partial(
@@ -194,7 +194,7 @@ class DiscordNotifier:
                 )
         except discord.HTTPException as exc:
             if exc.status == 404 and exc.code == UNKNOWN_MESSAGE:
-                log.info("Job %d: message %d was deleted; posting a new one", job.id, own.id)
+                log.info("Message %d was deleted; posting a new one", own.id)
                 return await self._post(job, embed, view, files())
             _raise_sorted(exc)
         return None
@@ -209,7 +209,7 @@ class DiscordNotifier:
             )
         except discord.HTTPException as exc:
             _raise_sorted(exc)
-        log.info("Job %d: posted message %d", job.id, message.id)
+        log.info("Posted message %d", message.id)
         return message.id
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import discord
 
+from bot.domain.allowance import Allowance, allowance_text
 from bot.engine import Progress
 from bot.i18n import Text, translate
 from bot.together.models import clean_text
@@ -191,17 +192,6 @@ NEGATIVE_SHOWN = 800
 
 
 @dataclass(frozen=True, slots=True)
-class Allowance:
-    """What a member has left, as /videos shows it."""
-
-    left_today: int
-    daily: int
-    made_today: int
-    unfinished: int
-    concurrent: int
-
-
-@dataclass(frozen=True, slots=True)
 class HistoryPage:
     """One page of a member's jobs: newest first, with where it sits among all of them."""
 
@@ -210,18 +200,6 @@ class HistoryPage:
     total: int
     has_newer: bool
     has_older: bool
-
-
-def allowance_text(allowance: Allowance, locale: str | None) -> str:
-    return translate(
-        locale,
-        "history.allowance",
-        left=allowance.left_today,
-        daily=allowance.daily,
-        made=allowance.made_today,
-        unfinished=allowance.unfinished,
-        concurrent=allowance.concurrent,
-    )
 
 
 def history_entry(job: Job, model_name: str, prompt_shown: int, locale: str | None = None) -> str:
@@ -251,7 +229,7 @@ def history_embed(
 ) -> discord.Embed:
     """A page of /videos: what is left, then each job; within Discord's embed limits."""
     embed = discord.Embed(title=translate(locale, "history.title"), colour=COLOR_PROGRESS)
-    head = allowance_text(allowance, locale)
+    head = allowance_text(allowance)
     if not page.jobs:
         embed.description = f"{head}\n\n{translate(locale, 'history.empty')}"
         return embed

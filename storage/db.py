@@ -109,6 +109,10 @@ class Database:
         async with self.access() as conn:
             return await fetch_one(conn, sql, params)
 
+    async def ping(self) -> None:
+        """A cheap read through the shared connection: proof that the database answers."""
+        await self.fetch_one("SELECT count(*) FROM sqlite_master")
+
     async def close(self) -> None:
         await self.connection.close()
 

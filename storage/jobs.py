@@ -54,6 +54,13 @@ SELECT {", ".join(JOB_COLUMNS)} FROM jobs
 WHERE guild_id = ? AND {UNFINISHED}
 ORDER BY id
 """
+# A server's failed and timed-out jobs that ended since a time, latest first.
+SELECT_RECENT_FAILURES = f"""
+SELECT {", ".join(JOB_COLUMNS)} FROM jobs
+WHERE guild_id = ? AND state IN ('failed', 'timed_out')
+  AND COALESCE(finished_at, updated_at) >= ?
+ORDER BY COALESCE(finished_at, updated_at) DESC, id DESC LIMIT ?
+"""
 
 # Finished jobs past retention that still have images; a bounded batch per transaction.
 MARK_MEDIA_PRUNED = """
@@ -329,4 +336,12 @@ class JobRepository:
     async def unfinished_in_guild(self, guild_id: int) -> list[Job]:
         """The server's jobs still in progress (queued to delivering), oldest first."""
         rows = await self._db.fetch_all(SELECT_UNFINISHED, (guild_id,))
+        return [job_from_row(row) for row in rows]
+
+    async def recent_failures(self, guild_id: int, since: float, limit: int = 5) -> list[Job]:
+        """The server's jobs that failed or timed out at or after `since` (Unix time), the
+        latest end first, at most `limit` (for /videoadmin status). A job without an end time
+        (failed before it had one) counts from its last update.
+        """
+        rows = await self._db.fetch_all(SELECT_RECENT_FAILURES, (guild_id, since, limit))
         return [job_from_row(row) for row in rows]

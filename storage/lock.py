@@ -20,6 +20,10 @@ The lock is ``fcntl.flock`` on ``<database>.lock``:
   locking is unreliable there too).
 
 The holder's pid is written into the file, for humans and for the error message only.
+
+`video-bot health` asks whether a bot holds the lock (find_lock_holder) with a shared,
+non-blocking try that it drops at once. A bot starting in that instant would find the lock
+busy, so acquire tries again for a few milliseconds before it calls the database in use.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -34,6 +40,9 @@ from storage.db import DatabaseUnusable
 
 LOCK_SUFFIX = ".lock"
 _LOCK_MODE = 0o600
+# A health check holds the lock for microseconds; a real holder holds it for its whole life.
+_BUSY_TRIES = 5
+_BUSY_WAIT = 0.01
 
 
 class DatabaseInUse(Exception):
@@ -98,7 +107,7 @@ def acquire_database_lock(database_path: Path) -> DatabaseLock:
         reason = f"cannot open its lock file {lock_path}: {exc.strerror or exc}"
         raise DatabaseUnusable(database_path, reason) from exc
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _flock_exclusive(fd)
     except BlockingIOError:
         holder = _read_pid(fd)
         os.close(fd)
@@ -108,6 +117,47 @@ def acquire_database_lock(database_path: Path) -> DatabaseLock:
         raise
     _write_pid(fd)
     return DatabaseLock(database_path, lock_path, fd)
+
+
+def _flock_exclusive(fd: int) -> None:
+    """LOCK_EX without waiting for a holder, but past a health check's momentary probe."""
+    for _ in range(_BUSY_TRIES - 1):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(_BUSY_WAIT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """A process holds the database's lock; its pid when the lock file names one."""
+
+    pid: int | None
+
+
+def find_lock_holder(database_path: Path) -> LockHolder | None:
+    """Who holds the database's lock now, without taking it for more than an instant.
+
+    None when nobody does: the shared, non-blocking try succeeded (it is released at once;
+    shared, so two health checks at the same moment do not see each other as a bot). Creates
+    nothing. Raises OSError when the lock file exists but cannot be opened.
+    """
+    lock_path = lock_path_for(database_path.resolve())
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return LockHolder(_read_pid(fd))
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def _write_pid(fd: int) -> None:

@@ -6,6 +6,7 @@ SQL module of `storage` maps its rows to them.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -206,7 +207,7 @@ class Job:
     chain_id: int | None = None
     chain_part: int | None = None
     locale: str = "en"
-    # The bot's own failure reason as a bot.i18n Text in JSON (see migration 012), or None.
+    # The bot's own failure reason as a bot.i18n Text in JSON (see migration 013), or None.
     failure_text: str | None = None
 
     def __repr__(self) -> str:
@@ -272,6 +273,15 @@ class UsageRow:
 
 
 @dataclass(frozen=True, slots=True)
+class DailyUsage:
+    """One UTC day's counting jobs and their spend (see storage.usage for what counts)."""
+
+    day: dt.date
+    jobs: int
+    spend_usd: float
+
+
+@dataclass(frozen=True, slots=True)
 class UsageReport:
     day_jobs: int
     day_usd: float
@@ -287,6 +297,19 @@ Flow = Literal["animate", "edit"]
 
 # --- server settings and their audit --------------------------------------------------------
 
+ScreenPolicy = Literal["refuse", "allow"]
+SAFETY_NAMES = ("age_restricted_only", "screening", "screen_unavailable")
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyRules:
+    """A server's safety controls (/videoadmin safety); the defaults are everything off."""
+
+    age_restricted_only: bool = False
+    screening: bool = False
+    screen_unavailable: ScreenPolicy = "refuse"  # when the moderation model gives no answer
+    blocked_words: tuple[str, ...] = ()  # folded (bot.domain.safety.fold), sorted
+
 
 @dataclass(frozen=True, slots=True)
 class ServerRules:
@@ -299,6 +322,7 @@ class ServerRules:
     blocked: frozenset[int]
     # flow ("animate", "edit") -> the server's own model for it; absent: the bot-wide default
     flow_models: Mapping[str, str] = field(default_factory=dict)
+    safety: SafetyRules = SafetyRules()
 
 
 @dataclass(frozen=True, slots=True)

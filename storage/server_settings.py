@@ -18,7 +18,16 @@ from storage.models import (
     Flow,
     GuildLimits,
     ModelRule,
+    SafetyRules,
     ServerRules,
+)
+from storage.safety_settings import (
+    WordChange,
+    add_word,
+    check_safety,
+    read_safety,
+    remove_word,
+    write_safety,
 )
 
 SELECT_LIMITS = """
@@ -90,6 +99,10 @@ def _check_limit(name: str, value: float | None) -> float | None:
     return value
 
 
+def _onoff(value: object) -> str:
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+
 def _describe(name: str, value: object) -> str:
     return f"{name}={'default' if value is None else value}"
 
@@ -140,6 +153,7 @@ class GuildSettingsRepository:
             channels = await fetch_all(conn, SELECT_CHANNELS, (guild_id,))
             blocked = await fetch_all(conn, SELECT_BLOCKED_IDS, (guild_id,))
             flows = await fetch_all(conn, SELECT_FLOW_MODELS, (guild_id,))
+            safety = await read_safety(conn, guild_id)
         rules = ServerRules(
             limits=limits,
             role_quotas={int(role_id): int(user_daily) for role_id, user_daily in roles},
@@ -147,6 +161,7 @@ class GuildSettingsRepository:
             channels=frozenset(int(channel_id) for (channel_id,) in channels),
             blocked=frozenset(int(user_id) for (user_id,) in blocked),
             flow_models={str(flow): str(model_id) for flow, model_id in flows},
+            safety=safety,
         )
         self._rules[guild_id] = rules
         return rules
@@ -281,6 +296,50 @@ class GuildSettingsRepository:
             action = "block" if blocked else "unblock"
             await self._audit(conn, guild_id, actor_id, action, f"<@{user_id}>", now)
         return True
+
+    # --- safety -------------------------------------------------------------------------
+
+    async def set_safety(
+        self, guild_id: int, actor_id: int, now: float, **changes: object
+    ) -> SafetyRules:
+        """Change only the given safety settings; returns them all (words included).
+
+        Raises ValueError, before writing anything, for an unknown setting or a wrong value.
+        The change and its audit entry are one transaction; with no changes, nothing is written.
+        """
+        check_safety(changes)
+        async with self._db.transaction() as conn:
+            current = await read_safety(conn, guild_id)
+            if not changes:
+                return current
+            updated = replace(current, **changes)  # type: ignore[arg-type]
+            await write_safety(conn, guild_id, updated, now)
+            detail = ", ".join(f"{name}={_onoff(value)}" for name, value in changes.items())
+            await self._audit(conn, guild_id, actor_id, "safety", detail, now)
+        return updated
+
+    async def change_blocked_word(
+        self, guild_id: int, entry: str, add: bool, limit: int, actor_id: int, now: float
+    ) -> WordChange:
+        """Add (up to `limit` entries) or remove one blocked entry, kept as given (the caller
+        folds it). Audited only when the list changed, in the same transaction."""
+        async with self._db.transaction() as conn:
+            if add:
+                change = await add_word(conn, guild_id, entry, limit, actor_id, now)
+            else:
+                change = await remove_word(conn, guild_id, entry)
+            if change is WordChange.DONE:
+                action = "blocked_word_add" if add else "blocked_word_remove"
+                await self._audit(conn, guild_id, actor_id, action, entry, now)
+        return change
+
+    async def record_refusal(
+        self, guild_id: int, user_id: int, rule: str, detail: str, now: float
+    ) -> None:
+        """A safety refusal in the audit log, the member as actor; the settings are unchanged,
+        so the cached copy stays."""
+        async with self._db.access() as conn:
+            await conn.execute(INSERT_AUDIT, (guild_id, user_id, rule, detail, now))
 
     # --- audit --------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Usage read from `jobs`: the quota windows, the one-statement reservation, usage reports.
+"""Usage read from `jobs`: quota windows, the one-statement reservation, reports, UTC days.
 
 What counts: a job holds quota from acceptance unless it was given back, that is unless it was
 cancelled, timed out, or failed before Together accepted it (no together_id). A Join is made
@@ -12,6 +12,7 @@ statement, its exclusive access); UsageRepository opens its own.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict
 
 import aiosqlite
@@ -21,6 +22,7 @@ from storage.models import (
     DAY_SECONDS,
     MONEY_EPSILON,
     MONTH_SECONDS,
+    DailyUsage,
     EffectiveLimits,
     Job,
     MemberUsage,
@@ -85,6 +87,16 @@ GROUP BY user_id
 ORDER BY spend DESC, COUNT(*) DESC, user_id
 LIMIT :top
 """
+# Counting jobs per UTC day (created_at is Unix time, so whole days since the epoch are UTC
+# days); days without a counting job have no row.
+SELECT_DAILY_USAGE = f"""
+SELECT CAST(created_at / {DAY_SECONDS} AS INTEGER) AS day, COUNT(*), COALESCE(SUM({_SPEND}), 0.0)
+FROM jobs
+WHERE guild_id = :guild_id AND created_at >= :first_day AND created_at < :end AND {_COUNTS}
+    AND (:user_id IS NULL OR user_id = :user_id)
+GROUP BY day
+"""
+DAILY_USAGE_DAYS = 30
 
 
 def _window_starts(now: float) -> dict[str, float]:
@@ -169,3 +181,30 @@ class UsageRepository:
             rows = [UsageRow(user_id, 0, 0.0)]
         day_jobs, day_usd, month_jobs, month_usd = totals
         return UsageReport(int(day_jobs), float(day_usd), int(month_jobs), float(month_usd), rows)
+
+    async def daily_usage(
+        self, guild_id: int, now: float, *, user_id: int | None = None, days: int = DAILY_USAGE_DAYS
+    ) -> list[DailyUsage]:
+        """Counting jobs and spend per UTC day: `days` buckets, oldest first, ending with the
+        UTC day that holds `now` (so far). Days without a counting job are zeros.
+
+        Counted like every other usage figure here (the rule at the top of this module). A day
+        runs from 00:00:00 UTC included to the next 00:00:00 excluded. With user_id, only that
+        member's jobs. One statement, so the buckets agree with each other; it uses the
+        jobs_by_guild index.
+        """
+        today = int(now // DAY_SECONDS)
+        first = today - days + 1
+        params = {
+            "guild_id": guild_id,
+            "user_id": user_id,
+            "first_day": first * DAY_SECONDS,
+            "end": (today + 1) * DAY_SECONDS,
+        }
+        rows = await self._db.fetch_all(SELECT_DAILY_USAGE, params)
+        found = {int(day): (int(jobs), float(spend)) for day, jobs, spend in rows}
+        epoch = dt.date(1970, 1, 1)
+        return [
+            DailyUsage(epoch + dt.timedelta(days=day), *found.get(day, (0, 0.0)))
+            for day in range(first, today + 1)
+        ]

@@ -87,6 +87,10 @@ class AdaptiveBudget:
         self._known_limit = math.inf  # the last rate Together refused (or stated)
         self._run = 0  # successes in a row at close to the full rate
         self._run_started = 0.0
+        # When a 429 last cut the rate, and the rate it cut: until the rate is back there,
+        # the budget is backing off (shown by /videoadmin status and /metrics).
+        self.throttled_at: float | None = None
+        self._cut_from = 0.0
 
     # -- the RateBudget interface ------------------------------------------------------------
 
@@ -118,6 +122,12 @@ class AdaptiveBudget:
     @property
     def paused_until(self) -> float:
         return self._paused_until
+
+    def backing_off(self, now: float) -> bool:
+        """Paused (Retry-After), or below the rate the last 429 cut, not yet climbed back."""
+        return now < self._paused_until or (
+            self.throttled_at is not None and self.rate < self._cut_from * (1 - 1e-9)
+        )
 
     # -- learning ------------------------------------------------------------------------
 
@@ -167,6 +177,9 @@ class AdaptiveBudget:
             # Sent at the old rate: the cut that answered it is already made.
             return RateChange(self.rate, reason, pause) if pause else None
         self._known_limit = min(self.rate, limit) if limit and limit > 0 else self.rate
+        # A 429 while still backing off keeps the rate the episode started from.
+        self._cut_from = max(self.rate, self._cut_from if self.backing_off(now) else 0.0)
+        self.throttled_at = now
         lowered = limit if limit and 0 < limit < self.rate else self.rate * self.DECREASE
         change = self._set_rate(now, max(self.floor, lowered), reason)
         if change is None:  # already at the floor

@@ -107,6 +107,19 @@ def remaining_today(limits: EffectiveLimits, usage: MemberUsage) -> int:
     return max(0, min(own, server))
 
 
+def budget_allows(limits: EffectiveLimits, usage: MemberUsage, cost_usd: float) -> bool:
+    """Whether the server's monthly budget has room for `cost_usd` more."""
+    return usage.guild_month_usd + cost_usd <= limits.monthly_budget_usd + MONEY_EPSILON
+
+
+def frees_at(oldest: float | None, window: int, now: float) -> int | None:
+    """When the oldest job leaves the rolling window (Unix seconds); None if there is none."""
+    if oldest is None:
+        return None
+    # Rounded up: a slot must not be announced free a fraction of a second before it is.
+    return math.ceil(max(oldest + window, now))
+
+
 def model_allowed(rules: Mapping[str, str], model_id: str) -> bool:
     """A denied model is refused; once any model is allowed, only allowed models are."""
     rule = rules.get(model_id)
@@ -160,7 +173,7 @@ def _check_budget(
     limits: EffectiveLimits, usage: MemberUsage, now: float, estimated_cost_usd: float
 ) -> Refusal | None:
     budget, spent = limits.monthly_budget_usd, usage.guild_month_usd
-    if spent + estimated_cost_usd <= budget + MONEY_EPSILON:
+    if budget_allows(limits, usage, estimated_cost_usd):
         return None
     if budget == 0:
         return Refusal("monthly_budget_usd", text("quota.no_budget"))
@@ -183,11 +196,8 @@ def _check_budget(
 def _frees(key: str, oldest: float | None, window: int, now: float) -> Text | str:
     """' Your next one frees up <t:…:R>.' for when the oldest job leaves the rolling window;
     '' if unknown."""
-    if oldest is None:
-        return ""
-    # Rounded up: a slot must not be announced free a fraction of a second before it is.
-    at = math.ceil(max(oldest + window, now))
-    return text(key, when=f"<t:{at}:R>")
+    at = frees_at(oldest, window, now)
+    return "" if at is None else text(key, when=f"<t:{at}:R>")
 
 
 def _used(key: str, used: int, cap: int, frees: Text | str) -> Text:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from bot.domain.budget import AdaptiveBudget, Claim, Lane, Priorities, RateChange
 from bot.engine.config import EngineConfig
+from bot.engine.ports import NoRecorder, Recorder, TogetherOutcome
 from bot.engine.tracked import Tracked
 from bot.together.errors import TogetherError, TogetherRateLimited
 from bot.together.limits import RateLimitHeaders
@@ -23,7 +24,8 @@ MARGIN = 0.05
 class RequestBudget:
     """One budget for every request to Together (POSTs and GETs alike)."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, recorder: Recorder | None = None) -> None:
+        self._recorder = recorder or NoRecorder()
         self.rates = AdaptiveBudget(
             config.requests_per_second, config.start_requests_per_second, margin=MARGIN
         )
@@ -61,9 +63,11 @@ class RequestBudget:
     # -- learning ------------------------------------------------------------------------
 
     def answered(self, now: float, sent_at: float, answer: VideoJob) -> None:
+        self._recorder.together_answered("ok")
         self._log(self.rates.succeeded(now, sent_at, **_hints(answer.limits)))
 
     def failed(self, now: float, sent_at: float, error: TogetherError) -> None:
+        self._recorder.together_answered(outcome_of(error))
         hints = _hints(error.limits)
         if isinstance(error, TogetherRateLimited):
             reason = " ".join(["429", error.code or error.type or ""]).strip()
@@ -91,10 +95,22 @@ class RequestBudget:
             log.info("Together request budget now %.2f/s (%s)", change.rate, change.reason)
 
 
+def outcome_of(error: TogetherError) -> TogetherOutcome:
+    """A failed request's outcome, as the metrics count it."""
+    status = error.status
+    if status is None:
+        return "network"  # no answer: refused, reset or timed out
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "server_error"
+    return "client_error" if status >= 400 else "bad_answer"
+
+
 def _hints(limits: RateLimitHeaders | None) -> dict[str, float | None]:
     if limits is None:
         return {}
     return {"limit": limits.limit, "remaining": limits.remaining, "reset": limits.reset}
 
 
-__all__ = ["Lane", "RequestBudget"]
+__all__ = ["Lane", "RequestBudget", "outcome_of"]

@@ -97,7 +97,7 @@ class ChainWork:
             "first_frame", jpeg, job.params.width, job.params.height
         )
         await self._store.add_media(job.id, "first_frame", frame)
-        log.info("Job %d: took the last frame of job %d as its first", job.id, parent.id)
+        log.info("Took the last frame of job %d as its first", parent.id)
         return frame
 
     async def joined(self, job: Job, dest: Path) -> DownloadedVideo:
@@ -130,9 +130,9 @@ class ChainWork:
                 [v.path for v in videos], dest, formats=[_format(p) for p in parts]
             )
         except Exception as exc:
-            log.warning("Job %d: joining failed: %s", job.id, exc)
+            log.warning("Joining failed: %s", exc)
             raise DownloadRefused("The videos could not be joined.", code="join_failed") from None
         for video in videos:
             video.path.unlink(missing_ok=True)
-        log.info("Job %d: joined %d parts into %d bytes", job.id, len(videos), joined.size)
+        log.info("Joined %d parts into %d bytes", len(videos), joined.size)
         return joined

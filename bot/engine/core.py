@@ -29,16 +29,19 @@ from bot.engine.ports import (
     FrameMaker,
     JobStore,
     Notifier,
+    Recorder,
     VideoAPI,
     VideoFetcher,
     VideoFitter,
 )
 from bot.engine.progress import ProgressEdits
 from bot.engine.runtime import Runtime
+from bot.engine.snapshot import EngineSnapshot, take_snapshot
 from bot.engine.submission import Submitter
 from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
 from bot.i18n import Text
+from bot.log_context import about_job, task_context
 from storage.models import UNFINISHED_STATES, Job, JobState
 
 log = logging.getLogger("bot.engine")
@@ -61,14 +64,15 @@ class JobEngine:
         planner: PollPlanner | None = None,
         frame: FrameMaker | None = None,
         join: ClipJoiner | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self._config = config
-        self._runtime = runtime = Runtime(clock, config)
+        self._runtime = runtime = Runtime(clock, config, recorder)
         self._jobs = runtime.jobs
         self._store = store
         planner = planner or FixedPlanner(config.poll_interval)
         # One budget for POSTs and GETs, learned from Together's answers (bot/engine/budget.py).
-        self._budget = RequestBudget(config)
+        self._budget = RequestBudget(config, runtime.recorder)
         self._writer = StateWriter(store, runtime)
         self._edits = ProgressEdits(runtime, self._writer, store, planner)
         self._writer.on_moved = self._edits.request
@@ -105,6 +109,7 @@ class JobEngine:
         self._loop_task: asyncio.Task[None] | None = None
         self._enqueue_wake: asyncio.TimerHandle | None = None
         self._accepting = True
+        self._ticks = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -119,6 +124,11 @@ class JobEngine:
     @property
     def accepting(self) -> bool:
         return self._accepting
+
+    @property
+    def ticks(self) -> int:
+        """Passes of the loop that finished; the health heartbeat watches it move."""
+        return self._ticks
 
     async def recover(self) -> None:
         """Pick up every unfinished job from the store, by the restart rules (ARCHITECTURE.md)."""
@@ -137,7 +147,10 @@ class JobEngine:
         if self._edits.notifier is None:
             raise RuntimeError("JobEngine.start() needs a notifier: call attach() first")
         await self.recover()
-        self._loop_task = asyncio.create_task(self._run(), name="job-engine")
+        # The loop is about no job, whoever starts the engine; each job's work gets its own ids.
+        self._loop_task = asyncio.create_task(
+            self._run(), name="job-engine", context=task_context(None)
+        )
 
     async def stop(self, grace: float = 8.0) -> None:
         """Stop taking jobs, let in-flight work finish (bounded), then stop the loop."""
@@ -185,15 +198,20 @@ class JobEngine:
             return None
         tracked.busy = True  # keep the scheduler off it while the cancel is written
         try:
-            moved = await self._writer.move(
-                tracked,
-                JobState.CANCELLED,
-                **why(reason),
-                finished_at=self._runtime.now(),
-            )
+            with about_job(tracked.job):  # a member's button, not one of the engine's tasks
+                moved = await self._writer.move(
+                    tracked,
+                    JobState.CANCELLED,
+                    **why(reason),
+                    finished_at=self._runtime.now(),
+                )
         finally:
             tracked.busy = False
         return tracked.job if moved else None
+
+    def snapshot(self, guild_id: int | None = None) -> EngineSnapshot:
+        """The unfinished jobs by state (of one server, or all) and the request budget, now."""
+        return take_snapshot(self._jobs.values(), self._budget.rates, self._runtime.now(), guild_id)
 
     def tracked(self, job_id: int) -> Job | None:
         tracked = self._jobs.get(job_id)
@@ -213,6 +231,8 @@ class JobEngine:
                 await self.tick()
             except Exception:
                 log.exception("Job engine tick failed; continuing")
+            else:
+                self._ticks += 1
             wake.clear()
             delay = min(MAX_SLEEP, max(MIN_SLEEP, self._next_due() - self._runtime.now()))
             with contextlib.suppress(TimeoutError):

@@ -149,7 +149,7 @@ class Courier:
         try:
             posted = await upload(job, None if staged.link_only else staged.video)
         except MessageUnreachable as exc:
-            log.warning("Job %d: its message cannot be reached (%s); giving up", job.id, exc)
+            log.warning("Its message cannot be reached (%s); giving up", exc)
             if joined:
                 return GiveUp(f"The joined video could not be posted here ({exc.reason}).")
             return GiveUp(
@@ -157,7 +157,7 @@ class Courier:
                 f"be downloaded from Together for a short while: {job.video_url}"
             )
         except FileRefused as exc:
-            log.info("Job %d: Discord refused the file (%s); posting the link", job.id, exc)
+            log.info("Discord refused the file (%s); posting the link", exc)
             staged.link_only, staged.video = True, None
             return RetryLater(0.0, "the file was refused")
         except Exception as exc:
@@ -193,12 +193,12 @@ class Courier:
                     job.video_url, dest, max_bytes=self._cap(job), expected_format=expected
                 )
         except VideoTooLarge as exc:
-            log.info("Job %d: video too large to download (%s); posting the link", job.id, exc)
+            log.info("Video too large to download (%s); posting the link", exc)
             staged.link_only = True
             return None
         except DownloadError as exc:
             if exc.permanent:
-                log.warning("Job %d: download refused: %s", job.id, exc.reason)
+                log.warning("Download refused: %s", exc.reason)
                 return GiveUp(f"The video was made, but the file could not be used: {exc.reason}")
             return self._retry_download(job, staged, exc.reason)
         except Exception as exc:
@@ -229,20 +229,19 @@ class Courier:
         if downloaded.size <= job.upload_limit:
             return downloaded.path
         if self._fit is None:
-            log.info("Job %d: video over the upload limit and no ffmpeg; posting the link", job.id)
+            log.info("Video over the upload limit and no ffmpeg; posting the link")
             return None
         try:
             fitted = await self._fit(
                 downloaded.path, job.upload_limit, staged.folder, source_format=expected
             )
         except CannotFit as exc:
-            log.info("Job %d: could not fit the upload limit (%s); posting the link", job.id, exc)
+            log.info("Could not fit the upload limit (%s); posting the link", exc)
             return None
         if fitted.path != downloaded.path:
             downloaded.path.unlink(missing_ok=True)  # only the fitted copy is needed now
         log.info(
-            "Job %d: re-encoded %d bytes to %d to fit the %d-byte limit",
-            job.id,
+            "Re-encoded %d bytes to %d to fit the %d-byte limit",
             downloaded.size,
             fitted.size,
             job.upload_limit,
@@ -254,7 +253,7 @@ class Courier:
             return self._retry(job, staged, f"parts: {why}")
         finished = job.finished_at or job.updated_at
         if self._clock.now() >= finished + self._config.link_lifetime:
-            log.warning("Job %d: could not download the video in time (%s); giving up", job.id, why)
+            log.warning("Could not download the video in time (%s); giving up", why)
             return GiveUp(
                 "The video was made, but it could not be downloaded from Together "
                 f"before its link expired ({why})."
@@ -265,11 +264,7 @@ class Courier:
         staged.failures += 1
         wait = backoff(staged.failures, self._config.retry_delay, self._config.max_retry_delay)
         log.warning(
-            "Job %d: delivery attempt %d failed (%s); retrying in %.0f s",
-            job.id,
-            staged.failures,
-            why,
-            wait,
+            "Delivery attempt %d failed (%s); retrying in %.0f s", staged.failures, why, wait
         )
         return RetryLater(wait, why)
 
@@ -312,13 +307,17 @@ class Deliveries:
         if isinstance(outcome, Delivered):
             if outcome.posted_message_id is not None:
                 await self._writer.remember_message(tracked, outcome.posted_message_id)
-            await self._writer.move(
+            now = self._runtime.now()
+            moved = await self._writer.move(
                 tracked,
                 JobState.DELIVERED,
-                delivered_at=self._runtime.now(),
+                delivered_at=now,
                 delivery=outcome.mode,
                 interaction_token="",  # the message shows its end: the token is not needed
             )
+            # From Together's "completed" (a Join was never at Together: not counted).
+            if moved and job.finished_at is not None and job.derivation is not Derivation.JOIN:
+                self._runtime.recorder.delivered(max(0.0, now - job.finished_at))
         elif isinstance(outcome, GiveUp):
             await self._writer.move(
                 tracked, JobState.FAILED, failure_reason=outcome.reason, delivery="failed"

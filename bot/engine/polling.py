@@ -82,12 +82,7 @@ class Poller:
             tracked.poll_failures, self._config.retry_delay, self._config.max_retry_delay
         )
         wait = max(exc.retry_after or 0.0, delay)
-        log.warning(
-            "Job %d: could not read its status (%s); next try in %.0f s",
-            tracked.job.id,
-            exc.message,
-            wait,
-        )
+        log.warning("Could not read its status (%s); next try in %.0f s", exc.message, wait)
         tracked.due_at = self._runtime.now() + wait
 
     async def apply(self, tracked: Tracked, status: VideoJob) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from bot.media.files import DownloadedVideo, VideoFormat
 from bot.media.reencode import FitResult
@@ -190,3 +190,45 @@ class ClipJoiner(Protocol):
 # Puts the result in the job's message: the file, or the link when None; returns the id of a
 # message it had to post (see Notifier.deliver).
 Uploader = Callable[[Job, Path | None], Awaitable[int | None]]
+
+
+# How a request to Together ended, for the metrics: a small fixed set (bot.engine.budget).
+TogetherOutcome = Literal[
+    "ok", "rate_limited", "client_error", "server_error", "network", "bad_answer"
+]
+
+
+class Recorder(Protocol):
+    """Where the engine reports what it counts (bot.metrics.PrometheusRecorder).
+
+    Every call is cheap, synchronous and never raises. Nothing identifies a member, a server
+    or a job: only models, states and outcomes, so the metrics' labels stay few.
+    """
+
+    def together_answered(self, outcome: TogetherOutcome) -> None:
+        """A request to Together (POST or GET) ended so."""
+
+    def job_finished(self, state: JobState, model: str) -> None:
+        """A job reached a final state."""
+
+    def spent(self, model: str, usd: float) -> None:
+        """Together reported a job's cost (once per job, when its end is stored)."""
+
+    def delivered(self, delay: float) -> None:
+        """Seconds from Together saying done to the video being in Discord."""
+
+
+class NoRecorder:
+    """The default Recorder: counts nothing (no METRICS_PORT, and the unit tests)."""
+
+    def together_answered(self, outcome: TogetherOutcome) -> None:
+        pass
+
+    def job_finished(self, state: JobState, model: str) -> None:
+        pass
+
+    def spent(self, model: str, usd: float) -> None:
+        pass
+
+    def delivered(self, delay: float) -> None:
+        pass

@@ -111,7 +111,7 @@ class ProgressEdits:
         if tracked.edit_pending:
             return
         tracked.edit_pending = True
-        self._runtime.spawn(self._edit(tracked), f"edit-{tracked.job.id}")
+        self._runtime.spawn(self._edit(tracked), f"edit-{tracked.job.id}", tracked.job)
 
     async def _edit(self, tracked: Tracked) -> None:
         async with tracked.edit_lock:
@@ -120,16 +120,14 @@ class ProgressEdits:
             try:
                 posted = await self._notifier().show(job, self._progress(job))
             except MessageUnreachable as exc:
-                log.warning("Job %d: its message cannot be reached: %s", job.id, exc.reason)
+                log.warning("Its message cannot be reached: %s", exc.reason)
                 if job.state.is_final:
                     await self._announced(job)  # nobody is left there to tell
             except Exception as exc:
                 tracked.edit_failures += 1
                 # Passing by definition (an outage, a timeout): one line, the trace for DEBUG.
-                log.warning(
-                    "Job %d: progress edit failed (%s: %s)", job.id, type(exc).__name__, exc
-                )
-                log.debug("Job %d: progress edit failure", job.id, exc_info=True)
+                log.warning("Progress edit failed (%s: %s)", type(exc).__name__, exc)
+                log.debug("Progress edit failure", exc_info=True)
                 self._after_failure(tracked, job)
             else:
                 tracked.edit_failures = 0
@@ -153,7 +151,7 @@ class ProgressEdits:
             delay = backoff(
                 tracked.edit_failures, self._config.retry_delay, self._config.max_retry_delay
             )
-            self._runtime.spawn(self._edit_later(tracked, delay), f"edit-{job.id}-retry")
+            self._runtime.spawn(self._edit_later(tracked, delay), f"edit-{job.id}-retry", job)
         else:
             self._announcing.discard(job.id)
 

@@ -30,6 +30,7 @@ from bot.engine.request import build_request
 from bot.engine.runtime import Runtime
 from bot.engine.tracked import Submission, Tracked
 from bot.engine.transitions import StateWriter
+from bot.log_context import about_job
 from bot.together.errors import TogetherError
 from bot.together.models import VideoJob
 from storage.models import Derivation, Job, JobState, MediaLink
@@ -203,9 +204,7 @@ class Submitter:
             tracked.submission = None
             tracked.attempts += 1
             wait = backoff(tracked.attempts, self._config.retry_delay, self._config.max_retry_delay)
-            log.warning(
-                "Job %d: could not take the last frame (%s); again in %.0f s", job.id, exc, wait
-            )
+            log.warning("Could not take the last frame (%s); again in %.0f s", exc, wait)
             tracked.due_at = self._runtime.now() + wait
             return False
         return True
@@ -230,9 +229,7 @@ class Submitter:
                 try:
                     renewed = await self._notifier().fresh_link(link)
                 except Exception as exc:  # Discord is down: the old link may still do
-                    log.warning(
-                        "Job %d: could not renew its %s link (%s)", tracked.job.id, link.kind, exc
-                    )
+                    log.warning("Could not renew its %s link (%s)", link.kind, exc)
                     renewed = link if expires > now else None
             elif expires > now:
                 renewed = link
@@ -255,7 +252,7 @@ class Submitter:
             return
         self._budget.answered(self._runtime.now(), sent_at, created)
         # Logged before it is stored: should the write fail for good, the id is still on record.
-        log.info("Job %d: accepted by Together as %s", job.id, created.id)
+        log.info("Accepted by Together as %s", created.id)
         tracked.accepted = created
         await self._record_accepted(tracked, created)
 
@@ -298,15 +295,12 @@ class Submitter:
         )
         if isinstance(decision, RetrySubmission):
             log.warning(
-                "Job %d: Together did not take the job (%s); retrying in %.0f s",
-                tracked.job.id,
-                exc.message,
-                decision.wait,
+                "Together did not take the job (%s); retrying in %.0f s", exc.message, decision.wait
             )
             tracked.due_at = now + decision.wait
             await self._writer.move(tracked, JobState.QUEUED)
             return
-        log.warning("Job %d: submission failed: %s", tracked.job.id, exc.message)
+        log.warning("Submission failed: %s", exc.message)
         await self._writer.finish(tracked, decision)
 
     async def unprepare(self) -> None:
@@ -320,6 +314,7 @@ class Submitter:
                 continue
             if tracked.job.state is not JobState.SUBMITTING:
                 continue
-            if await self._writer.requeue_unsent(tracked):
-                tracked.submission, tracked.request = None, None
-                log.info("Job %d: not sent before shutdown; back in the queue", tracked.job.id)
+            with about_job(tracked.job):  # called at shutdown, outside any job's task
+                if await self._writer.requeue_unsent(tracked):
+                    tracked.submission, tracked.request = None, None
+                    log.info("Not sent before shutdown; back in the queue")

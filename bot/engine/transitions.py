@@ -50,8 +50,19 @@ class StateWriter:
             self.on_moved(tracked)
         if updated.state.is_final:
             self._runtime.jobs.pop(job.id, None)
-        log.info("Job %d: %s -> %s", job.id, job.state, new_state)
+        log.info("%s -> %s", job.state, new_state)
+        self._count(updated, changes)
         return True
+
+    def _count(self, moved: Job, changes: dict[str, object]) -> None:
+        """Tell the metrics: a final state, and Together's cost once it is stored (a job's
+        cost is set by one move only, Together's end of it, so it is counted once)."""
+        recorder = self._runtime.recorder
+        if moved.state.is_final:
+            recorder.job_finished(moved.state, moved.model)
+        cost = changes.get("cost_usd")
+        if isinstance(cost, int | float) and cost > 0:
+            recorder.spent(moved.model, float(cost))
 
     async def finish(self, tracked: Tracked, decision: Finish) -> bool:
         return await self.move(tracked, decision.state, **decision.changes)
@@ -60,10 +71,7 @@ class StateWriter:
         job = tracked.job
         fresh = await self._store.get(job.id)
         log.info(
-            "Job %d: state moved elsewhere (now %s); %s not applied",
-            job.id,
-            fresh.state if fresh else "gone",
-            lost,
+            "State moved elsewhere (now %s); %s not applied", fresh.state if fresh else "gone", lost
         )
         if fresh is None or fresh.state.is_final:
             self._runtime.jobs.pop(job.id, None)
@@ -94,7 +102,7 @@ class StateWriter:
     async def cancel_untracked(self, job_id: int, reason: str | Text) -> Job | None:
         """Cancel a queued job this engine does not hold; None when it is no longer queued."""
         now = self._runtime.now()
-        return await self._store.transition(
+        cancelled = await self._store.transition(
             job_id,
             JobState.QUEUED,
             JobState.CANCELLED,
@@ -103,6 +111,9 @@ class StateWriter:
             finished_at=now,
             announced=False,
         )
+        if cancelled is not None:
+            self._runtime.recorder.job_finished(cancelled.state, cancelled.model)
+        return cancelled
 
     async def announced(self, shown: Job) -> None:
         """The final state reached the member (or never can): stop showing it, drop the token."""

@@ -44,6 +44,8 @@ from bot.together.models import (
 
 log = logging.getLogger(__name__)
 
+CHAT_PATH = "/v1/chat/completions"
+
 
 def _transport_kind(exc: httpx.RequestError) -> str:
     # Order matters: ConnectTimeout is a TimeoutException, not a ConnectError.
@@ -228,11 +230,36 @@ class TogetherClient:
         # "Equal jitter": at least half the backoff, so retries still spread out.
         return random.uniform(ceiling / 2, ceiling)
 
-    async def _request(
-        self, method: str, path: str, *, json: dict[str, Any] | None = None
-    ) -> httpx.Response:
+    async def chat_completion(
+        self, body: dict[str, Any], *, http_timeout: float | None = None
+    ) -> dict[str, Any]:
+        """POST /v1/chat/completions once (a moderation check: nothing to retry within its
+        deadline); the answer's JSON object. TogetherError as for the video calls."""
+        response = await self._request("POST", CHAT_PATH, json=body, http_timeout=http_timeout)
         try:
-            response = await self._http.request(method, path, json=json)
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise TogetherProtocolError(
+                "the answer is not a JSON object", status=response.status_code
+            )
+        return answer
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        http_timeout: float | None = None,
+    ) -> httpx.Response:
+        # None: the client's own timeout.
+        options: dict[str, Any] = (
+            {} if http_timeout is None else {"timeout": httpx.Timeout(http_timeout)}
+        )
+        try:
+            response = await self._http.request(method, path, json=json, **options)
         except httpx.RequestError as exc:
             message = clean_text(self._redact(str(exc) or type(exc).__name__))
             raise TogetherConnectionError(message, kind=_transport_kind(exc)) from exc

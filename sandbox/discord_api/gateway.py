@@ -93,6 +93,9 @@ class Gateway:
         self.connected = asyncio.Event()  # a session has IDENTIFYed (or RESUMEd) on a live socket
         self.identifies = 0
         self.resumes = 0
+        # While set, new websockets are refused with 503: the gateway is out of reach.
+        self.refusing = False
+        self.refused = 0
         self._connections: set[_Connection] = set()
         self._closing: set[asyncio.Task[None]] = set()  # sockets being closed in the background
         state.listeners.append(self._on_state_event)
@@ -127,7 +130,10 @@ class Gateway:
 
     # -- websocket -----------------------------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.refusing:
+            self.refused += 1
+            return web.Response(status=503, text="Sandbox gateway outage.")
         ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
         await ws.prepare(request)
         connection = _Connection(ws)

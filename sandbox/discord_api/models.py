@@ -42,6 +42,11 @@ class Channel:
     topic: str | None = None
     permission_overwrites: list[dict[str, Any]] = field(default_factory=list)
     last_message_id: int | None = None
+    nsfw: bool = False  # age-restricted; sent in GUILD_CREATE and in every interaction
+    # A thread (type 11): the channel it is in, and who started it. Its age restriction is
+    # its parent's; Discord does not send `nsfw` on threads.
+    parent_id: int | None = None
+    owner_id: int | None = None
 
 
 @dataclass(eq=False)
@@ -69,6 +74,7 @@ class Guild:
     premium_tier: int = 0
     roles: list[Role] = field(default_factory=list)
     channels: list[Channel] = field(default_factory=list)
+    threads: list[Channel] = field(default_factory=list)  # active threads, for GUILD_CREATE
     members: dict[int, Member] = field(default_factory=dict)
 
 

@@ -52,7 +52,34 @@ def role_payload(role: Role) -> dict[str, Any]:
     return payload
 
 
+def thread_payload(thread: Channel) -> dict[str, Any]:
+    """A public thread as Discord sends it (no `nsfw`, no overwrites: its parent's apply)."""
+    return {
+        "id": str(thread.id),
+        "type": thread.type,
+        "guild_id": str(thread.guild_id),
+        "parent_id": str(thread.parent_id),
+        "owner_id": str(thread.owner_id),
+        "name": thread.name,
+        "last_message_id": None if thread.last_message_id is None else str(thread.last_message_id),
+        "rate_limit_per_user": 0,
+        "message_count": 0,
+        "member_count": 1,
+        "total_message_sent": 0,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": "2026-01-01T00:00:00+00:00",
+            "locked": False,
+            "invitable": True,
+        },
+    }
+
+
 def channel_payload(channel: Channel) -> dict[str, Any]:
+    if channel.parent_id is not None:
+        return thread_payload(channel)
     return {
         "id": str(channel.id),
         "type": channel.type,
@@ -60,7 +87,7 @@ def channel_payload(channel: Channel) -> dict[str, Any]:
         "name": channel.name,
         "position": channel.position,
         "permission_overwrites": list(channel.permission_overwrites),
-        "nsfw": False,
+        "nsfw": channel.nsfw,
         "topic": channel.topic,
         "last_message_id": None
         if channel.last_message_id is None
@@ -158,7 +185,7 @@ def guild_create_payload(
             "voice_states": [],
             "members": [member_payload(m, guild) for m in members],
             "channels": [channel_payload(c) for c in guild.channels],
-            "threads": [],
+            "threads": [channel_payload(t) for t in guild.threads],
             "presences": [],
             "stage_instances": [],
             "guild_scheduled_events": [],

@@ -213,8 +213,13 @@ class DiscordSandbox:
         self.state.emit("GUILD_CREATE", payload, INTENT_GUILDS)
         return guild
 
-    def add_channel(self, guild: Guild, name: str) -> Channel:
-        return self.state.add_channel(guild, name)
+    def add_channel(self, guild: Guild, name: str, *, nsfw: bool = False) -> Channel:
+        """A new text channel; `nsfw`: age-restricted."""
+        return self.state.add_channel(guild, name, nsfw=nsfw)
+
+    def add_thread(self, parent: Channel, name: str, owner: Member) -> Channel:
+        """A public thread in `parent`; interactions sent in it carry it as their channel."""
+        return self.state.add_thread(parent, name, owner)
 
     def add_role(self, guild: Guild, name: str, permissions: int = 0) -> Role:
         return self.state.add_role(guild, name, permissions)
@@ -497,3 +502,8 @@ class DiscordSandbox:
 
     async def disconnect_gateway(self, *, resumable: bool = True) -> None:
         await self.gateway.disconnect(resumable=resumable)
+
+    def refuse_gateway(self, refuse: bool = True) -> None:
+        """A gateway outage: new websockets get 503 until called with False (REST stays up).
+        Combine with disconnect_gateway to drop the bot's current socket too."""
+        self.gateway.refusing = refuse

@@ -22,6 +22,7 @@ from .snowflakes import SnowflakeFactory
 INTENT_GUILDS = 1 << 0
 INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_MESSAGES = 1 << 9
+PUBLIC_THREAD = 11
 
 Listener = Callable[[str, dict[str, Any], int], None]
 
@@ -175,10 +176,29 @@ class SandboxState:
         self._new_channel(guild, "general")
         return guild
 
-    def add_channel(self, guild: Guild, name: str) -> Channel:
+    def add_channel(self, guild: Guild, name: str, *, nsfw: bool = False) -> Channel:
         channel = self._new_channel(guild, name)
+        channel.nsfw = nsfw
         self.emit("CHANNEL_CREATE", channel_payload(channel), INTENT_GUILDS)
         return channel
+
+    def add_thread(self, parent: Channel, name: str, owner: Member) -> Channel:
+        """A public thread in `parent`, started by `owner` (THREAD_CREATE)."""
+        guild = self.guilds[parent.guild_id]
+        thread = Channel(
+            id=self.ids.next(),
+            guild_id=guild.id,
+            name=name,
+            type=PUBLIC_THREAD,
+            parent_id=parent.id,
+            owner_id=owner.id,
+        )
+        guild.threads.append(thread)
+        self.channels[thread.id] = thread
+        self.emit(
+            "THREAD_CREATE", {**channel_payload(thread), "newly_created": True}, INTENT_GUILDS
+        )
+        return thread
 
     def add_role(self, guild: Guild, name: str, permissions: int = 0) -> Role:
         role = self._new_role(guild, name, permissions)

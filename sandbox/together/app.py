@@ -1,4 +1,5 @@
-"""The stand-in for Together's /v2/videos API: an aiohttp app plus an in-process control."""
+"""The stand-in for Together's /v2/videos API (and /v1/chat/completions for moderation models):
+an aiohttp app plus an in-process control."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from sandbox.together.fetching import MediaFetcher
 from sandbox.together.limits import DynamicLimit
+from sandbox.together.moderation import CHAT_PATH, Stall, chat_answer
 from sandbox.together.responses import error_response, job_object
 from sandbox.together.scripts import (
     JobScript,
@@ -87,6 +89,8 @@ class TogetherSandbox:
         self.dynamic_limit = dynamic_limit
         # Fetches each job's video and audio inputs; set `media_fetcher.timeout` to shorten.
         self.media_fetcher = MediaFetcher()
+        # Set on close: a stalled moderation answer (`[screen-slow]`) stops waiting.
+        self._closing = asyncio.Event()
 
     # -- control ---------------------------------------------------------------------------
 
@@ -105,6 +109,7 @@ class TogetherSandbox:
         app.router.add_get(VIDEOS_PATH + "/{id}", self._retrieve)
         app.router.add_get("/shrt/{id}", self._short_link)
         app.router.add_get("/files/{id}.mp4", self._file)
+        app.router.add_post(CHAT_PATH, self._chat)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -119,7 +124,11 @@ class TogetherSandbox:
         bound_host, bound_port = runner.addresses[0][:2]
         self.base_url = f"http://{_url_host(bound_host)}:{bound_port}"
 
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == CHAT_PATH]
+
     async def close(self) -> None:
+        self._closing.set()
         await self.media_fetcher.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -228,6 +237,16 @@ class TogetherSandbox:
         # id_only only changes the POST answer; GET always returns the whole job.
         shape = "object" if job.script.shape == "id_only" else job.script.shape
         return web.json_response(job_object(job, self.clock(), self.base_url, shape))
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        """Moderation models only (sandbox/together/moderation.py)."""
+        if not self._auth_ok(request):
+            return error_response(401, code="invalid_api_key")
+        try:
+            return chat_answer(_parse_json(await request.read()))
+        except Stall:
+            await self._closing.wait()
+            return error_response(504)
 
     async def _short_link(self, request: web.Request) -> web.StreamResponse:
         # Public like Together's signed links: no auth.

@@ -141,7 +141,7 @@ async def test_usage_jobs_and_member_history(stack: Stack) -> None:
     await private_reply(stack, asked)
     assert asked.original_message is not None
     mine = str(asked.original_message.embeds[0]["description"])
-    assert "Left today: 3 of 5" in mine and "Unfinished: 1 of 2 at once" in mine
+    assert "Videos left today: **3** of 5" in mine and "Unfinished: 1 of 2 at once" in mine
     assert "**#1** · MiniMax Hailuo 02 · delivered" in mine and " · $0.28 · " in mine
     assert "**#2** · MiniMax Hailuo 02" in mine
     assert f"https://discord.com/channels/{stack.discord.guild.id}/" in mine

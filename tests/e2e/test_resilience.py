@@ -352,7 +352,7 @@ async def test_no_secret_reaches_the_log_or_a_message(tmp_path: Path) -> None:
     assert downloads and not any("authorization" in r.headers for r in downloads)
     assert any(r.route.startswith("PATCH /webhooks/") for r in discord_sb.requests)
     # The log is the real thing, at DEBUG, about this job.
-    assert " DEBUG " in log and "Job 1: " in log and "Stopped cleanly" in log
+    assert " DEBUG " in log and " job=1: " in log and "Stopped cleanly" in log
     stored = json.dumps(
         [
             {"content": m.content, "embeds": m.embeds, "components": m.components}

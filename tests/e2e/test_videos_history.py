@@ -92,7 +92,7 @@ async def test_twelve_jobs_page_by_page_with_real_videos_among_them(stack: Stack
     page = await videos(stack)
     embed = page.embeds[0]
     assert embed["title"] == "Your videos on this server"
-    assert "Left today: 0 of 5 (made 12 in the last 24 hours)" in embed["description"]
+    assert "Videos left today: **0** of 5 (12 made in the last 24 hours)" in embed["description"]
     assert "Unfinished: 0 of 2 at once" in embed["description"]
     assert listed(page) == [job.id for job in reversed(inserted)]
     assert embed["footer"]["text"].startswith("Videos 1–10 of 12")

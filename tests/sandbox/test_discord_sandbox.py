@@ -445,6 +445,21 @@ async def test_non_resumable_disconnect_identifies_again(
     assert sandbox.gateway.resumes == 0
 
 
+async def test_a_refusing_gateway_keeps_the_bot_away_until_it_is_back(
+    sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
+) -> None:
+    sandbox.refuse_gateway()
+    await sandbox.disconnect_gateway(resumable=True)
+    await sandbox.wait_for(lambda: sandbox.gateway.refused >= 1)
+    assert not sandbox.connected.is_set()
+
+    sandbox.refuse_gateway(False)
+    await sandbox.wait_for(lambda: sandbox.connected.is_set(), timeout=30)
+    await sandbox.slash_command("ping", {"text": "back"}, member=alice)
+    edited, _ = await outcome(bot, "ping")
+    assert edited.content == "pong: back (edited)"
+
+
 async def test_subcommand_options_are_typed_from_the_schema(
     sandbox: DiscordSandbox, bot: SandboxBot, alice: Member
 ) -> None:

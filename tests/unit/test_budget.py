@@ -187,3 +187,30 @@ def test_a_steady_stream_of_late_polls_starves_nothing() -> None:
         served_at[claim.item] = token
     assert served_at["submit"] < Priorities.FAIR_EVERY
     assert served_at["early"] < 2 * Priorities.FAIR_EVERY
+
+
+def test_backing_off_after_a_429_until_the_rate_has_climbed_back() -> None:
+    budget = AdaptiveBudget(5.0, 1.0)
+    assert not budget.backing_off(0.0) and budget.throttled_at is None
+    budget.throttled(10.0, 9.5, retry_after=2.0)
+    assert budget.throttled_at == 10.0
+    assert budget.backing_off(11.0)  # paused, and below the rate that was cut
+    t = saturate(budget, 12.0, 3000.0)
+    assert budget.rate >= 1.0 and not budget.backing_off(t)
+
+
+def test_a_second_429_while_backing_off_keeps_the_rate_to_climb_back_to() -> None:
+    budget = AdaptiveBudget(5.0, 1.0)
+    budget.throttled(10.0, 9.5)
+    budget.throttled(20.0, 19.0)  # 0.7 -> 0.49
+    t = 21.0
+    while budget.rate <= 0.75:  # climbed past the second cut's rate, not yet to the first's
+        t = saturate(budget, t, 10.0)
+    assert budget.rate < 1.0 and budget.backing_off(t)
+
+
+def test_at_the_floor_a_429_still_counts_as_backing_off() -> None:
+    budget = AdaptiveBudget(5.0, 1.0)
+    for t in range(100):
+        budget.throttled(float(t), float(t))
+    assert budget.rate == pytest.approx(0.1) and budget.backing_off(200.0)

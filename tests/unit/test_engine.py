@@ -9,6 +9,7 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.engine import EngineConfig, FileRefused, JobEngine, MessageUnreachable, Progress
+from bot.engine.ports import Recorder
 from bot.engine.tracked import Submission
 from bot.media.files import DownloadFailed, DownloadRefused
 from bot.media.reencode import CannotFit, FitResult
@@ -40,6 +41,7 @@ class Harness:
         tmp_path: Path,
         store: FakeStore | None = None,
         api: FakeAPI | None = None,
+        recorder: Recorder | None = None,
         **config: object,
     ) -> None:
         self.clock = ManualClock()
@@ -61,6 +63,7 @@ class Harness:
             self.fetch,
             self.clock,
             EngineConfig(**options),  # type: ignore[arg-type]
+            recorder=recorder,
         )
         self.engine.attach(self.notifier)
 

@@ -12,6 +12,7 @@ from typing import Any
 import discord
 import pytest
 
+from bot.domain.allowance import Allowance
 from bot.domain.catalog import load_catalog
 from bot.domain.quota import QuotaDefaults
 from bot.engine import Progress
@@ -21,7 +22,6 @@ from cogs.modals import animate_modal, edit_modal, extend_modal, remix_modal
 from cogs.models import models_listing
 from cogs.render import (
     HISTORY_PAGE,
-    Allowance,
     HistoryPage,
     history_embed,
     job_detail_embed,
@@ -245,7 +245,21 @@ def test_a_full_videos_page_fits(lang: str) -> None:
     page = HistoryPage(
         jobs=jobs, position=BIG_ID - 20, total=BIG_ID, has_newer=True, has_older=True
     )
-    allowance = Allowance(100_000, 100_000, 100_000, 100_000, 100_000)
+    # Every line of the summary shown, with the widest figures.
+    allowance = Allowance(
+        left_today=0,
+        daily=100_000,
+        made_today=100_000,
+        server_left_today=0,
+        server_daily=100_000,
+        next_free_at=9_999_999_999,
+        unfinished=100_000,
+        concurrent=100_000,
+        budget_usd=1_000_000.0,
+        budget_left_usd=0.0,
+        budget_binds=True,
+        budget_frees_at=9_999_999_999,
+    )
     check_embed(history_embed(page, allowance, lambda _: MODEL_NAME, lang))
 
 

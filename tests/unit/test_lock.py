@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import subprocess
@@ -11,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from storage.db import DatabaseUnusable
-from storage.lock import DatabaseInUse, acquire_database_lock, lock_path_for
+from storage.lock import (
+    DatabaseInUse,
+    LockHolder,
+    acquire_database_lock,
+    find_lock_holder,
+    lock_path_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,3 +100,49 @@ def test_a_folder_that_cannot_hold_the_lock_file_is_unusable(tmp_path: Path) -> 
     blocker.write_text("not a folder")
     with pytest.raises(DatabaseUnusable, match="lock file"):
         acquire_database_lock(blocker / "bot.sqlite3")
+
+
+# -- find_lock_holder: what `video-bot health` asks ------------------------------------------------
+
+
+def test_find_lock_holder_names_the_holder_and_takes_nothing(tmp_path: Path) -> None:
+    database = tmp_path / "bot.sqlite3"
+    assert find_lock_holder(database) is None
+    assert not lock_path_for(database).exists(), "asking creates no file"
+    with acquire_database_lock(database):
+        assert find_lock_holder(database) == LockHolder(os.getpid())
+        assert find_lock_holder(database) == LockHolder(os.getpid())
+    assert find_lock_holder(database) is None
+    with acquire_database_lock(database) as lock:  # the probe left the lock free
+        assert lock.held
+
+
+def test_a_health_probe_at_the_moment_a_bot_starts_does_not_refuse_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe's shared flock lasts an instant; acquire waits that out instead of failing."""
+    database = tmp_path / "bot.sqlite3"
+    acquire_database_lock(database).release()  # the lock file exists, as after a first run
+    probe = os.open(lock_path_for(database), os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)  # what find_lock_holder does
+    waits: list[float] = []
+
+    def probe_ends(seconds: float) -> None:  # the probe is over by acquire's first wait
+        waits.append(seconds)
+        os.close(probe)
+
+    monkeypatch.setattr("storage.lock.time.sleep", probe_ends)
+    with acquire_database_lock(database) as lock:
+        assert lock.held
+    assert len(waits) == 1
+
+
+def test_a_real_holder_is_still_refused_after_the_short_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = tmp_path / "bot.sqlite3"
+    waits: list[float] = []
+    monkeypatch.setattr("storage.lock.time.sleep", waits.append)
+    with acquire_database_lock(database), pytest.raises(DatabaseInUse):
+        acquire_database_lock(database)
+    assert 0 < sum(waits) <= 0.1, "a second bot is refused at once, not after a long wait"

@@ -6,12 +6,12 @@ from __future__ import annotations
 import discord
 import pytest
 
+from bot.domain.allowance import Allowance
 from bot.i18n import Text, catalog
 from cogs.render import (
     DESCRIPTION_LIMIT,
     EMBED_LIMIT,
     REASON_SHOWN,
-    Allowance,
     HistoryPage,
     failure_embed,
     history_embed,
@@ -80,7 +80,20 @@ def test_missing_reason_has_a_default() -> None:
 
 # --- /videos ----------------------------------------------------------------------------------
 
-ALLOWANCE = Allowance(left_today=3, daily=5, made_today=2, unfinished=1, concurrent=2)
+ALLOWANCE = Allowance(
+    left_today=3,
+    daily=5,
+    made_today=2,
+    server_left_today=40,
+    server_daily=50,
+    next_free_at=None,
+    unfinished=1,
+    concurrent=2,
+    budget_usd=20.0,
+    budget_left_usd=15.0,
+    budget_binds=False,
+    budget_frees_at=None,
+)
 EVERYONE = "@" + "\u200beveryone"
 HOSTILE_PROMPT = (
     "**bold** @everyone [free nitro](https://evil.example/x) see https://ok.example/a_b"
@@ -132,7 +145,8 @@ def test_history_page_shows_allowance_jobs_and_position() -> None:
 
     description = embed.description or ""
     assert description.startswith(
-        "Left today: 3 of 5 (made 2 in the last 24 hours)\nUnfinished: 1 of 2 at once\n\n"
+        "Videos left today: **3** of 5 (2 made in the last 24 hours)\n"
+        "Unfinished: 1 of 2 at once\n\n"
     )
     assert [line.split(" · ")[0] for line in description.split("\n") if line.startswith("**#")] == [
         f"**#{n}**" for n in range(12, 2, -1)

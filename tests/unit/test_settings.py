@@ -20,6 +20,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "DISCORD_TOKEN",
         "TOGETHER_API_KEY",
         "LOG_LEVEL",
+        "LOG_FORMAT",
         "PROGRESS_EDIT_INTERVAL",
         "DATABASE_PATH",
         "DOWNLOAD_DIR",
@@ -36,6 +37,14 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.discord_api_base == "https://discord.com/api/v10"
     assert settings.progress_edit_interval == 10.0
     assert "d-token" not in repr(settings) and "t-key" not in repr(settings)
+
+
+def test_log_format_is_text_unless_json_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "d-token")
+    monkeypatch.setenv("TOGETHER_API_KEY", "t-key")
+    assert load_settings(env_file=None).log_format == "text"
+    monkeypatch.setenv("LOG_FORMAT", " JSON ")
+    assert load_settings(env_file=None).log_format == "json"
 
 
 def test_env_file_is_read(tmp_path: Path) -> None:
@@ -89,6 +98,10 @@ def test_download_dir_can_be_another_volume(monkeypatch: pytest.MonkeyPatch) -> 
         ({"DISCORD_TOKEN": "a"}, "TOGETHER_API_KEY is not set"),
         ({"DISCORD_TOKEN": "a", "TOGETHER_API_KEY": "b", "LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         (
+            {"DISCORD_TOKEN": "a", "TOGETHER_API_KEY": "b", "LOG_FORMAT": "xml"},
+            "LOG_FORMAT is invalid: must be text or json",
+        ),
+        (
             {"DISCORD_TOKEN": "a", "TOGETHER_API_KEY": "b", "PROGRESS_EDIT_INTERVAL": "0"},
             "PROGRESS_EDIT_INTERVAL is invalid",
         ),
@@ -115,6 +128,23 @@ def test_start_without_token_prints_one_line(tmp_path: Path) -> None:
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "DISCORD_TOKEN is not set" in lines[0]
+
+
+def test_start_with_a_bad_log_format_prints_one_line(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "DISCORD_TOKEN": "d",
+        "TOGETHER_API_KEY": "t",
+        "LOG_FORMAT": "logfmt",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "LOG_FORMAT is invalid: must be text or json" in lines[0]
 
 
 def test_start_with_broken_models_file_prints_one_line(tmp_path: Path) -> None:
@@ -187,3 +217,30 @@ def test_start_on_a_newer_database_prints_one_line(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert f"DATABASE_PATH {database} cannot be used: its schema version 99 is newer" in lines[0]
+
+
+def test_metrics_are_off_by_default_and_on_loopback_when_on(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("DISCORD_TOKEN=a\nTOGETHER_API_KEY=b\nMETRICS_PORT=\n")
+    off = load_settings(env_file=env)
+    assert off.metrics_port is None and off.metrics_host == "127.0.0.1"
+    env.write_text("DISCORD_TOKEN=a\nTOGETHER_API_KEY=b\nMETRICS_PORT=9464\n")
+    assert load_settings(env_file=env).metrics_port == 9464
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("METRICS_PORT=0", "METRICS_PORT"),
+        ("METRICS_PORT=65536", "METRICS_PORT"),
+        ("METRICS_PORT=http", "METRICS_PORT"),
+        ("METRICS_HOST=http://0.0.0.0", "METRICS_HOST"),
+        ("METRICS_HOST= ", "METRICS_HOST"),
+    ],
+)
+def test_a_bad_metrics_setting_is_named(tmp_path: Path, line: str, name: str) -> None:
+    env = tmp_path / ".env"
+    env.write_text(f"DISCORD_TOKEN=a\nTOGETHER_API_KEY=b\n{line}\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env_file=env)
+    assert str(caught.value).startswith(f"{name} is invalid")

@@ -300,3 +300,34 @@ async def test_pending_forms_keep_a_pick_until_forgotten_and_drop_stale_ones(
         assert await forms.get(later) is None
     finally:
         await db.close()
+
+
+async def test_recent_failures_are_the_servers_latest_failed_and_timed_out(
+    repo: JobRepository,
+) -> None:
+    day = 86400.0
+
+    async def ended(state: JobState, at: float, **overrides: object) -> int:
+        job = await repo.create(new_job(at - 60, **overrides))
+        await repo.transition(
+            job.id, JobState.QUEUED, state, at, finished_at=at, failure_reason=f"{state} at {at}"
+        )
+        return job.id
+
+    old = await ended(JobState.FAILED, NOW - 8 * day)  # before the window
+    timed_out = await ended(JobState.TIMED_OUT, NOW - 2 * day)
+    failed = [await ended(JobState.FAILED, NOW - day + i) for i in range(5)]
+    await ended(JobState.FAILED, NOW, guild_id=77)  # another server
+    await ended(JobState.CANCELLED, NOW)  # not a failure
+    await ended(JobState.DELIVERED, NOW)
+
+    since = NOW - 7 * day
+    latest = await repo.recent_failures(10, since)
+    assert [j.id for j in latest] == failed[::-1], "latest end first, five at most"
+    assert [j.id for j in await repo.recent_failures(10, since, limit=10)] == [
+        *failed[::-1],
+        timed_out,
+    ]
+    assert old not in [j.id for j in await repo.recent_failures(10, since, limit=50)]
+    assert latest[0].failure_reason == f"failed at {NOW - day + 4}"
+    assert await repo.recent_failures(12345, since) == []

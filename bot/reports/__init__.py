@@ -1,0 +1,1 @@
+"""Reports drawn for moderators: pure functions of storage values, no Discord."""

@@ -1,0 +1,113 @@
+"""/videoadmin status's text (cogs.status.status_text): a pure function of the facts."""
+
+from __future__ import annotations
+
+import math
+
+from bot.engine.snapshot import BudgetView, EngineSnapshot
+from cogs.status import MESSAGE_LIMIT, REASON_SHOWN, StatusFacts, status_text, uptime_text
+from storage.models import UNFINISHED_STATES, JobState
+from tests.unit.fakes import make_job
+
+NOW = 1_700_000_000.0
+LEARNED = BudgetView(
+    limited=True,
+    learning=True,
+    rate=1.0,
+    ceiling=5.0,
+    backing_off=False,
+    paused_for=0.0,
+    last_429_ago=None,
+)
+
+
+def snapshot(budget: BudgetView = LEARNED, **counts: int) -> EngineSnapshot:
+    states = {state: 0 for state in JobState if state in UNFINISHED_STATES}
+    states.update({JobState(name): n for name, n in counts.items()})
+    return EngineSnapshot(states, budget)
+
+
+def facts(**overrides: object) -> StatusFacts:
+    values: dict[str, object] = dict(
+        version="1.2.3", uptime=90.0, overall=snapshot(), here=snapshot(), failures=[]
+    )
+    values.update(overrides)
+    return StatusFacts(**values)  # type: ignore[arg-type]
+
+
+def test_an_idle_bot() -> None:
+    text = status_text(facts())
+    assert text.splitlines()[0] == "**Video bot 1.2.3** · up 1 min 30 s"
+    assert "No unfinished videos." in text
+    assert "1.00 requests/s now, at most 5.00/s · not backing off" in text
+    assert text.endswith("**Recent failures here** (last 7 days)\nNone.")
+
+
+def test_the_queue_overall_and_here() -> None:
+    text = status_text(
+        facts(overall=snapshot(queued=4, running=2), here=snapshot(queued=1, running=2))
+    )
+    assert "waiting: 4 / 1 · sending: 0 / 0 · generating: 2 / 2 · uploading: 0 / 0" in text
+
+
+def test_the_budget_paused_after_a_429() -> None:
+    paused = BudgetView(True, True, 0.7, 5.0, True, 42.0, 3.0)
+    text = status_text(facts(overall=snapshot(paused)))
+    assert (
+        "0.70 requests/s now, at most 5.00/s · backing off after a 429: no requests for 42 s "
+        "more · last 429 3 s ago"
+    ) in text
+
+
+def test_the_budget_climbing_back_then_recovered() -> None:
+    climbing = BudgetView(True, True, 0.8, 5.0, True, 0.0, 600.0)
+    assert "backing off after a 429: climbing back · last 429 10 min 00 s ago" in status_text(
+        facts(overall=snapshot(climbing))
+    )
+    recovered = BudgetView(True, True, 1.1, 5.0, False, 0.0, 7200.0)
+    assert "not backing off · last 429 2 h 00 min ago" in status_text(
+        facts(overall=snapshot(recovered))
+    )
+
+
+def test_fixed_and_unlimited_budgets() -> None:
+    fixed = BudgetView(True, False, 5.0, 5.0, False, 0.0, None)
+    assert "fixed at 5.00 requests/s" in status_text(facts(overall=snapshot(fixed)))
+    unlimited = BudgetView(False, False, math.inf, math.inf, False, 0.0, None)
+    assert "no limit (TOGETHER_REQUESTS_PER_SECOND is 0)" in status_text(
+        facts(overall=snapshot(unlimited))
+    )
+
+
+def test_failures_show_id_time_state_and_an_inert_reason() -> None:
+    failed = make_job(
+        12,
+        NOW,
+        state=JobState.FAILED,
+        finished_at=NOW + 5,
+        failure_reason="Bad **prompt** for @everyone\nsecond line",
+    )
+    timed_out = make_job(9, NOW, state=JobState.TIMED_OUT, finished_at=None, failure_reason=None)
+    lines = status_text(facts(failures=[failed, timed_out])).splitlines()
+    assert lines[-2] == (
+        f"#12 · <t:{int(NOW + 5)}:R> · failed · Bad \\*\\*prompt\\*\\* for @\u200beveryone "
+        "second line"
+    )
+    assert lines[-1] == f"#9 · <t:{int(NOW)}:R> · timed out · No reason was given."
+
+
+def test_long_reasons_are_trimmed_and_the_reply_fits_discord() -> None:
+    jobs = [
+        make_job(i, NOW, state=JobState.FAILED, finished_at=NOW, failure_reason="_x" * 3000)
+        for i in range(1, 6)
+    ]
+    text = status_text(facts(version="9" * 500, failures=jobs))
+    assert len(text) <= MESSAGE_LIMIT
+    for line in text.splitlines()[-5:]:
+        assert len(line.split(" · ", 3)[3]) <= REASON_SHOWN
+
+
+def test_uptime() -> None:
+    assert uptime_text(5) == "5 s"
+    assert uptime_text(3 * 86400 + 4 * 3600 + 59) == "3d 4h"
+    assert uptime_text(-1) == "0 s"

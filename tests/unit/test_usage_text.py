@@ -1,0 +1,40 @@
+"""The /videoadmin usage reply's text: the server's figures and top members, or one member's."""
+
+from __future__ import annotations
+
+from cogs.usage import usage_text
+from storage.models import UsageReport, UsageRow
+
+REPORT = UsageReport(
+    day_jobs=2,
+    day_usd=0.77,
+    month_jobs=5,
+    month_usd=4.8,
+    top_members=[UsageRow(2, 1, 3.0), UsageRow(1, 2, 0.9)],
+)
+
+
+def test_the_server_with_its_budget_and_top_members_as_mentions() -> None:
+    assert usage_text(REPORT, 50.0, None).split("\n") == [
+        "**This server**",
+        "Last 24 hours: 2 videos, $0.77",
+        "Last 30 days: 5 videos, $4.80 of the $50.00 budget",
+        "Top members (30 days):",
+        "1. <@2>: 1 videos, $3.00",
+        "2. <@1>: 2 videos, $0.90",
+        "The chart shows videos and spend per UTC day over the last 30 days.",
+    ]
+
+
+def test_one_member_without_the_budget_or_a_ranking() -> None:
+    mine = UsageReport(0, 0.0, 2, 0.9, [UsageRow(3, 2, 0.9)])
+    text = usage_text(mine, 50.0, 3)
+    assert text.startswith(
+        "**<@3>**\nLast 24 hours: 0 videos, $0.00\nLast 30 days: 2 videos, $0.90\n"
+    )
+    assert "budget" not in text and "Top members" not in text
+
+
+def test_a_server_without_videos_lists_no_members() -> None:
+    text = usage_text(UsageReport(0, 0.0, 0, 0.0, []), 0.0, None)
+    assert "Top members" not in text and "Last 30 days: 0 videos, $0.00 of the $0.00 budget" in text
