@@ -304,7 +304,8 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
     async def usage(
         self, interaction: discord.Interaction[VideoBot], user: discord.Member | None = None
     ) -> None:
-        answer = await usage_answer(self.bot, self._guild(interaction), user.id if user else None)
+        who = user.id if user else None
+        answer = await usage_answer(self.bot, self._guild(interaction), who, locale_of(interaction))
         await interaction.response.send_message(
             answer.text[:2000],
             file=discord.File(io.BytesIO(answer.chart_png), filename=CHART_FILENAME),
@@ -335,7 +336,8 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         facts = await status_report.gather(
             self.bot, self._guild(interaction), time.time(), time.monotonic()
         )
-        await self._reply(interaction, status_report.status_text(facts))
+        reply = status_report.status_text(facts, locale_of(interaction))
+        await self._reply(interaction, reply)
 
     @app_commands.command(name="audit", description="The last changes made with /videoadmin")
     async def audit(self, interaction: discord.Interaction[VideoBot]) -> None:

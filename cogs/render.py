@@ -229,7 +229,7 @@ def history_embed(
 ) -> discord.Embed:
     """A page of /videos: what is left, then each job; within Discord's embed limits."""
     embed = discord.Embed(title=translate(locale, "history.title"), colour=COLOR_PROGRESS)
-    head = allowance_text(allowance)
+    head = allowance_text(allowance, locale)
     if not page.jobs:
         embed.description = f"{head}\n\n{translate(locale, 'history.empty')}"
         return embed

@@ -8,7 +8,8 @@ chosen by the ``count`` placeholder (languages without plurals give both the sam
 `translate(locale, key, **params)` renders a key for a Discord locale (``de``, ``pt-BR``, ...),
 falling back to English for other locales and for keys a language lacks. A `Text` is a key
 with its parameters, rendered later in whoever reads it; a parameter that is itself a `Text`
-is rendered in the same language. See ARCHITECTURE.md, "Languages", to add a text.
+(or a `TextList` of them) is rendered in the same language. See ARCHITECTURE.md, "Languages",
+to add a text.
 """
 
 from __future__ import annotations
@@ -57,6 +58,18 @@ class Text:
         return cls(data["key"], params)
 
 
+@dataclass(frozen=True, slots=True)
+class TextList:
+    """Texts shown as one list ('S1 violent crimes, S10 hate'), joined with the reader's
+    language's separator (`list.separator`: ", " in English, "、" in Japanese)."""
+
+    items: tuple[Text, ...]
+
+    def render(self, locale: str | None) -> str:
+        separator = translate(locale, "list.separator")
+        return separator.join(item.render(locale) for item in self.items)
+
+
 def text(key: str, **params: object) -> Text:
     return Text(key, params)
 
@@ -92,7 +105,7 @@ def translate(locale: str | None, key: str, **params: object) -> str:
         count = params.get("count")
         entry = entry["one"] if count == 1 and "one" in entry else entry["other"]
     values = {
-        name: value.render(lang) if isinstance(value, Text) else value
+        name: value.render(lang) if isinstance(value, Text | TextList) else value
         for name, value in params.items()
     }
     return str(entry).format(**values)

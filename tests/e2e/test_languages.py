@@ -11,6 +11,7 @@ from sandbox.harness import Stack
 from sandbox.together import JobScript
 from storage.models import JobState
 from tests.e2e.conftest import StackFactory
+from tests.e2e.test_keyframes_flow import refused
 from tests.e2e.test_quotas_flow import admin, private_reply
 from tests.e2e.test_video_flow import DELIVERY_TIMEOUT, answered, fields, stored
 
@@ -125,3 +126,41 @@ async def test_the_bots_own_failure_reason_speaks_the_jobs_language(
     assert fields(waiting)["Grund"] == catalog("de")["reason.cancelled_by_member"]
     job = await stored(stack.bot.jobs, job_id, JobState.CANCELLED)
     assert job.failure_reason == "Cancelled before it was sent to Together."
+
+
+async def test_safety_refusals_speak_the_members_language_and_stay_private(stack: Stack) -> None:
+    anna = german_member(stack)
+    mod = stack.discord.add_member(
+        stack.discord.guild, "moderatorin", permissions=MANAGE_GUILD, locale="de"
+    )
+    text = await admin(stack, mod, ("safety",), block="Roter Panda", screening=True)
+    assert text.startswith("Aktualisiert.\n`roter panda` ist jetzt gesperrt.")
+    assert "Gesperrte Wörter und Ausdrücke: 1 von 80" in text
+    assert "Prüfung der Beschreibungen: an (Modell `" in text
+
+    # With screening on the bot answers "thinking" first, then privately in its place.
+    blocked = await refused(stack, await stack.video(anna, prompt="ein ROTER  panda"))
+    assert blocked == catalog("de")["safety.blocked_words"]
+    assert "panda" not in blocked.lower()
+
+    flagged = await stack.video(anna, prompt="ein Duell im Morgengrauen [unsafe:S1]")
+    reply = await refused(stack, flagged)
+    assert "(S1 Gewaltverbrechen)" in reply and reply.startswith("Die Inhaltsprüfung")
+    assert flagged.original_message is not None and flagged.original_message.deleted
+    assert stack.together.posts() == []
+
+
+async def test_a_japanese_moderator_reads_status_and_usage_in_japanese(stack: Stack) -> None:
+    mod = stack.discord.add_member(
+        stack.discord.guild, "kanrisha", permissions=MANAGE_GUILD, locale="ja"
+    )
+    status = await admin(stack, mod, ("status",))
+    assert status.splitlines()[0].startswith("**動画ボット ")
+    assert "**このサーバーの最近の失敗**（過去 7 日間）" in status
+
+    interaction = await stack.discord.slash_command(
+        "videoadmin", {}, member=mod, subcommand=("usage",)
+    )
+    usage = await private_reply(stack, interaction)
+    assert usage.startswith("**このサーバー**\n直近24時間：0 本、$0.00")
+    assert usage.endswith("グラフは直近30日間の UTC の1日ごとの動画数と支出を示します。")

@@ -15,6 +15,7 @@ import pytest
 from bot.domain.allowance import Allowance
 from bot.domain.catalog import load_catalog
 from bot.domain.quota import QuotaDefaults
+from bot.domain.safety import HAZARDS, MAX_ENTRY_CHARS, Verdict
 from bot.engine import Progress
 from bot.i18n import LANGUAGES, Text, catalog, translate
 from cogs.buttons import BUTTONS
@@ -126,6 +127,24 @@ def worst(lang: str) -> dict[str, object]:
         "width": 100_000,
     }
     values["frees"] = Text("quota.budget_frees", {"when": values["when"]})
+    # /videoadmin safety, status and usage.
+    values |= {
+        "categories": Verdict(safe=False, categories=tuple(HAZARDS)).categories_text(),
+        "code": "S99",
+        "problem": Text("safety.entry_no_letter"),
+        "entry": "w" * MAX_ENTRY_CHARS,
+        "choice": Text("safety.down_refuse"),
+        "state": Text("safety.screening_model", {"state": Text("safety.off"), "model": "m" * 100}),
+        "version": "1.2.3.dev45+g0123456789ab",
+        "uptime": translate(lang, "duration.days", days=9999, hours=23),
+        "rate": "1000.00",
+        "ceiling": "1000.00",
+        "spend": money,
+        "member": f"<@{SNOWFLAKE}>",
+        "rank": 10,
+        "days": 9999,
+    }
+
     # Option names inside a text are the command's localized names.
     for placeholder in (
         "audio",
@@ -138,6 +157,10 @@ def worst(lang: str) -> dict[str, object]:
         "seconds_option",
         "size",
         "video",
+        "screening",
+        "if_screen_down",
+        "block",
+        "unblock",
     ):
         values.setdefault(placeholder, Text(f"opt.{placeholder}"))
     return values

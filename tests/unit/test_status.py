@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from bot.engine.snapshot import BudgetView, EngineSnapshot
+from bot.i18n import Text
 from cogs.status import MESSAGE_LIMIT, REASON_SHOWN, StatusFacts, status_text, uptime_text
 from storage.models import UNFINISHED_STATES, JobState
 from tests.unit.fakes import make_job
@@ -109,5 +110,36 @@ def test_long_reasons_are_trimmed_and_the_reply_fits_discord() -> None:
 
 def test_uptime() -> None:
     assert uptime_text(5) == "5 s"
-    assert uptime_text(3 * 86400 + 4 * 3600 + 59) == "3d 4h"
+    assert uptime_text(3 * 86400 + 4 * 3600 + 59) == "3 d 4 h"
     assert uptime_text(-1) == "0 s"
+
+
+def test_the_moderator_reads_it_in_their_language() -> None:
+    paused = BudgetView(True, True, 0.7, 5.0, True, 42.0, 3.0)
+    reason = Text("reason.timed_out", {"minutes": 30}).to_json()
+    failed = make_job(
+        12,
+        NOW,
+        state=JobState.TIMED_OUT,
+        finished_at=NOW,
+        failure_reason="Together had not finished after 30 minutes, so the job was stopped.",
+        failure_text=reason,
+    )
+    text = status_text(facts(overall=snapshot(paused), failures=[failed]), "de")
+    assert text.splitlines() == [
+        "**Video-Bot 1.2.3** · läuft seit 1 Min. 30 Sek.",
+        "",
+        "**Warteschlange** (alle Server / dieser Server)",
+        "Keine unfertigen Videos.",
+        "",
+        "**Anfragebudget bei Together**",
+        "jetzt 0.70 Anfragen/s, höchstens 5.00/s · gedrosselt nach einem 429: noch 42 Sek. keine"
+        " Anfragen · letzter 429 vor 3 Sek.",
+        "",
+        "**Letzte Fehlschläge hier** (letzte 7 Tage)",
+        f"#12 · <t:{int(NOW)}:R> · Zeit überschritten · Together war nach 30 Minuten nicht fertig,"
+        " daher wurde der Auftrag gestoppt.",
+    ]
+    busy = status_text(facts(overall=snapshot(queued=3), here=snapshot(queued=1)), "ja")
+    assert "待機中: 3 / 1" in busy and "**キュー**（全サーバー / このサーバー）" in busy
+    assert uptime_text(3 * 86400 + 4 * 3600, "fr") == "3 j 4 h"

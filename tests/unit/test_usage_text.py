@@ -20,7 +20,7 @@ def test_the_server_with_its_budget_and_top_members_as_mentions() -> None:
         "Last 24 hours: 2 videos, $0.77",
         "Last 30 days: 5 videos, $4.80 of the $50.00 budget",
         "Top members (30 days):",
-        "1. <@2>: 1 videos, $3.00",
+        "1. <@2>: 1 video, $3.00",
         "2. <@1>: 2 videos, $0.90",
         "The chart shows videos and spend per UTC day over the last 30 days.",
     ]
@@ -38,3 +38,18 @@ def test_one_member_without_the_budget_or_a_ranking() -> None:
 def test_a_server_without_videos_lists_no_members() -> None:
     text = usage_text(UsageReport(0, 0.0, 0, 0.0, []), 0.0, None)
     assert "Top members" not in text and "Last 30 days: 0 videos, $0.00 of the $0.00 budget" in text
+
+
+def test_the_moderator_reads_it_in_their_language() -> None:
+    german = usage_text(REPORT, 50.0, None, "de").split("\n")
+    assert german[:6] == [
+        "**Dieser Server**",
+        "Letzte 24 Stunden: 2 Videos, $0.77",
+        "Letzte 30 Tage: 5 Videos, $4.80 von $50.00 Budget",
+        "Aktivste Mitglieder (30 Tage):",
+        "1. <@2>: 1 Video, $3.00",
+        "2. <@1>: 2 Videos, $0.90",
+    ]
+    assert german[6] == "Das Diagramm zeigt Videos und Ausgaben pro UTC-Tag der letzten 30 Tage."
+    japanese = usage_text(REPORT, 50.0, None, "ja")
+    assert "直近24時間：2 本、$0.77" in japanese
