@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.i18n import translate
 from bot.reports.usage_chart import usage_chart_png
 from cogs.text import money
-from storage.models import UsageReport
+from storage.models import DailyUsage, UsageReport
 
 if TYPE_CHECKING:
     from bot.client import VideoBot
 
 CHART_FILENAME = "usage.png"
 
-# The moderator reads the reply in their language (keys `admin.usage_*` in bot/i18n).
+# The moderator reads the reply in their language (keys `admin.usage_*` in bot/i18n); the
+# chart draws no words (its font has no Japanese), so the reply says what it shows.
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +37,11 @@ def usage_text(
     report: UsageReport,
     budget_usd: float,
     user_id: int | None,
+    days: Sequence[DailyUsage],
     locale: str | None = None,
 ) -> str:
-    """The reply's text: the server's (or with `user_id`, that member's) figures, and for the
-    server its top members by 30-day spend."""
+    """The reply's text: the server's (or with `user_id`, that member's) figures, for the
+    server its top members by 30-day spend, and what the chart of `days` shows."""
 
     def say(key: str, **params: object) -> str:
         return translate(locale, f"admin.usage_{key}", **params)
@@ -61,7 +64,9 @@ def usage_text(
             )
             for rank, row in enumerate(report.top_members, start=1)
         ]
-    lines.append(say("chart"))
+    if days:
+        first, last = days[0].day, days[-1].day
+        lines.append(say("chart", first=first.isoformat(), last=last.isoformat()))
     return "\n".join(lines)
 
 
@@ -74,7 +79,6 @@ async def usage_answer(
     days = await bot.usage.daily_usage(guild_id, now, user_id=user_id)
     limits = await bot.gatekeeper.server_limits(guild_id)
     # Tens of milliseconds of drawing: kept off the event loop, which answers everyone else.
-    one_member = user_id is not None
-    chart = await asyncio.to_thread(lambda: usage_chart_png(days, one_member=one_member))
-    text = usage_text(report, limits.monthly_budget_usd, user_id, locale)
+    chart = await asyncio.to_thread(usage_chart_png, days)
+    text = usage_text(report, limits.monthly_budget_usd, user_id, days, locale)
     return UsageAnswer(text, chart)

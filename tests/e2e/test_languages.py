@@ -163,4 +163,4 @@ async def test_a_japanese_moderator_reads_status_and_usage_in_japanese(stack: St
     )
     usage = await private_reply(stack, interaction)
     assert usage.startswith("**このサーバー**\n直近24時間：0 本、$0.00")
-    assert usage.endswith("グラフは直近30日間の UTC の1日ごとの動画数と支出を示します。")
+    assert "グラフ：" in usage and "上：1日あたりの動画数（棒）" in usage

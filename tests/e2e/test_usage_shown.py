@@ -55,7 +55,7 @@ async def test_usage_attaches_a_chart_and_lists_the_top_member(stack: Stack) -> 
     # The member's chart is drawn from their series alone, and differs from the server's.
     days = await stack.bot.usage.daily_usage(guild.id, time.time(), user_id=other.id)
     assert sum(d.jobs for d in days) == 1 and len(days) == 30
-    assert chart_of(mine) == usage_chart_png(days, one_member=True)
+    assert chart_of(mine) == usage_chart_png(days)
     assert chart_of(mine) != chart_of(server)
 
 
