@@ -75,7 +75,13 @@ def queue_text(overall: EngineSnapshot, here: EngineSnapshot, locale: str | None
     if not overall.unfinished:
         return translate(locale, "admin.status_queue_empty")
     return " · ".join(
-        f"{state_word(state, locale)}: {count} / {here.states[state]}"
+        translate(
+            locale,
+            "admin.status_queue_item",
+            state=state_word(state, locale),
+            all=count,
+            here=here.states[state],
+        )
         for state, count in overall.states.items()
     )
 

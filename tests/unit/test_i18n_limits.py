@@ -143,6 +143,8 @@ def worst(lang: str) -> dict[str, object]:
         "member": f"<@{SNOWFLAKE}>",
         "rank": 10,
         "days": 9999,
+        "all": 100_000,
+        "here": 100_000,
     }
 
     # Option names inside a text are the command's localized names.

@@ -141,5 +141,5 @@ def test_the_moderator_reads_it_in_their_language() -> None:
         " daher wurde der Auftrag gestoppt.",
     ]
     busy = status_text(facts(overall=snapshot(queued=3), here=snapshot(queued=1)), "ja")
-    assert "待機中: 3 / 1" in busy and "**キュー**（全サーバー / このサーバー）" in busy
+    assert "待機中：3 / 1" in busy and "**キュー**（全サーバー / このサーバー）" in busy
     assert uptime_text(3 * 86400 + 4 * 3600, "fr") == "3 j 4 h"
