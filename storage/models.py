@@ -207,7 +207,7 @@ class Job:
     chain_id: int | None = None
     chain_part: int | None = None
     locale: str = "en"
-    # The bot's own failure reason as a bot.i18n Text in JSON (see migration 013), or None.
+    # The bot's own failure reason as a bot.i18n Text in JSON (see migration 015), or None.
     failure_text: str | None = None
 
     def __repr__(self) -> str:
