@@ -40,6 +40,7 @@ from bot.engine.snapshot import EngineSnapshot, take_snapshot
 from bot.engine.submission import Submitter
 from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
+from bot.i18n import Text
 from bot.log_context import about_job, task_context
 from storage.models import UNFINISHED_STATES, Job, JobState
 
@@ -210,7 +211,7 @@ class JobEngine:
         self._enqueue_wake = None
         self._runtime.wake.set()
 
-    async def cancel(self, job_id: int, reason: str) -> Job | None:
+    async def cancel(self, job_id: int, reason: str | Text) -> Job | None:
         """Cancel a job still waiting in the bot's queue; None when it is too late.
 
         Goes through the engine so its working copy, its edits and the store agree: after
