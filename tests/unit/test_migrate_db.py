@@ -336,3 +336,16 @@ async def counts(url: str) -> dict[str, int]:
         }
     finally:
         await connection.close()
+
+
+async def test_a_bot_running_on_the_postgresql_database_is_refused(
+    source: Database, target_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    running = await open_postgres(target_url)  # holds the one-bot lock, as a bot does
+    try:
+        assert await cli("migrate-db", "--to", target_url) == 2
+    finally:
+        await running.close()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is in use by another bot process" in err
+    assert (await counts(target_url))["jobs"] == 0
