@@ -25,7 +25,8 @@ EXIT_REFUSED = 2
 
 URL_SCHEMES = ("postgresql", "postgres")
 BAD_URL = (
-    "--to must be a PostgreSQL URL, postgresql://user:password@host:5432/database; got {shown}"
+    "--to must be a PostgreSQL URL such as postgresql://user:password@host:5432/database; "
+    "this one is not ({shown})"
 )
 BOT_RUNNING = (
     "DATABASE_PATH {path} is in use by a running bot ({holder}): stop the bot first, then "

@@ -22,8 +22,9 @@ from typing import Any
 
 from storage.driver import Connection, Database, Row
 
-# Rows read and written at a time: job_media rows hold images of up to a few megabytes.
-BATCH_ROWS = 200
+# Rows read and written at a time: job_media rows hold JPEG keyframes of the video's size, up
+# to about a megabyte each, so a batch stays near 100 MB in memory at worst.
+BATCH_ROWS = 100
 # Tables whose rows the migrations create on both sides (the settings change counter's one
 # row): the copy replaces them, and they do not make a target count as used.
 MIGRATION_ROWS = frozenset({"settings_change_counter"})
@@ -90,11 +91,25 @@ async def copy_database(source: Database, target: Database) -> list[TableCopy]:
                 if used:
                     listed = ", ".join(f"{name} ({count_rows(rows)})" for name, rows in used)
                     raise CopyRefused(f"it is not empty: {listed}; it must be a new database")
-                return [await _copy_table(reader, writer, plan) for plan in plans]
+                return [await _copy_named(reader, writer, plan) for plan in plans]
         except (CopyRefused, CopyFailed):
             raise
-        except Exception as exc:
-            raise CopyFailed(" ".join(str(exc).split()) or type(exc).__name__) from exc
+        except Exception as exc:  # the commit itself, or a check before the first table
+            raise CopyFailed(_one_line(exc)) from exc
+
+
+async def _copy_named(reader: Connection, writer: Connection, plan: _Plan) -> TableCopy:
+    """_copy_table, its failure (the driver's error, whatever its type) naming the table."""
+    try:
+        return await _copy_table(reader, writer, plan)
+    except CopyFailed:
+        raise
+    except Exception as exc:
+        raise CopyFailed(f"{plan.name}: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def count_rows(rows: int) -> str:

@@ -55,14 +55,14 @@ def target_url() -> Iterator[str]:
 
 
 @pytest.fixture
-async def source(database: Path) -> AsyncIterator[Database]:
-    """The SQLite file, filled: closed before the test runs migrate-db on it."""
+async def source(database: Path) -> AsyncIterator[None]:
+    """The SQLite file at DATABASE_PATH, filled, and closed before the test runs migrate-db."""
     db = await open_database(database)
     try:
         await fill(db)
     finally:
         await db.close()
-    yield db
+    yield
 
 
 async def fill(db: Database) -> None:
@@ -147,7 +147,7 @@ async def sqlite_columns(db: Database) -> dict[str, list[str]]:
 
 
 async def test_every_table_is_copied_exactly_and_reads_back_the_same(
-    source: Database, database: Path, target_url: str, capsys: pytest.CaptureFixture[str]
+    source: None, database: Path, target_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await cli("migrate-db", "--to", target_url) == 0
     out, err = capsys.readouterr()
@@ -203,7 +203,7 @@ async def test_every_table_is_copied_exactly_and_reads_back_the_same(
 
 
 async def test_new_rows_on_postgresql_get_ids_above_the_copied_ones(
-    source: Database, target_url: str, capsys: pytest.CaptureFixture[str]
+    source: None, target_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await cli("migrate-db", "--to", target_url) == 0
     postgres = await open_postgres(target_url, single_instance=False)
@@ -224,7 +224,7 @@ async def test_new_rows_on_postgresql_get_ids_above_the_copied_ones(
 
 
 async def test_a_target_with_jobs_or_settings_is_refused_and_left_alone(
-    source: Database, target_url: str, capsys: pytest.CaptureFixture[str]
+    source: None, target_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await cli("migrate-db", "--to", target_url) == 0
     capsys.readouterr()
@@ -238,7 +238,7 @@ async def test_a_target_with_jobs_or_settings_is_refused_and_left_alone(
 
 
 async def test_settings_alone_make_a_target_used(
-    source: Database, target_url: str, capsys: pytest.CaptureFixture[str]
+    source: None, target_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     postgres = await open_postgres(target_url, single_instance=False)
     try:
@@ -252,7 +252,7 @@ async def test_settings_alone_make_a_target_used(
 
 
 async def test_a_running_bot_on_the_file_is_refused_before_postgresql_is_touched(
-    source: Database, database: Path, target_url: str, capsys: pytest.CaptureFixture[str]
+    source: None, database: Path, target_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with acquire_database_lock(database):
         assert await cli("migrate-db", "--to", target_url) == 2
@@ -274,7 +274,7 @@ async def test_a_running_bot_on_the_file_is_refused_before_postgresql_is_touched
     ],
 )
 async def test_a_bad_url_is_refused_in_one_line_without_its_password(
-    source: Database, url: str, capsys: pytest.CaptureFixture[str]
+    source: None, url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await cli("migrate-db", "--to", url) == 2
     out, err = capsys.readouterr()
@@ -284,7 +284,7 @@ async def test_a_bad_url_is_refused_in_one_line_without_its_password(
 
 
 async def test_an_unreachable_server_is_refused_in_one_line_without_its_password(
-    source: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    source: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"postgresql://bot:{PASSWORD}@/videobot?host={tmp_path}/no-server-here"
     assert await cli("migrate-db", "--to", url) == 2
@@ -306,7 +306,7 @@ async def test_a_missing_sqlite_file_is_refused(
 
 
 async def test_a_failed_copy_is_undone_whole(
-    source: Database, database: Path, target_url: str, capsys: pytest.CaptureFixture[str]
+    source: None, database: Path, target_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # SQLite keeps text in an INTEGER column; PostgreSQL's BIGINT refuses it. The tables copied
     # before jobs (the audit log, the settings) must be rolled back with it.
@@ -339,7 +339,7 @@ async def counts(url: str) -> dict[str, int]:
 
 
 async def test_a_bot_running_on_the_postgresql_database_is_refused(
-    source: Database, target_url: str, capsys: pytest.CaptureFixture[str]
+    source: None, target_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     running = await open_postgres(target_url)  # holds the one-bot lock, as a bot does
     try:
