@@ -99,6 +99,9 @@ class AdaptiveBudget:
         self._margin = margin
         self.rate = self.start
         self.processes, self.rank = 1, 0  # this process's place among those sharing the account
+        # No request before this, Together or not: a process joining others waits until they
+        # have made room for its share (bot/engine/shared_budget.py).
+        self.held_until = -math.inf
         self._inner = RateBudget(None if self.unlimited else self.rate, margin)
         # Takes, kept for the longest window of any rate (the floor's, or 1 s above 1/s), so
         # a rate change carries every one still inside the new window.
@@ -125,7 +128,7 @@ class AdaptiveBudget:
         return share_of(self.rate, self.processes, self.rank)
 
     def try_take(self, now: float) -> bool:
-        if now < self._paused_until or not self._inner.try_take(now):
+        if now < self.held_until or now < self._paused_until or not self._inner.try_take(now):
             return False
         self._remember(now)
         return True
@@ -145,7 +148,7 @@ class AdaptiveBudget:
             self._sent.popleft()
 
     def next_free(self, now: float) -> float:
-        return max(self._inner.next_free(now), self._paused_until)
+        return max(self._inner.next_free(now), self._paused_until, self.held_until)
 
     @property
     def paused_until(self) -> float:

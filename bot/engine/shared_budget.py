@@ -5,7 +5,8 @@ of one learned rate, kept in the database (storage/together_budget.py). Every `I
 seconds of the engine's clock, driven by its loop, the sync reads that rate, its pause and the
 live processes (`processes` rows with a heartbeat within LEASE_SECONDS) and hands them to the
 budget (AdaptiveBudget.adopt): a cut or pause another process wrote is followed within one
-sync, and a process that died gives its share back once it stops being live.
+sync, and a process that died gives its share back once it stops being live. A process that
+joins others sends nothing for `JOIN_WAIT`, until they have made room for it.
 
 What this process learns goes the other way at once (the loop is woken for it): a cut or a
 pause with one lower-only statement, a rise with a compare-and-set on the version the last
@@ -25,6 +26,7 @@ from storage.models import SharedRate
 log = logging.getLogger("bot.engine")
 
 INTERVAL = 1.0
+JOIN_WAIT = INTERVAL + 1.0  # a joining process's wait: one sync of the others, one window
 
 
 class BudgetSync:
@@ -54,6 +56,11 @@ class BudgetSync:
         shared = await self._table.start(self._budget.rates.start, now, alone)
         self._adopt(now, shared, live)
         self._next = now + INTERVAL
+        if not alone:
+            # The others learn of this process at their next sync (within INTERVAL), and the
+            # requests they sent at their old share leave the window a second later: only
+            # then is this share free in every window.
+            self._budget.rates.held_until = now + JOIN_WAIT
 
     def tick(self, now: float) -> None:
         """Start a sync when one is due, or when something learned waits to be written."""
