@@ -46,6 +46,7 @@ class BudgetSync:
     def _learned(self, lowered: bool) -> None:
         # A cut outranks a rise waiting with it: the rate written is the budget's, now.
         self._pending = lowered or bool(self._pending)
+        self._next = -math.inf  # written at the loop's next pass
         self._runtime.wake.set()
 
     async def start(self) -> None:
@@ -63,14 +64,14 @@ class BudgetSync:
             self._budget.rates.held_until = now + JOIN_WAIT
 
     def tick(self, now: float) -> None:
-        """Start a sync when one is due, or when something learned waits to be written."""
-        if (now >= self._next or self._pending is not None) and not self._syncing:
+        """Start a sync when one is due (at once when something learned waits to be written)."""
+        if now >= self._next and not self._syncing:
             self._syncing = True
             self._next = now + INTERVAL
             self._runtime.spawn(self._run(), "budget-sync")
 
     def next_due(self) -> float:
-        return -math.inf if self._pending is not None else self._next
+        return self._next
 
     async def _run(self) -> None:
         try:
@@ -86,10 +87,15 @@ class BudgetSync:
         pending, self._pending = self._pending, None
         rates = self._budget.rates
         shared: SharedRate | None = None
-        if pending is True:
-            shared = await self._table.lower(rates.rate, rates.paused_until, now)
-        elif pending is False:
-            shared = await self._table.raise_from(self._version, rates.rate, now)
+        try:
+            if pending is True:
+                shared = await self._table.lower(rates.rate, rates.paused_until, now)
+            elif pending is False:
+                shared = await self._table.raise_from(self._version, rates.rate, now)
+        except Exception:
+            # Not written: kept for the next sync (a second from now, not the next pass).
+            self._pending = pending or bool(self._pending)
+            raise
         if shared is None:  # nothing to write, or another process raised first
             shared = await self._table.read()
         if shared is None:  # the row is gone (an emptied database): write it again

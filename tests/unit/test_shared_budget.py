@@ -25,6 +25,7 @@ from bot.engine.shared_budget import INTERVAL, JOIN_WAIT, BudgetSync
 from bot.together.errors import TogetherError, TogetherRateLimited
 from bot.together.models import VideoJob
 from storage.db import Database, open_database
+from storage.models import SharedRate
 from storage.processes import Processes
 from storage.together_budget import TogetherBudgetTable
 
@@ -246,3 +247,37 @@ async def test_one_process_sends_exactly_as_an_unshared_budget(
             lone.answered(now, now, OK)
         now += STEP  # as ManualClock.advance adds it
     assert alone.sent == lone_sent and alone.budget.rates.rate == lone.rates.rate > 1.0
+
+
+class FailingOnce(TogetherBudgetTable):
+    """The row's table, whose first cut fails (the database was away)."""
+
+    failed = False
+
+    async def lower(self, rate: float, paused_until: float, now: float) -> SharedRate | None:
+        if not self.failed:
+            self.failed = True
+            raise OSError("database unreachable")
+        return await super().lower(rate, paused_until, now)
+
+
+async def test_a_cut_that_could_not_be_written_is_written_at_the_next_sync(
+    db: Database, tmp_path: Path
+) -> None:
+    acct = account(db, tmp_path, ceiling=15.0, start=15.0)
+    await acct.add("A")
+    b = await acct.add("B")
+    table = FailingOnce(db)
+    b.sync = BudgetSync(b.runtime, table, b.processes, b.budget)
+    await b.sync.start()
+    now = acct.clock.now()
+    b.budget.failed(now, now, too_many(retry_after=5.0))
+    b.sync.tick(now)  # the loop's next pass: the write fails (logged), the cut is kept
+    await asyncio.gather(*b.runtime.tasks)
+    shared = await table.read()
+    assert table.failed and shared is not None and shared.rate == 15.0
+    assert b.sync.next_due() == now + INTERVAL  # tried again a second later, not every pass
+    acct.clock.advance(INTERVAL)
+    b.sync.tick(acct.clock.now())
+    await asyncio.gather(*b.runtime.tasks)
+    assert await table.read() == SharedRate(10.5, now + 5.0, 1)
