@@ -1,5 +1,6 @@
 """Three bot processes sharing one account's Together budget through one database
-(bot.engine.shared_budget, storage.together_budget), on a manual clock.
+(bot.engine.shared_budget, storage.together_budget), on a manual clock, on SQLite and on
+PostgreSQL.
 
 Each simulated process is what the engine wires up: its RequestBudget, its BudgetSync ticked
 by the loop, its `processes` row beaten every third of LEASE_SECONDS. Every step, each live
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from bot.engine.runtime import Runtime
 from bot.engine.shared_budget import INTERVAL, JOIN_WAIT, BudgetSync
 from bot.together.errors import TogetherError, TogetherRateLimited
 from bot.together.models import VideoJob
-from storage.db import Database, open_database
+from storage.db import Database
 from storage.models import SharedRate
 from storage.processes import Processes
 from storage.together_budget import TogetherBudgetTable
@@ -129,10 +130,9 @@ def all_sent(procs: list[Process]) -> list[float]:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await open_database(tmp_path / "bot.sqlite3")
-    yield database
-    await database.close()
+def db(any_db: Database) -> Database:
+    """One database for every process of the account: SQLite, then PostgreSQL."""
+    return any_db
 
 
 def account(db: Database, tmp_path: Path, ceiling: float, start: float) -> Account:

@@ -1,4 +1,4 @@
--- SQLite's 015_together_budget.sql: the request budget every process shares (see that file).
+-- SQLite's 016_together_budget.sql: the request budget every process shares (see that file).
 CREATE TABLE together_budget (
     id            INTEGER          PRIMARY KEY CHECK (id = 1),
     rate          DOUBLE PRECISION NOT NULL,
