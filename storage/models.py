@@ -333,3 +333,13 @@ class AuditEntry:
     action: str
     detail: str
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SharedRate:
+    """The account's Together request budget as last written (storage/together_budget.py):
+    requests per second, no request before `paused_until`, and the count of writes."""
+
+    rate: float
+    paused_until: float
+    version: int
