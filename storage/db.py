@@ -37,7 +37,7 @@ async def open_database(path: Path, migrations_dir: Path = MIGRATIONS_DIR) -> SQ
 
 
 async def open_configured(database_path: Path, database_url: str | None) -> Database:
-    """PostgreSQL when `database_url` is set (one bot per database), else SQLite at
+    """PostgreSQL when `database_url` is set (shared by processes, by lease), else SQLite at
     `database_path`. Raises DatabaseUnusable naming the one chosen, and why, in one line."""
     if database_url:
         # Imported here: asyncpg is only loaded by a bot that uses it.

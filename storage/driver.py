@@ -187,3 +187,12 @@ def list_migrations(directory: Path) -> list[tuple[int, Path]]:
                 f"migration {path.name} is out of sequence (expected {expected:03d})"
             )
     return found
+
+
+def newer_schema(target: Path | str, current: int, known: int) -> DatabaseUnusable:
+    """The refusal for a database a newer release has migrated past what this one knows."""
+    return DatabaseUnusable(
+        target,
+        f"its schema version {current} is newer than this bot knows ({known}): "
+        "it was opened by a newer release; run that release, or restore a backup",
+    )

@@ -27,7 +27,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from storage.driver import Connection, Database, DatabaseUnusable, Params, Row, list_migrations
+from storage.driver import (
+    Connection,
+    Database,
+    DatabaseUnusable,
+    Params,
+    Row,
+    list_migrations,
+    newer_schema,
+)
 from storage.placeholders import arguments, translate
 
 log = logging.getLogger(__name__)
@@ -183,11 +191,7 @@ async def _migrate(connection: asyncpg.Connection, migrations_dir: Path, target:
         await connection.execute(_VERSION_TABLE)
         current = await _version(connection)
     if current > len(migrations):
-        raise DatabaseUnusable(
-            target,
-            f"its schema version {current} is newer than this bot knows ({len(migrations)}): "
-            "it was opened by a newer release; run that release, or restore a backup",
-        )
+        raise newer_schema(target, current, len(migrations))
     for version, script_path in migrations[current:]:
         # One transaction per migration, under the migration lock; the version is read again
         # inside it, so a migration another process applied meanwhile is not applied twice.

@@ -16,7 +16,15 @@ from pathlib import Path
 
 import aiosqlite
 
-from storage.driver import Connection, Database, DatabaseUnusable, Params, Row, list_migrations
+from storage.driver import (
+    Connection,
+    Database,
+    DatabaseUnusable,
+    Params,
+    Row,
+    list_migrations,
+    newer_schema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,11 +182,7 @@ async def _migrate(connection: aiosqlite.Connection, migrations_dir: Path, path:
     current = await _user_version(connection)
     migrations = list_migrations(migrations_dir)
     if current > len(migrations):
-        raise DatabaseUnusable(
-            path,
-            f"its schema version {current} is newer than this bot knows ({len(migrations)}): "
-            "it was opened by a newer release; run that release, or restore a backup",
-        )
+        raise newer_schema(path, current, len(migrations))
     for version, script_path in migrations[current:]:
         script = script_path.read_text(encoding="utf-8")
         # One transaction per migration: the schema change and the version bump land together.
