@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench.compression import TimeScale, typical_seconds
 from bench.metrics import job_lines
+from bench.runner import run_case
 from bench.scenarios import ADAPTIVE, SCENARIOS, plan_jobs
 from bench.sharded import run_sharded_case
 from bench.sharded_report import EXPLANATION, ProcessesMetrics, compute_processes, table
@@ -54,9 +55,11 @@ async def run_processes_bench(
     members: int = DEFAULT_MEMBERS,
     seed: int = 1,
     jobs: int | None = None,
+    sqlite: bool = False,
     command: str = "",
 ) -> ProcessesResult:
     started = time.monotonic()
+    measured = revision()  # the code that runs, before anything may be committed meanwhile
     typical = typical_seconds()
     rows: list[ProcessesMetrics] = []
     notes: list[str] = []
@@ -64,6 +67,13 @@ async def run_processes_bench(
         scenario = SCENARIOS[name]
         timescale = TimeScale(scale or scenario.scale)
         planned = plan_jobs(scenario, jobs or scenario.jobs, members, typical, seed)
+        if sqlite:
+            print(f"bench: {name} on SQLite: {len(planned)} jobs ...", file=sys.stderr, flush=True)
+            record = await run_case(
+                scenario, ADAPTIVE, planned, timescale, workdir / f"{name}-sqlite", members
+            )
+            rows.append(compute_processes(record, 1, "SQLite"))
+            notes += [f"{name} on SQLite: PROBLEM: {problem}" for problem in record.problems]
         for count in process_counts:
             label = f"{name} with {count} process{'es' if count > 1 else ''}"
             print(f"bench: {label}: {len(planned)} jobs ...", file=sys.stderr, flush=True)
@@ -86,7 +96,7 @@ async def run_processes_bench(
         f"Seed {seed}, {members} members spread over one server per shard; whole run "
         f"{time.monotonic() - started:.0f} s."
     )
-    return ProcessesResult(rows, render(rows, notes, command), notes)
+    return ProcessesResult(rows, render(rows, notes, command, measured), notes)
 
 
 def shared_budget_present() -> bool:
@@ -122,7 +132,9 @@ def revision() -> str:
     return found.stdout.strip()
 
 
-def render(rows: Sequence[ProcessesMetrics], notes: Sequence[str], command: str) -> str:
+def render(
+    rows: Sequence[ProcessesMetrics], notes: Sequence[str], command: str, commit: str
+) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     shared = (
         "yes (bot/engine/shared_budget.py: the processes share the account's rate)"
@@ -133,7 +145,7 @@ def render(rows: Sequence[ProcessesMetrics], notes: Sequence[str], command: str)
     parts = [
         HEADING,
         "",
-        f"`{command}` on {now}, commit {revision()}; {machine()}.",
+        f"`{command}` on {now}, commit {commit}; {machine()}.",
         f"Shared Together budget across processes in this checkout: {shared}.",
         "",
         EXPLANATION,
@@ -186,6 +198,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=DEFAULT_MEMBERS)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=None, help="override each scenario's jobs")
+    parser.add_argument(
+        "--sqlite",
+        action="store_true",
+        help="also run each scenario with one process on SQLite, for comparison",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--workdir", type=Path, default=None, help="keep bot logs here")
     args = parser.parse_args(argv)
@@ -232,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 members=args.members,
                 seed=args.seed,
                 jobs=args.jobs,
+                sqlite=args.sqlite,
                 command=shown_command(argv),
             )
         )

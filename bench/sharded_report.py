@@ -16,6 +16,7 @@ WINDOW = 1.0  # real seconds: TOGETHER_REQUESTS_PER_SECOND is per (real) second
 @dataclass(frozen=True)
 class ProcessesMetrics:
     processes: int
+    database: str  # "PostgreSQL", or "SQLite" for the one-process comparison
     base: Metrics
     # TOGETHER_REQUESTS_PER_SECOND as every process was configured (real requests per second),
     # taken as the account's budget: what all processes together may send.
@@ -45,7 +46,9 @@ def fixed_windows(times: Sequence[float], window: float) -> list[int]:
     return counts
 
 
-def compute_processes(record: RunRecord, processes: int) -> ProcessesMetrics:
+def compute_processes(
+    record: RunRecord, processes: int, database: str = "PostgreSQL"
+) -> ProcessesMetrics:
     counts = fixed_windows(record.together_times, WINDOW)
     capacity = math.floor(record.budget * WINDOW)
     cpu: list[float | None] = []
@@ -59,6 +62,7 @@ def compute_processes(record: RunRecord, processes: int) -> ProcessesMetrics:
         busy.append(used / wall if used is not None and wall else None)
     return ProcessesMetrics(
         processes=processes,
+        database=database,
         base=compute(record),
         account_budget=record.budget,
         peak_in_window=peak_in_window(record.together_times, WINDOW)[0],
@@ -80,6 +84,7 @@ def _each(values: Sequence[float | None], shown: Callable[[float], str]) -> str:
 COLUMNS: tuple[tuple[str, Callable[[ProcessesMetrics], str]], ...] = (
     ("Scenario", lambda m: m.base.scenario),
     ("Processes", lambda m: str(m.processes)),
+    ("Database", lambda m: m.database),
     ("Scale", lambda m: f"{m.base.scale:g}"),
     ("Delivered", lambda m: f"{m.base.delivered}/{m.base.jobs}"),
     ("Missed 3 s", lambda m: str(m.base.missed_deadline)),

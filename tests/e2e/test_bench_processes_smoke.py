@@ -20,6 +20,7 @@ from tests.databases import server_url
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="bench reads /proc")
 
 FIGURE = re.compile(r"^-?[\d,]+(\.\d+)?%?$")
+TEXT_COLUMNS = {"Scenario", "Database", "Delivered", "1 s windows over budget", "Budget held"}
 
 
 @pytest.mark.timeout(120)
@@ -46,11 +47,11 @@ async def test_burst_with_two_processes_on_postgresql(tmp_path: Path) -> None:
     lines = [line for line in result.markdown.splitlines() if line.startswith("|")]
     header, row = ([c.strip() for c in line.strip("|").split("|")] for line in (lines[0], lines[2]))
     assert header == [name for name, _ in COLUMNS]
-    assert row[:4] == ["burst", "2", "20", "4/4"]
+    assert row[:5] == ["burst", "2", "PostgreSQL", "20", "4/4"]
     for name, cell in zip(header, row, strict=True):
         if name in ("CPU per process (s)", "CPU busy per process"):
             assert all(FIGURE.match(part) for part in cell.split(" / ")), f"{name}: {cell!r}"
-        elif name not in ("Scenario", "Delivered", "1 s windows over budget", "Budget held"):
+        elif name not in TEXT_COLUMNS:
             assert FIGURE.match(cell), f"{name}: {cell!r}"
 
     # The section replaces an earlier one and leaves the rest of results.md alone.
