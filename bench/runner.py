@@ -22,7 +22,7 @@ from bench.procstats import ProcStats, Sampler
 from bench.scenarios import PlannedJob, Scenario, Strategy, job_index
 from bench.stands import PlannedTogether, job_script, limit_discord, new_account_limit
 from sandbox.discord_api import DiscordSandbox, Interaction, Member, RecordedRequest
-from sandbox.process import BotProcess
+from sandbox.process import STOP_TIMEOUT, BotProcess
 from sandbox.together import TogetherSandbox
 from sandbox.together.app import VIDEOS_PATH
 from sandbox.together.limits import DynamicLimit
@@ -264,7 +264,13 @@ async def drive(
         name = "the bot" if len(bots) == 1 else f"bot process {number}"
         if not bot.running:
             record.problems.append(f"{name} exited early with code {bot.returncode}")
-        code = await bot.terminate()
+        try:
+            code = await bot.terminate()
+        except TimeoutError:
+            # Reported, not raised: the other runs' figures still count.
+            record.problems.append(f"{name} did not stop within {STOP_TIMEOUT:g} s of SIGTERM")
+            await bot.close()
+            code = bot.returncode if bot.returncode is not None else -9
         if code != 0:
             record.problems.append(f"{name}'s exit code was {code}")
         record.exit_code = code if record.exit_code in (0, None) else record.exit_code
