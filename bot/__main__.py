@@ -1,8 +1,9 @@
 """Composition root: Settings -> logging -> Storage -> TogetherClient -> JobEngine -> VideoBot.
 
-`video-bot` (no command) runs the bot; `video-bot health` and `video-bot backup PATH` are the
-operator's commands (bot/health.py, bot/backup.py) and need only DATABASE_PATH (backup copies
-SQLite only, and refuses when DATABASE_URL is set).
+`video-bot` (no command) runs the bot; `video-bot health`, `video-bot backup PATH` and
+`video-bot migrate-db --to URL` are the operator's commands (bot/health.py, bot/backup.py,
+bot/migrate_db.py) and need only DATABASE_PATH (backup copies SQLite only, and refuses when
+DATABASE_URL is set; migrate-db copies SQLite into the PostgreSQL database at URL).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bot.backup import run_backup
 from bot.domain.catalog import Catalog, CatalogError, load_catalog
 from bot.health import check_health
 from bot.logs import configure_logging
+from bot.migrate_db import run_migrate_db
 from bot.settings import Settings, SettingsError, load_database_settings, load_settings
 from storage.db import DatabaseUnusable
 from storage.lock import DatabaseInUse
@@ -109,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_command(args: Sequence[str]) -> int:
-    """`health` or `backup PATH`; argparse answers a wrong command (usage, exit code 2)."""
+    """`health`, `backup PATH` or `migrate-db --to URL`; argparse answers a wrong command
+    (usage, exit code 2)."""
     parser = argparse.ArgumentParser(
         prog="video-bot", description="Without a command: run the bot."
     )
@@ -122,6 +125,12 @@ def run_command(args: Sequence[str]) -> int:
         "backup", help="copy the database to PATH (a new file), safely while the bot runs"
     )
     backup.add_argument("path", type=Path, metavar="PATH")
+    migrate = commands.add_parser(
+        "migrate-db",
+        help="copy the SQLite database at DATABASE_PATH into an empty PostgreSQL database, "
+        "with the bot stopped",
+    )
+    migrate.add_argument("--to", required=True, metavar="POSTGRESQL_URL", dest="url")
     chosen = parser.parse_args(args)
     try:
         database_settings = load_database_settings()
@@ -134,6 +143,8 @@ def run_command(args: Sequence[str]) -> int:
         # With DATABASE_URL too: the bot holds DATABASE_PATH's lock and writes its heartbeat
         # beside it, and the heartbeat's database probe goes to PostgreSQL.
         return health(database)
+    if chosen.command == "migrate-db":
+        return migrate_to(database, chosen.url)
     if database_settings.database_url is not None:
         print(f"video-bot: {BACKUP_NEEDS_SQLITE}", file=sys.stderr)
         return EXIT_CONFIG
@@ -152,6 +163,14 @@ def health(database: Path) -> int:
 def backup_to(database: Path, target: Path) -> int:
     outcome = run_backup(database, target)
     print(f"video-bot: {outcome.line}", file=sys.stdout if outcome.code == 0 else sys.stderr)
+    return outcome.code
+
+
+def migrate_to(database: Path, url: str) -> int:
+    outcome = run_migrate_db(database, url)
+    stream = sys.stdout if outcome.code == 0 else sys.stderr
+    for line in outcome.lines:
+        print(f"video-bot: {line}", file=stream)
     return outcome.code
 
 

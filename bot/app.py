@@ -42,6 +42,7 @@ from storage.lock import acquire_database_lock
 from storage.processes import Processes, new_process_id
 from storage.reservations import Reservations
 from storage.server_settings import GuildSettingsRepository
+from storage.together_budget import TogetherBudgetTable
 from storage.usage import UsageRepository
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,9 @@ async def _assemble(
             # unfinished job is claimed at start, without waiting for old leases to expire.
             # PostgreSQL is shared: another process's jobs are taken only once their lease ends.
             sole = db.dialect == "sqlite"
-            leasing = Leasing(JobLeases(db, me), Processes(db, me), sole=sole)
+            leasing = Leasing(
+                JobLeases(db, me), Processes(db, me), sole=sole, budget=TogetherBudgetTable(db)
+            )
             planner: PollPlanner = FixedPlanner(settings.poll_interval)
             if settings.poll_strategy == "adaptive":
                 expected = {model.id: model.expected_seconds for model in catalog}

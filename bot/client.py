@@ -21,6 +21,7 @@ from bot.engine import JobEngine
 from bot.gatekeeper import Gatekeeper
 from bot.heartbeat import GatewayWatch
 from bot.housekeeping import KeyframePruner
+from bot.i18n import translate
 from bot.intake import Intake
 from bot.settings import Settings
 from bot.sharding import syncs_commands
@@ -32,6 +33,7 @@ from storage.usage import UsageRepository
 log = logging.getLogger(__name__)
 
 EXTENSIONS = (
+    "cogs.translator",  # first: the tree is synced with its localizations
     "cogs.buttons",
     "cogs.progress",
     "cogs.video",
@@ -40,10 +42,10 @@ EXTENSIONS = (
     "cogs.forms",
     "cogs.admin",
 )
-RESTARTING = "The bot is restarting; please try again in a minute."
+RESTARTING = "error.restarting"
 # How long a shutdown waits for commands already running to store their job and answer.
 COMMAND_GRACE = 5.0
-GENERIC_FAILURE = "Something went wrong on our side. Nothing was submitted; please try again."
+GENERIC_FAILURE = "error.generic"
 # Log-in retries while Discord is down or out of reach: 5, 10, 20, 40, then every 60 s.
 LOGIN_RETRY_DELAY = 5.0
 LOGIN_MAX_RETRY_DELAY = 60.0
@@ -68,18 +70,19 @@ class VideoCommandTree(app_commands.CommandTree[Any]):
     ) -> None:
         """Members read a UserFacingError's words; anything else is logged, never shown."""
         cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        locale = interaction.locale.value
         if isinstance(cause, UserFacingError):
-            text = cause.message
+            text = cause.text_for(locale)
         elif isinstance(cause, app_commands.NoPrivateMessage):
-            text = "This command only works in a server."
+            text = translate(locale, "error.server_only")
         elif isinstance(cause, app_commands.CheckFailure):
-            text = str(cause) or "You cannot use this command here."
+            text = str(cause) or translate(locale, "error.not_here")
         elif isinstance(cause, app_commands.TransformerError):
-            text = f"`{cause.value!r}` is not a valid value for this option."
+            text = translate(locale, "error.bad_value", value=repr(cause.value))
         else:
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error("Command /%s failed", command, exc_info=cause)
-            text = GENERIC_FAILURE
+            text = translate(locale, GENERIC_FAILURE)
         await send_ephemeral(interaction, text)
 
 

@@ -19,6 +19,7 @@ from bot.domain.quota import (
     effective_limits,
     model_allowed,
 )
+from bot.i18n import option_name, text
 from storage.models import EffectiveLimits, Flow, Job, MediaLink, MemberUsage, NewJob
 from storage.reservations import Reservations
 from storage.server_settings import GuildSettingsRepository
@@ -52,13 +53,11 @@ class Gatekeeper:
         """Refuse blocked members and channels the moderators have not opened to /video."""
         rules = await self._settings.rules(guild_id)
         if user_id in rules.blocked:
-            raise NotAllowedError(
-                "You cannot use /video in this server. Ask a moderator if this is a mistake."
-            )
+            raise NotAllowedError("refusal.blocked")
         channels = rules.channels
         if channels and channel_id not in channels:
             listed = ", ".join(f"<#{c}>" for c in sorted(channels))
-            raise NotAllowedError(f"/video works only in {listed} on this server.")
+            raise NotAllowedError("refusal.channels", channels=listed)
 
     async def flow_model(self, guild_id: int, flow: Flow) -> str | None:
         """The server's own model for a flow ("animate", "edit"), or None for the default."""
@@ -69,9 +68,9 @@ class Gatekeeper:
         if model.enabled and model_allowed(rules, model.id):
             return
         allowed = [m.name for m in self._catalog if model_allowed(rules, m.id)]
-        offer = f" Models you can use here: {', '.join(allowed)}." if allowed else ""
-        where = "on this server" if model.enabled else "on this bot (switched off)"
-        raise InvalidOptionError(f"`model`: {model.name} is not available {where}.{offer}")
+        offer = text("model.offer", models=", ".join(allowed)) if allowed else ""
+        key = "model.not_here" if model.enabled else "model.not_on_bot"
+        raise InvalidOptionError(key, option=option_name("model"), model=model.name, offer=offer)
 
     async def server_limits(self, guild_id: int) -> EffectiveLimits:
         return effective_limits(self.defaults, await self._settings.limits(guild_id), {}, [])
@@ -88,7 +87,7 @@ class Gatekeeper:
         usage = await self._usage.member_usage(guild_id, user_id, now)
         refusal = check(limits, usage, now, estimated_cost_usd=cost, seconds=seconds)
         if refusal is not None:
-            raise QuotaExceeded(refusal.message)
+            raise QuotaExceeded(refusal.text)
 
     async def reserve(
         self,
@@ -110,5 +109,5 @@ class Gatekeeper:
 
         result = await self._reservations.create_within_quota(new_job, decide, media, limits, links)
         if isinstance(result, Refusal):
-            raise QuotaExceeded(result.message)
+            raise QuotaExceeded(result.text)
         return result

@@ -28,6 +28,8 @@ from types import TracebackType
 
 from pydantic import TypeAdapter
 
+from bot.background import BackgroundTask
+
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SUFFIX = ".health"
@@ -162,7 +164,7 @@ class HeartbeatWriter:
         self._database_error: str | None = None
         self._write_failed = False
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("health-heartbeat", self._run)
         gateway.on_change = self.poke
 
     def poke(self) -> None:
@@ -224,7 +226,7 @@ class HeartbeatWriter:
                 await asyncio.wait_for(self._wake.wait(), self._interval)
 
     async def __aenter__(self) -> HeartbeatWriter:
-        self._task = asyncio.create_task(self._run(), name="health-heartbeat")
+        self._task.start()
         return self
 
     async def __aexit__(
@@ -233,10 +235,6 @@ class HeartbeatWriter:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         with contextlib.suppress(OSError):
             self.path.unlink(missing_ok=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Protocol
 
+from bot.background import BackgroundTask
 from bot.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class KeyframePruner:
         self._clock = clock
         self._retention = retention_days * DAY_SECONDS
         self._every = every
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("keyframe-pruner", self._run)
 
     async def prune_once(self) -> int:
         if self._retention <= 0:
@@ -44,15 +44,11 @@ class KeyframePruner:
         return pruned
 
     def start(self) -> None:
-        if self._retention > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="keyframe-pruner")
+        if self._retention > 0:
+            self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

@@ -55,14 +55,6 @@ log = logging.getLogger(__name__)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 THUMBNAIL_NAME = "first_frame.jpg"
 ABANDONED = "Discord did not accept the bot's answer in time."
-IMAGES_GONE = (
-    "The images this video was made from are no longer kept, so Retry cannot make it again. "
-    "Use /video with the images instead."
-)
-LINKS_GONE = (
-    "The video or soundtrack this was made from is no longer available on Discord (attached "
-    "files' links last about a day), so Retry cannot make it again. Use /video with it again."
-)
 
 
 class IntakeStore(Protocol):
@@ -117,6 +109,8 @@ class Requester:
     interaction_token: str
     # Bytes per file this interaction may upload; None when Discord did not say.
     upload_limit: int | None = None
+    # The member's language (bot.i18n's catalog name): their job's message speaks it.
+    locale: str = "en"
     # The channel (a thread: its parent) is age-restricted (NSFW); unknown counts as not.
     nsfw: bool = False
 
@@ -262,7 +256,7 @@ class Intake:
         prompt and negative prompt change. Counted like /video; refused as `retry` is."""
         spec = self._catalog.get(source.model)
         if spec is None:
-            raise UserFacingError(f"The model {source.model} is no longer available.")
+            raise UserFacingError("intake.model_gone", model=source.model)
         words, negative = check_words(spec, prompt, negative_prompt)
         params = dataclasses.replace(source.params, prompt=words, negative_prompt=negative)
         return await self._again(source, requester, params, Derivation.REMIX)
@@ -322,13 +316,11 @@ class Intake:
             and (job.chain_part or 1) <= (source.chain_part or 1)
         ]
         if len(parts) < 2:
-            raise UserFacingError("There is only one part so far: extend the video first.")
+            raise UserFacingError("intake.one_part")
         if any(
             job.state is not JobState.DELIVERED or job.delivery != "attachment" for job in parts
         ):
-            raise UserFacingError(
-                "Every part must be a video posted in its message to be joined; one of them is not."
-            )
+            raise UserFacingError("intake.parts_not_posted")
         seconds = sum(job.params.seconds for job in parts)
         params = dataclasses.replace(
             source.params,
@@ -356,7 +348,7 @@ class Intake:
     async def _next_part(self, source: Job) -> tuple[int, int]:
         """The chain `source` heads or ends, and the part number after it."""
         if source.state is not JobState.DELIVERED or source.delivery != "attachment":
-            raise UserFacingError("Only a video posted in its message can be extended.")
+            raise UserFacingError("intake.extend_posted_only")
         chain_id = source.chain_id or source.id
         part = (source.chain_part or 1) + 1
         later = [
@@ -367,9 +359,7 @@ class Intake:
             and job.state not in (JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT)
         ]
         if later:
-            raise UserFacingError(
-                f"This part was extended already (#{later[0].id}): extend the latest part."
-            )
+            raise UserFacingError("intake.extended_already", job=later[0].id)
         return chain_id, part
 
     async def _again(
@@ -378,21 +368,21 @@ class Intake:
         """A new job made from `source` with `params`, and `source`'s images and links."""
         await self._gate.admit(requester.guild_id, requester.channel_id, requester.user_id)
         if source.derivation is Derivation.JOIN:
-            raise UserFacingError("A joined video is made from its parts: press Join again.")
+            raise UserFacingError("intake.join_again")
         media = await self._jobs.media(source.id)
         images = [kind for kind in source.params.media if kind in IMAGE_KINDS]
         if source.media_pruned_at is not None or any(kind not in media for kind in images):
             # Without them it would be a different video, and billed.
-            raise UserFacingError(IMAGES_GONE)
+            raise UserFacingError("intake.images_gone")
         spec = self._catalog.get(source.model)
         if spec is None:
-            raise UserFacingError(f"The model {source.model} is no longer available.")
+            raise UserFacingError("intake.model_gone", model=source.model)
         await self._gate.check_model(requester.guild_id, spec)
         await self._check_safety(requester, params)
         limits = await self._limits(requester)
         links = await self._jobs.links(source.id)
         if any(_gone(link, time.time()) for link in links):
-            raise UserFacingError(LINKS_GONE)
+            raise UserFacingError("intake.links_gone")
         request = VideoRequest(spec, params)
         thumbnail = source.thumbnail if "first_frame" in media else None
         new_job = dataclasses.replace(
@@ -496,4 +486,5 @@ def _new_job(
         thumbnail=thumbnail,
         created_at=now,
         deadline_at=now + request.model.timeout_minutes * 60,
+        locale=requester.locale,
     )

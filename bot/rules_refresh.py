@@ -11,10 +11,11 @@ about that long. The cost is one indexed query per interval per process, whateve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from types import TracebackType
 from typing import Protocol
+
+from bot.background import BackgroundTask
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,11 @@ class RulesRefresher:
     def __init__(self, cache: SettingsCache, every: float = REFRESH_EVERY) -> None:
         self._cache = cache
         self._every = every
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("rules-refresh", self._run)
         self._failing = False
 
     async def __aenter__(self) -> RulesRefresher:
-        self._task = asyncio.create_task(self._run(), name="rules-refresh")
+        self._task.start()
         return self
 
     async def __aexit__(
@@ -44,11 +45,7 @@ class RulesRefresher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def refresh_once(self) -> int:
         """One look; a failure is logged once per run of failures, never raised."""

@@ -24,24 +24,18 @@ from bot.domain.safety import (
     judge,
     parse_guard_answer,
 )
+from bot.i18n import Text, text
 from storage.models import SafetyRules, ServerRules
 
 log = logging.getLogger(__name__)
 
 REFUSED = "refused"  # the audit log's action for every safety refusal
-# What members read (the audit entry says the rest, for moderators).
-AGE_RESTRICTED_ONLY = "On this server, videos can only be made in age-restricted channels."
-BLOCKED_WORDS = (
-    "Your prompt has words this server does not allow, so no video was started. "
-    "Change the prompt and try again."
-)
-FLAGGED = (
-    "This server's content screen flagged your prompt ({categories}), so no video was started."
-)
-SCREEN_DOWN = (
-    "This server's content screen could not check your prompt just now, so no video was "
-    "started. Please try again in a moment."
-)
+# What members read, by catalog key (the audit entry, in English, says the rest for moderators;
+# no member's text names the blocked word).
+AGE_RESTRICTED_ONLY = "safety.age_restricted_only"
+BLOCKED_WORDS = "safety.blocked_words"
+FLAGGED = "safety.flagged"  # {categories}: the hazard categories, named in the member's language
+SCREEN_DOWN = "safety.screen_down"
 
 
 class SafetyRefused(NotAllowedError):
@@ -86,7 +80,7 @@ class SafetyGuard:
         rules = await self._rules(guild_id)
         if rules.age_restricted_only and not nsfw:
             detail = f"not an age-restricted channel (<#{channel_id}>)"
-            await self._refuse(guild_id, user_id, detail, AGE_RESTRICTED_ONLY)
+            await self._refuse(guild_id, user_id, detail, text(AGE_RESTRICTED_ONLY))
 
     async def check(
         self,
@@ -102,7 +96,7 @@ class SafetyGuard:
         rules = await self._rules(guild_id)
         matched = first_blocked((prompt, negative_prompt), rules.blocked_words)
         if matched is not None:
-            await self._refuse(guild_id, user_id, f"blocked word: {matched}", BLOCKED_WORDS)
+            await self._refuse(guild_id, user_id, f"blocked word: {matched}", text(BLOCKED_WORDS))
         if self._screen is not None and rules.screening:
             await self._screened(guild_id, user_id, prompt, rules)
 
@@ -115,11 +109,12 @@ class SafetyGuard:
             log.info(
                 "Prompt screen flagged member %d in server %d: %s", user_id, guild_id, categories
             )
-            text = FLAGGED.format(categories=categories)
-            await self._refuse(guild_id, user_id, f"screen flagged: {categories}", text)
+            said = text(FLAGGED, categories=verdict.categories_text())
+            await self._refuse(guild_id, user_id, f"screen flagged: {categories}", said)
         elif outcome is Outcome.UNAVAILABLE_REFUSED:
             log.warning("Prompt screen unavailable (%s): refused, server %d", reason, guild_id)
-            await self._refuse(guild_id, user_id, f"screen unavailable: {reason}", SCREEN_DOWN)
+            detail = f"screen unavailable: {reason}"
+            await self._refuse(guild_id, user_id, detail, text(SCREEN_DOWN))
         elif outcome is Outcome.UNAVAILABLE_ALLOWED:
             log.warning("Prompt screen unavailable (%s): let through, server %d", reason, guild_id)
 
@@ -139,7 +134,7 @@ class SafetyGuard:
     async def _rules(self, guild_id: int) -> SafetyRules:
         return (await self._store.rules(guild_id)).safety
 
-    async def _refuse(self, guild_id: int, user_id: int, detail: str, text: str) -> None:
+    async def _refuse(self, guild_id: int, user_id: int, detail: str, said: Text) -> None:
         """Audit (the member as actor, the rule and what it matched), then refuse."""
         await self._store.record_refusal(guild_id, user_id, REFUSED, detail, self._clock())
-        raise SafetyRefused(text)
+        raise SafetyRefused(said)

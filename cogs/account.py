@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.domain.allowance import Allowance, allowance, cheapest_video_usd
+from bot.i18n import translate
 from cogs.render import (
     HISTORY_PAGE,
     HistoryPage,
@@ -23,6 +24,7 @@ from cogs.render import (
     job_detail_embed,
     lineage_text,
 )
+from cogs.text import locale_of
 from storage.models import Derivation, Job
 
 if TYPE_CHECKING:
@@ -76,11 +78,19 @@ class PageButton(
 ):
     """Previous (`newer`) or Next (`older`) under a /videos page; only its member may press."""
 
-    def __init__(self, way: Way, owner_id: int, anchor: int, *, disabled: bool = False) -> None:
+    def __init__(
+        self,
+        way: Way,
+        owner_id: int,
+        anchor: int,
+        *,
+        disabled: bool = False,
+        locale: str | None = None,
+    ) -> None:
         self.way, self.owner_id, self.anchor = way, owner_id, anchor
         super().__init__(
             discord.ui.Button(
-                label="Next" if way == "older" else "Previous",
+                label=translate(locale, "button.next" if way == "older" else "button.previous"),
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"videos:{way}:{owner_id}:{anchor}",
                 disabled=disabled,
@@ -100,26 +110,32 @@ class PageButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if interaction.user.id != self.owner_id or interaction.guild_id is None:
             await interaction.response.send_message(
-                f"These are <@{self.owner_id}>'s videos; /videos shows yours.",
+                translate(locale_of(interaction), "history.not_yours", owner=f"<@{self.owner_id}>"),
                 ephemeral=True,
                 allowed_mentions=NO_MENTIONS,
             )
             return
         bot = cast("VideoBot", interaction.client)
+        locale = locale_of(interaction)
         page = await history_page(bot, interaction.guild_id, self.owner_id, self.way, self.anchor)
-        embed = history_embed(page, await _allowance(bot, interaction), bot.model_name)
+        embed = history_embed(page, await _allowance(bot, interaction), bot.model_name, locale)
         await interaction.response.edit_message(
-            embed=embed, view=pages_view(page, self.owner_id), allowed_mentions=NO_MENTIONS
+            embed=embed, view=pages_view(page, self.owner_id, locale), allowed_mentions=NO_MENTIONS
         )
 
 
-def pages_view(page: HistoryPage, owner_id: int) -> discord.ui.View:
+def pages_view(page: HistoryPage, owner_id: int, locale: str | None = None) -> discord.ui.View:
     """Previous and Next, each disabled where there is nothing that way (none without jobs)."""
     view = discord.ui.View(timeout=None)
     if page.jobs:
         newest, oldest = page.jobs[0].id, page.jobs[-1].id
-        view.add_item(PageButton("newer", owner_id, newest, disabled=not page.has_newer))
-        view.add_item(PageButton("older", owner_id, oldest, disabled=not page.has_older))
+        for way, anchor, disabled in (
+            ("newer", newest, not page.has_newer),
+            ("older", oldest, not page.has_older),
+        ):
+            view.add_item(
+                PageButton(cast("Way", way), owner_id, anchor, disabled=disabled, locale=locale)
+            )
     return view
 
 
@@ -141,11 +157,13 @@ class AccountCog(commands.Cog):
         if job is not None:
             await self._one(interaction, job)
             return
+        locale = locale_of(interaction)
         page = await history_page(self.bot, interaction.guild_id, interaction.user.id)
-        embed = history_embed(page, await _allowance(self.bot, interaction), self.bot.model_name)
+        allowance = await _allowance(self.bot, interaction)
+        embed = history_embed(page, allowance, self.bot.model_name, locale)
         await interaction.response.send_message(
             embed=embed,
-            view=pages_view(page, interaction.user.id),
+            view=pages_view(page, interaction.user.id, locale),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
         )
@@ -159,17 +177,19 @@ class AccountCog(commands.Cog):
             allowed = interaction.permissions.manage_guild
         if job is None or not allowed:
             await interaction.response.send_message(
-                f"No job #{job_id} of yours on this server.",
+                translate(locale_of(interaction), "history.no_job", job=job_id),
                 ephemeral=True,
                 allowed_mentions=NO_MENTIONS,
             )
             return
-        embed = job_detail_embed(job, self.bot.model_name(job.model), await self._lineage(job))
+        locale = locale_of(interaction)
+        lineage = await self._lineage(job, locale)
+        embed = job_detail_embed(job, self.bot.model_name(job.model), lineage, locale)
         await interaction.response.send_message(
             embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS
         )
 
-    async def _lineage(self, job: Job) -> str | None:
+    async def _lineage(self, job: Job, locale: str) -> str | None:
         parent_number = None
         if job.parent_id is not None:
             parent = await self.bot.jobs.get(job.parent_id)
@@ -178,7 +198,7 @@ class AccountCog(commands.Cog):
         chain_size = 0
         if job.derivation is None or job.derivation is Derivation.EXTEND:
             chain_size = await self.bot.jobs.chain_size(job.chain_id or job.id)
-        return lineage_text(job, parent_number, chain_size)
+        return lineage_text(job, parent_number, chain_size, locale)
 
 
 async def setup(bot: VideoBot) -> None:

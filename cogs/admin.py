@@ -15,9 +15,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.domain.errors import InvalidOptionError
+from bot.i18n import option_name, translate
 from cogs import status as status_report
+from cogs.models import model_label
 from cogs.safety import SafetyChange, run_safety
-from cogs.text import job_line, limits_text
+from cogs.text import job_line, limits_text, locale_of
 from cogs.usage import CHART_FILENAME, usage_answer
 from storage.models import Flow, ModelRule
 
@@ -30,7 +32,9 @@ MAX_LIMIT = 100_000
 
 def _check_count(name: str, value: int | None) -> None:
     if value is not None and not 0 <= value <= MAX_LIMIT:
-        raise InvalidOptionError(f"`{name}` must be between 0 and {MAX_LIMIT} (got {value}).")
+        raise InvalidOptionError(
+            "admin.count_range", name=option_name(name), limit=MAX_LIMIT, value=value
+        )
 
 
 @app_commands.guild_only()
@@ -49,9 +53,15 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
             raise app_commands.NoPrivateMessage()
         if not interaction.permissions.manage_guild:
             raise app_commands.CheckFailure(
-                "You need the Manage Server permission to use /videoadmin."
+                translate(locale_of(interaction), "admin.need_manage_server")
             )
         return True
+
+    async def _say(
+        self, interaction: discord.Interaction[VideoBot], key: str, **params: object
+    ) -> None:
+        """A private reply in the moderator's language."""
+        await self._reply(interaction, translate(locale_of(interaction), key, **params))
 
     async def _reply(self, interaction: discord.Interaction[VideoBot], text: str) -> None:
         await interaction.response.send_message(
@@ -62,10 +72,10 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         assert interaction.guild_id is not None
         return interaction.guild_id
 
-    async def _limits_report(self, guild_id: int) -> str:
+    async def _limits_report(self, guild_id: int, locale: str) -> str:
         limits = await self.bot.server_settings.limits(guild_id)
         roles = await self.bot.server_settings.role_quotas(guild_id)
-        return limits_text(limits, self.bot.gatekeeper.defaults, roles)
+        return limits_text(limits, self.bot.gatekeeper.defaults, roles, locale)
 
     @app_commands.command(
         name="quota", description="Change this server's limits (only those given)"
@@ -97,7 +107,7 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         if monthly_budget_usd is not None and not (
             0 <= monthly_budget_usd <= 1_000_000 and monthly_budget_usd == monthly_budget_usd
         ):
-            raise InvalidOptionError("`monthly_budget_usd` must be between 0 and 1000000.")
+            raise InvalidOptionError("admin.budget_range", name=option_name("monthly_budget_usd"))
         changes: dict[str, int | float] = {k: v for k, v in counts.items() if v is not None}
         if monthly_budget_usd is not None:
             changes["monthly_budget_usd"] = round(monthly_budget_usd, 2)
@@ -106,8 +116,9 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
             await self.bot.server_settings.set_limits(
                 guild_id, interaction.user.id, time.time(), **changes
             )
-        heading = "Updated." if changes else "Nothing given to change; the limits are:"
-        await self._reply(interaction, f"{heading}\n{await self._limits_report(guild_id)}")
+        locale = locale_of(interaction)
+        heading = translate(locale, "admin.updated" if changes else "admin.nothing_given")
+        await self._reply(interaction, f"{heading}\n{await self._limits_report(guild_id, locale)}")
 
     @app_commands.command(name="role_quota", description="Give a role its own daily limit")
     @app_commands.describe(
@@ -125,34 +136,36 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         await self.bot.server_settings.set_role_quota(
             guild_id, role.id, user_daily, interaction.user.id, time.time()
         )
+        locale = locale_of(interaction)
         done = (
-            f"Members with {role.mention} may now make {user_daily} videos per 24 hours."
+            translate(locale, "admin.role_set", role=role.mention, count=user_daily)
             if user_daily is not None
-            else f"{role.mention} no longer has its own limit."
+            else translate(locale, "admin.role_removed", role=role.mention)
         )
-        await self._reply(interaction, f"{done}\n{await self._limits_report(guild_id)}")
+        await self._reply(interaction, f"{done}\n{await self._limits_report(guild_id, locale)}")
 
     async def _set_model(
         self, interaction: discord.Interaction[VideoBot], model: str, rule: ModelRule
     ) -> None:
         spec = self.bot.catalog.get(model)
         if spec is None:
-            raise InvalidOptionError(f"`model`: there is no model called `{model[:100]}`.")
+            raise InvalidOptionError(
+                "admin.unknown_model", option=option_name("model"), name=model[:100]
+            )
         if rule == "allow" and not spec.enabled:
             raise InvalidOptionError(
-                f"`model`: {spec.name} is switched off on this bot (Together has not published "
-                "its sizes and lengths). Whoever runs the bot can switch it on in MODELS_FILE."
+                "admin.model_off", option=option_name("model"), model=spec.name
             )
         guild_id = self._guild(interaction)
         await self.bot.server_settings.set_model_rule(
             guild_id, spec.id, rule, interaction.user.id, time.time()
         )
         allowed = await self.bot.gatekeeper.allowed_models(guild_id)
-        names = ", ".join(m.name for m in allowed) or "none"
-        verb = "allowed" if rule == "allow" else "denied"
-        await self._reply(
-            interaction, f"{spec.name} is now {verb} here.\nModels members can use: {names}"
+        names = ", ".join(m.name for m in allowed) or translate(
+            locale_of(interaction), "value.none"
         )
+        key = "admin.model_allowed" if rule == "allow" else "admin.model_denied"
+        await self._say(interaction, key, model=spec.name, models=names)
 
     @models.command(
         name="allow",
@@ -170,20 +183,24 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
     async def _set_flow_model(
         self, interaction: discord.Interaction[VideoBot], flow: Flow, model: str | None
     ) -> None:
-        needs = {"animate": ("first_frame", "a first frame"), "edit": ("source_video", "a clip")}
-        field, words = needs[flow]
+        needs = {
+            "animate": ("first_frame", "admin.flow_needs_image"),
+            "edit": ("source_video", "admin.flow_needs_clip"),
+        }
+        field, refusal = needs[flow]
         spec = self.bot.catalog.get(model) if model else None
         if model and (spec is None or not spec.enabled):
-            raise InvalidOptionError(f"`model`: there is no model called `{model[:100]}`.")
+            raise InvalidOptionError(
+                "admin.unknown_model", option=option_name("model"), name=model[:100]
+            )
         if spec is not None and field not in spec.inputs:
-            raise InvalidOptionError(f"`model`: {spec.name} does not take {words}.")
+            raise InvalidOptionError(refusal, option=option_name("model"), model=spec.name)
         guild_id = self._guild(interaction)
         await self.bot.server_settings.set_flow_model(
             guild_id, flow, spec.id if spec else None, interaction.user.id, time.time()
         )
         chosen = await self.bot.intake.flow_model(guild_id, flow)
-        what = {"animate": "Animate image", "edit": "Edit video"}[flow]
-        await self._reply(interaction, f"{what} now uses {self.bot.model_name(chosen)}.")
+        await self._say(interaction, f"admin.flow_{flow}", model=self.bot.model_name(chosen))
 
     @models.command(name="animate", description="The model Animate image uses here")
     @app_commands.describe(model="An image-to-video model (leave out for the bot's default)")
@@ -206,8 +223,9 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
     async def _any_model(
         self, interaction: discord.Interaction[VideoBot], current: str
     ) -> list[app_commands.Choice[str]]:
+        locale = locale_of(interaction)
         return [
-            app_commands.Choice(name=m.label()[:100], value=m.id)
+            app_commands.Choice(name=model_label(m, locale), value=m.id)
             for m in self.bot.catalog.search(current, limit=25)
         ]
 
@@ -229,17 +247,17 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
             guild_id, [c.id for c in chosen], interaction.user.id, time.time()
         )
         if chosen:
-            text = "/video now works only in " + ", ".join(c.mention for c in chosen) + "."
+            listed = ", ".join(c.mention for c in chosen)
+            await self._say(interaction, "admin.channels_some", channels=listed)
         else:
-            text = "/video now works in every channel the bot can see."
-        await self._reply(interaction, text)
+            await self._say(interaction, "admin.channels_all")
 
     @app_commands.command(name="block", description="Stop a member from using /video here")
     async def block(self, interaction: discord.Interaction[VideoBot], user: discord.Member) -> None:
         await self.bot.server_settings.set_blocked(
             self._guild(interaction), user.id, True, interaction.user.id, time.time()
         )
-        await self._reply(interaction, f"{user.mention} can no longer use /video here.")
+        await self._say(interaction, "admin.blocked", user=user.mention)
 
     @app_commands.command(name="unblock", description="Let a blocked member use /video again")
     async def unblock(
@@ -248,7 +266,7 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         await self.bot.server_settings.set_blocked(
             self._guild(interaction), user.id, False, interaction.user.id, time.time()
         )
-        await self._reply(interaction, f"{user.mention} can use /video here again.")
+        await self._say(interaction, "admin.unblocked", user=user.mention)
 
     @app_commands.command(
         name="safety",
@@ -286,7 +304,8 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
     async def usage(
         self, interaction: discord.Interaction[VideoBot], user: discord.Member | None = None
     ) -> None:
-        answer = await usage_answer(self.bot, self._guild(interaction), user.id if user else None)
+        who = user.id if user else None
+        answer = await usage_answer(self.bot, self._guild(interaction), who, locale_of(interaction))
         await interaction.response.send_message(
             answer.text[:2000],
             file=discord.File(io.BytesIO(answer.chart_png), filename=CHART_FILENAME),
@@ -298,14 +317,16 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
     async def jobs(self, interaction: discord.Interaction[VideoBot]) -> None:
         jobs = await self.bot.jobs.unfinished_in_guild(self._guild(interaction))
         if not jobs:
-            await self._reply(interaction, "No videos are in progress here.")
+            await self._say(interaction, "admin.no_jobs")
             return
-        lines = [f"**{len(jobs)} unfinished video(s)**"]
+        locale = locale_of(interaction)
+        lines = [translate(locale, "admin.unfinished", count=len(jobs))]
         lines += [
-            f"<@{job.user_id}> {job_line(job, self.bot.model_name(job.model))}" for job in jobs[:25]
+            f"<@{job.user_id}> {job_line(job, self.bot.model_name(job.model), locale)}"
+            for job in jobs[:25]
         ]
         if len(jobs) > 25:
-            lines.append(f"…and {len(jobs) - 25} more.")
+            lines.append(translate(locale, "admin.more", count=len(jobs) - 25))
         await self._reply(interaction, "\n".join(lines))
 
     @app_commands.command(
@@ -315,15 +336,16 @@ class AdminCog(commands.GroupCog, group_name="videoadmin"):
         facts = await status_report.gather(
             self.bot, self._guild(interaction), time.time(), time.monotonic()
         )
-        await self._reply(interaction, status_report.status_text(facts))
+        reply = status_report.status_text(facts, locale_of(interaction))
+        await self._reply(interaction, reply)
 
     @app_commands.command(name="audit", description="The last changes made with /videoadmin")
     async def audit(self, interaction: discord.Interaction[VideoBot]) -> None:
         entries = await self.bot.server_settings.audit(self._guild(interaction), limit=15)
         if not entries:
-            await self._reply(interaction, "No changes have been made with /videoadmin yet.")
+            await self._say(interaction, "admin.no_audit")
             return
-        lines = ["**Recent changes**"]
+        lines = [translate(locale_of(interaction), "admin.recent")]
         lines += [
             f"<t:{int(e.created_at)}:f> <@{e.actor_id}> {e.action}: {e.detail}" for e in entries
         ]

@@ -14,6 +14,7 @@ from typing import Any
 
 import discord
 
+from bot.i18n import language
 from bot.intake import THUMBNAIL_NAME, Intake, Requester
 from bot.log_context import about_job
 from cogs.render import progress_embed
@@ -34,6 +35,7 @@ def requester(interaction: discord.Interaction[Any]) -> Requester:
         interaction_id=interaction.id,
         interaction_token=interaction.token,
         upload_limit=interaction.filesize_limit,
+        locale=language(interaction.locale.value),
         nsfw=age_restricted(interaction.channel),
     )
 

@@ -13,6 +13,7 @@ import discord
 
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoRequest, video_limits
+from bot.i18n import option_name
 from bot.media.keyframes import prepare_keyframe_async
 from bot.media.probe import probe_audio, probe_video
 from cogs.links import media_link, signed_link
@@ -78,6 +79,4 @@ async def _read(option: str, attachment: discord.Attachment | RemoteFile) -> byt
     try:
         return await attachment.read()
     except discord.HTTPException:
-        raise UserFacingError(
-            f"`{option}` could not be downloaded from Discord; please try again."
-        ) from None
+        raise UserFacingError("attach.download_failed", option=option_name(option)) from None

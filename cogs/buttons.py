@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 
 from bot.domain.errors import UserFacingError
+from bot.i18n import text, translate
 from bot.log_context import about_job
 from cogs.answer import answer, defer_if_screening, refuse_after_defer, requester
 from cogs.modals import extend_modal, remix_modal
+from cogs.text import locale_of
 from storage.models import FINAL_STATES, Derivation, Job, JobState
 
 if TYPE_CHECKING:
@@ -28,22 +30,25 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
-async def _tell(interaction: discord.Interaction[Any], text: str) -> None:
+async def _tell(interaction: discord.Interaction[Any], key: str, **params: object) -> None:
+    """A private answer in the presser's language."""
+    text = translate(locale_of(interaction), key, **params)
     await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
 
 class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video:x:(?P<id>\d+)"):
     """Shared behaviour: load the job, check the presser, turn UserFacingError into a reply."""
 
-    action = ""
-    label = ""
+    action = ""  # its label is the catalog's `button.<action>`
     style = discord.ButtonStyle.secondary
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, locale: str | None = None) -> None:
         self.job_id = job_id
         super().__init__(
             discord.ui.Button(
-                label=self.label, style=self.style, custom_id=f"video:{self.action}:{job_id}"
+                label=translate(locale, f"button.{self.action}"),
+                style=self.style,
+                custom_id=f"video:{self.action}:{job_id}",
             )
         )
 
@@ -64,39 +69,38 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"video
         bot = cast("VideoBot", interaction.client)
         job = await bot.jobs.get(self.job_id)
         if job is None or job.guild_id != interaction.guild_id:
-            await _tell(interaction, "This video is no longer known to the bot.")
+            await _tell(interaction, "job.unknown")
             return
         if not self.may_press(interaction, job):
-            await _tell(interaction, f"Only <@{job.user_id}> can {self.action} this video.")
+            await _tell(interaction, f"job.owner_only.{self.action}", owner=f"<@{job.user_id}>")
             return
         try:
             with about_job(job):
                 await self.act(interaction, bot, job)
         except UserFacingError as exc:
-            await _tell(interaction, exc.message)
+            text = exc.text_for(locale_of(interaction))
+            await interaction.response.send_message(
+                text, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
 
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
         raise NotImplementedError
 
 
 class CancelButton(JobButton, template=r"video:cancel:(?P<id>\d+)"):
-    action, label = "cancel", "Cancel"
+    action = "cancel"
 
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
-        cancelled = await bot.engine.cancel(job.id, "Cancelled before it was sent to Together.")
+        cancelled = await bot.engine.cancel(job.id, text("reason.cancelled_by_member"))
         if cancelled is None:
-            await _tell(
-                interaction,
-                "Too late to cancel: the video is already being made at Together, which "
-                "cannot stop it.",
-            )
+            await _tell(interaction, "job.too_late_to_cancel")
             return
         log.info("Cancelled by its member")
         await interaction.response.defer()  # the engine's edit shows the cancellation
 
 
 class RetryButton(JobButton, template=r"video:retry:(?P<id>\d+)"):
-    action, label, style = "retry", "Retry", discord.ButtonStyle.primary
+    action, style = "retry", discord.ButtonStyle.primary
 
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
         """The same options with a new seed, counted like a new /video."""
@@ -107,7 +111,7 @@ class RetryButton(JobButton, template=r"video:retry:(?P<id>\d+)"):
             except UserFacingError as exc:
                 if not deferred:
                     raise
-                await refuse_after_defer(interaction, exc.message)
+                await refuse_after_defer(interaction, exc.text_for(locale_of(interaction)))
                 return
             await answer(
                 interaction, bot.intake, retried.job, retried.first_frame, view_for(retried.job)
@@ -115,28 +119,31 @@ class RetryButton(JobButton, template=r"video:retry:(?P<id>\d+)"):
 
 
 class RemixButton(JobButton, template=r"video:remix:(?P<id>\d+)"):
-    action, label = "remix", "Remix"
+    action = "remix"
 
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
         """A modal with the words filled in; its submission (cogs.forms) makes the new job."""
         if job.state not in FINAL_STATES:
-            raise UserFacingError("The video is still being made; remix it once it is done.")
+            raise UserFacingError("job.remix_unfinished")
         await bot.intake.check_place(requester(interaction))
-        modal = remix_modal(job.id, job.params.prompt, job.params.negative_prompt)
+        modal = remix_modal(
+            job.id, job.params.prompt, job.params.negative_prompt, locale_of(interaction)
+        )
         await interaction.response.send_modal(modal)
 
 
 class ExtendButton(JobButton, template=r"video:extend:(?P<id>\d+)"):
-    action, label = "extend", "Extend"
+    action = "extend"
 
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
         """A modal with the prompt filled in; its submission (cogs.forms) makes the next part."""
         await bot.intake.check_place(requester(interaction))
-        await interaction.response.send_modal(extend_modal(job.id, job.params.prompt))
+        modal = extend_modal(job.id, job.params.prompt, locale_of(interaction))
+        await interaction.response.send_modal(modal)
 
 
 class JoinButton(JobButton, template=r"video:join:(?P<id>\d+)"):
-    action, label = "join", "Join"
+    action = "join"
 
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
         """The chain up to this part, stitched by the bot and posted as a new message."""
@@ -146,7 +153,7 @@ class JoinButton(JobButton, template=r"video:join:(?P<id>\d+)"):
 
 
 class DeleteButton(JobButton, template=r"video:delete:(?P<id>\d+)"):
-    action, label, style = "delete", "Delete", discord.ButtonStyle.danger
+    action, style = "delete", discord.ButtonStyle.danger
 
     def may_press(self, interaction: discord.Interaction[Any], job: Job) -> bool:
         moderator = interaction.permissions.manage_messages or interaction.permissions.manage_guild
@@ -154,7 +161,7 @@ class DeleteButton(JobButton, template=r"video:delete:(?P<id>\d+)"):
 
     async def act(self, interaction: discord.Interaction[Any], bot: VideoBot, job: Job) -> None:
         if job.state not in FINAL_STATES:
-            raise UserFacingError("The video is still being made; it can be deleted once done.")
+            raise UserFacingError("job.delete_unfinished")
         await interaction.response.defer()
         # For a button, the "original response" is the message the button sits on.
         await interaction.delete_original_response()
@@ -165,20 +172,23 @@ BUTTONS = (CancelButton, RetryButton, RemixButton, ExtendButton, JoinButton, Del
 
 
 def view_for(job: Job, state: JobState | None = None) -> discord.ui.View:
-    """The buttons a job's message shows in `state` (default: the job's own)."""
+    """The buttons a job's message shows in `state` (default: the job's own), labelled in the
+    job's language."""
     state = state or job.state
     view = discord.ui.View(timeout=None)
+    buttons: list[type[JobButton]] = []
     if state is JobState.QUEUED:
-        view.add_item(CancelButton(job.id))
+        buttons.append(CancelButton)
     elif state in FINAL_STATES:
         if state is JobState.DELIVERED and job.derivation is not Derivation.JOIN:
-            view.add_item(ExtendButton(job.id))
+            buttons.append(ExtendButton)
             if job.derivation is Derivation.EXTEND:
-                view.add_item(JoinButton(job.id))
+                buttons.append(JoinButton)
         if job.derivation is not Derivation.JOIN:
-            view.add_item(RetryButton(job.id))
-            view.add_item(RemixButton(job.id))
-        view.add_item(DeleteButton(job.id))
+            buttons += [RetryButton, RemixButton]
+        buttons.append(DeleteButton)
+    for button in buttons:
+        view.add_item(button(job.id, job.locale))
     return view
 
 

@@ -19,6 +19,7 @@ from discord.ext import commands
 
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions
+from bot.i18n import translate
 from cogs.answer import NO_MENTIONS, answer, defer_if_screening, refuse_after_defer, requester
 from cogs.attachments import RemoteFile
 from cogs.buttons import view_for
@@ -26,6 +27,7 @@ from cogs.links import media_link
 from cogs.modals import Form, animate_modal, edit_modal, parse_form, submitted
 from cogs.progress import video_filename
 from cogs.start import start_job
+from cogs.text import locale_of
 from storage.models import Derivation, Job, MediaLink, PendingFile
 
 if TYPE_CHECKING:
@@ -35,14 +37,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 VIDEO_TYPES = ("video/mp4", "video/webm", "video/quicktime")
-NO_IMAGE = (
-    "That message has no image to animate (an attached or embedded picture: PNG, JPEG, WEBP "
-    "or GIF)."
-)
 # Embedded pictures are read only from Discord's own media hosts (its proxy fetched them).
 DISCORD_MEDIA_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
-NO_VIDEO = "That message has no video to edit (an attached MP4, WebM or MOV clip)."
-GONE = "That message is no longer there, or the bot cannot read it."
 
 
 def _first(message: discord.Message, types: tuple[str, ...]) -> discord.Attachment | None:
@@ -62,7 +58,13 @@ def _served_by(url: str, hosts: frozenset[str], api_host: str) -> bool:
     return parts.netloc in hosts and (parts.scheme == "https" or parts.netloc == api_host)
 
 
-async def _tell(interaction: discord.Interaction[Any], text: str) -> None:
+async def _tell(interaction: discord.Interaction[Any], key: str) -> None:
+    """A private note in the member's language."""
+    text = translate(locale_of(interaction), key)
+    await _send(interaction, text)
+
+
+async def _send(interaction: discord.Interaction[Any], text: str) -> None:
     if interaction.response.is_done():
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
     else:
@@ -138,10 +140,10 @@ class FormsCog(commands.Cog):
         await self.bot.intake.check_place(requester(interaction))
         picked = self._picture(message)
         if picked is None:
-            await _tell(interaction, NO_IMAGE)
+            await _tell(interaction, "form.no_image")
             return
         form_id = await self._keep(interaction, message, picked, None)
-        await interaction.response.send_modal(animate_modal(form_id))
+        await interaction.response.send_modal(animate_modal(form_id, locale_of(interaction)))
 
     async def edit_video(
         self, interaction: discord.Interaction[VideoBot], message: discord.Message
@@ -149,11 +151,11 @@ class FormsCog(commands.Cog):
         await self.bot.intake.check_place(requester(interaction))
         clip = _first(message, VIDEO_TYPES)
         if clip is None:
-            await _tell(interaction, NO_VIDEO)
+            await _tell(interaction, "form.no_video")
             return
         picked = (clip.url, clip.id, clip.filename, clip.size)
         form_id = await self._keep(interaction, message, picked, clip.content_type)
-        await interaction.response.send_modal(edit_modal(form_id))
+        await interaction.response.send_modal(edit_modal(form_id, locale_of(interaction)))
 
     # -- submissions ---------------------------------------------------------------------
 
@@ -170,11 +172,11 @@ class FormsCog(commands.Cog):
             async with self.bot.command_slot():
                 await self._submit(interaction, form, values)
         except UserFacingError as exc:
-            await _tell(interaction, exc.message)
+            await _send(interaction, exc.text_for(locale_of(interaction)))
         except Exception:
             about = form.id if form.flow in ("remix", "extend") else None  # a job's form
             log.exception("The %s form failed", form.flow, extra={"job_id": about})
-            sorry = "Something went wrong on the bot's side; please try again."
+            sorry = translate(locale_of(interaction), "error.form_failed")
             if interaction.response.is_done():
                 # A "thinking" answer (or a first answer that failed, whose job was abandoned)
                 # must not stay up: replace it with the private note.
@@ -195,9 +197,9 @@ class FormsCog(commands.Cog):
             return
         kept = await self.bot.pending_forms.get(form.id)
         if kept is None or kept.guild_id != interaction.guild_id:
-            raise UserFacingError("This form has expired: use the menu on the message again.")
+            raise UserFacingError("form.expired")
         if kept.user_id != interaction.user.id:
-            raise UserFacingError("This form was opened by someone else.")
+            raise UserFacingError("form.someone_else")
         file = RemoteFile(
             self.bot, kept.url, kept.size, kept.attachment_id, (kept.channel_id, kept.message_id)
         )
@@ -219,9 +221,9 @@ class FormsCog(commands.Cog):
     ) -> None:
         job = await self.bot.jobs.get(job_id)
         if job is None or job.guild_id != interaction.guild_id:
-            raise UserFacingError("This video is no longer known to the bot.")
+            raise UserFacingError("job.unknown")
         if job.user_id != interaction.user.id:
-            raise UserFacingError(f"Only <@{job.user_id}> can remix this video.")
+            raise UserFacingError("job.owner_only.remix", owner=f"<@{job.user_id}>")
         await defer_if_screening(interaction, self.bot.intake)
         try:
             remixed = await self.bot.intake.remix(
@@ -230,7 +232,7 @@ class FormsCog(commands.Cog):
         except UserFacingError as exc:
             if not interaction.response.is_done():
                 raise
-            await refuse_after_defer(interaction, exc.message)
+            await refuse_after_defer(interaction, exc.text_for(locale_of(interaction)))
             return
         await answer(
             interaction, self.bot.intake, remixed.job, remixed.first_frame, view_for(remixed.job)
@@ -241,16 +243,16 @@ class FormsCog(commands.Cog):
     ) -> None:
         job = await self.bot.jobs.get(job_id)
         if job is None or job.guild_id != interaction.guild_id:
-            raise UserFacingError("This video is no longer known to the bot.")
+            raise UserFacingError("job.unknown")
         if job.user_id != interaction.user.id:
-            raise UserFacingError(f"Only <@{job.user_id}> can extend this video.")
+            raise UserFacingError("job.owner_only.extend", owner=f"<@{job.user_id}>")
         # Reading the delivered video's message can take a moment: answer first.
         await interaction.response.defer(thinking=True)
         try:
             clip = await self._clip_to_continue(job)
             extended = await self.bot.intake.extend(job, requester(interaction), prompt, clip)
         except UserFacingError as exc:
-            await refuse_after_defer(interaction, exc.message)
+            await refuse_after_defer(interaction, exc.text_for(locale_of(interaction)))
             return
         await answer(interaction, self.bot.intake, extended.job, None, view_for(extended.job))
 
@@ -267,9 +269,7 @@ class FormsCog(commands.Cog):
         name = video_filename(job)
         video = next((a for a in message.attachments if a.filename == name), None)
         if video is None:
-            raise UserFacingError(
-                "The video is no longer in its message, so it cannot be extended."
-            )
+            raise UserFacingError("form.clip_gone")
         return media_link("video", video, message)
 
     async def _animate(
@@ -290,11 +290,8 @@ class FormsCog(commands.Cog):
             await start_job(interaction, options, {"video": clip}, derivation=Derivation.EDIT)
         except UserFacingError as exc:
             # Raised only before any answer; a `model` refusal means no edit model here.
-            if exc.message.startswith("`model`"):
-                raise UserFacingError(
-                    "This server allows no video-edit model, so videos cannot be edited here. "
-                    "A moderator can allow one with /videoadmin models."
-                ) from None
+            if exc.key.startswith("model."):
+                raise UserFacingError("form.no_edit_model") from None
             raise
 
     async def _message(self, channel_id: int, message_id: int) -> discord.Message:
@@ -302,10 +299,10 @@ class FormsCog(commands.Cog):
         try:
             channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
             if not isinstance(channel, discord.abc.Messageable):
-                raise UserFacingError(GONE)
+                raise UserFacingError("form.gone")
             return await channel.fetch_message(message_id)
         except (discord.NotFound, discord.Forbidden):
-            raise UserFacingError(GONE) from None
+            raise UserFacingError("form.gone") from None
 
 
 async def setup(bot: VideoBot) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import discord
 
 from bot.domain.options import NEGATIVE_PROMPT_MAX
+from bot.i18n import translate
 
 TEXT_INPUT_MAX = 4000  # Discord's limit for one text input
 FORM_ID = re.compile(r"form:(?P<flow>remix|extend|animate|edit):(?P<id>\d+)$")
@@ -57,16 +58,20 @@ def _prompt(label: str, default: str | None, placeholder: str) -> discord.ui.Tex
     )
 
 
-def remix_modal(job_id: int, prompt: str, negative_prompt: str | None) -> discord.ui.Modal:
-    modal = WordsModal(title=f"Remix #{job_id}", custom_id=f"form:remix:{job_id}")
-    modal.add_item(_prompt("Prompt", prompt, "What the video should show"))
+def remix_modal(
+    job_id: int, prompt: str, negative_prompt: str | None, locale: str | None = None
+) -> discord.ui.Modal:
+    title = translate(locale, "modal.remix_title", job=job_id)
+    modal = WordsModal(title=title, custom_id=f"form:remix:{job_id}")
+    words = translate(locale, "modal.prompt")
+    modal.add_item(_prompt(words, prompt, translate(locale, "modal.prompt_hint")))
     modal.add_item(
         discord.ui.TextInput(
-            label="Negative prompt",
+            label=translate(locale, "modal.negative_prompt"),
             custom_id="negative_prompt",
             style=discord.TextStyle.paragraph,
             default=negative_prompt[:NEGATIVE_PROMPT_MAX] if negative_prompt else None,
-            placeholder="What the video should avoid (optional)",
+            placeholder=translate(locale, "modal.negative_hint"),
             max_length=NEGATIVE_PROMPT_MAX,
             required=False,
         )
@@ -74,23 +79,29 @@ def remix_modal(job_id: int, prompt: str, negative_prompt: str | None) -> discor
     return modal
 
 
-def extend_modal(job_id: int, prompt: str) -> discord.ui.Modal:
-    modal = WordsModal(title=f"Extend #{job_id}", custom_id=f"form:extend:{job_id}")
-    modal.add_item(_prompt("Prompt", prompt, "What happens next"))
+def extend_modal(job_id: int, prompt: str, locale: str | None = None) -> discord.ui.Modal:
+    title = translate(locale, "modal.extend_title", job=job_id)
+    modal = WordsModal(title=title, custom_id=f"form:extend:{job_id}")
+    words = translate(locale, "modal.prompt")
+    modal.add_item(_prompt(words, prompt, translate(locale, "modal.extend_hint")))
     return modal
 
 
-def animate_modal(form_id: int) -> discord.ui.Modal:
+def animate_modal(form_id: int, locale: str | None = None) -> discord.ui.Modal:
     """`form_id`: the picked file kept in pending_forms."""
-    modal = WordsModal(title="Animate image", custom_id=f"form:animate:{form_id}")
-    modal.add_item(_prompt("Prompt", None, "What should happen in the picture"))
+    title = translate(locale, "modal.animate_title")
+    modal = WordsModal(title=title, custom_id=f"form:animate:{form_id}")
+    words = translate(locale, "modal.prompt")
+    modal.add_item(_prompt(words, None, translate(locale, "modal.animate_hint")))
     return modal
 
 
-def edit_modal(form_id: int) -> discord.ui.Modal:
+def edit_modal(form_id: int, locale: str | None = None) -> discord.ui.Modal:
     """`form_id`: the picked file kept in pending_forms."""
-    modal = WordsModal(title="Edit video", custom_id=f"form:edit:{form_id}")
-    modal.add_item(_prompt("Instruction", None, "What to change, e.g. make it snow"))
+    title = translate(locale, "modal.edit_title")
+    modal = WordsModal(title=title, custom_id=f"form:edit:{form_id}")
+    words = translate(locale, "modal.instruction")
+    modal.add_item(_prompt(words, None, translate(locale, "modal.edit_hint")))
     return modal
 
 

@@ -14,6 +14,8 @@ import discord
 
 from bot.domain.errors import InvalidOptionError
 from bot.domain.safety import MAX_ENTRIES, EntryProblem, normalize_entry
+from bot.i18n import Text, option_name, text, translate
+from cogs.text import locale_of
 from storage.models import SafetyRules
 from storage.safety_settings import WordChange
 
@@ -22,21 +24,8 @@ if TYPE_CHECKING:
 
 NO_MENTIONS = discord.AllowedMentions.none()
 
-# Moderators' texts, gathered here.
-SCREENING_OFF_HERE = (
-    "`screening`: prompt screening is switched off on this bot (whoever runs it has left "
-    "SAFETY_MODEL empty)."
-)
-BAD_POLICY = "`if_screen_down` must be `refuse` or `allow`."
-LIST_FULL = f"`block`: the list already has {MAX_ENTRIES} entries; unblock one first."
-ADDED = "`{entry}` is now blocked."
-ALREADY = "`{entry}` was already blocked."
-REMOVED = "`{entry}` is no longer blocked."
-NOT_THERE = "`{entry}` was not on the list."
-UPDATED = "Updated."
-NOTHING = "Nothing given to change; the safety settings are:"
-WORDS_TITLE = "Blocked words and phrases"
-NO_WORDS = "None."
+# The moderator's texts are keys in bot/i18n's catalogs (`safety.*`), read in their language;
+# the audit log's entries (storage.server_settings) stay English records.
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +45,9 @@ def _entry(option: str, raw: str | None) -> str | None:
     try:
         return normalize_entry(raw)
     except EntryProblem as exc:
-        raise InvalidOptionError(f"`{option}`: {exc}") from None
+        raise InvalidOptionError(
+            "safety.entry_problem", option=option_name(option), problem=exc.text
+        ) from None
 
 
 async def run_safety(
@@ -67,9 +58,9 @@ async def run_safety(
     guild_id, actor, now = interaction.guild_id, interaction.user.id, time.time()
     block, unblock = _entry("block", change.block), _entry("unblock", change.unblock)
     if change.screening and not bot.settings.safety_model:
-        raise InvalidOptionError(SCREENING_OFF_HERE)
+        raise InvalidOptionError("safety.screening_off_here", screening=option_name("screening"))
     if change.if_screen_down not in (None, "refuse", "allow"):
-        raise InvalidOptionError(BAD_POLICY)
+        raise InvalidOptionError("safety.bad_policy", if_screen_down=option_name("if_screen_down"))
     settings = {
         name: value
         for name, value in (
@@ -79,48 +70,66 @@ async def run_safety(
         )
         if value is not None
     }
-    done: list[str] = []
+    done: list[Text] = []
     store = bot.server_settings
     if unblock is not None:
         removed = await store.change_blocked_word(guild_id, unblock, False, MAX_ENTRIES, actor, now)
-        done.append((REMOVED if removed is WordChange.DONE else NOT_THERE).format(entry=unblock))
+        key = "safety.removed" if removed is WordChange.DONE else "safety.not_there"
+        done.append(text(key, entry=unblock))
     if block is not None:
         added = await store.change_blocked_word(guild_id, block, True, MAX_ENTRIES, actor, now)
         if added is WordChange.FULL:
-            raise InvalidOptionError(LIST_FULL)
-        done.append((ADDED if added is WordChange.DONE else ALREADY).format(entry=block))
+            raise InvalidOptionError(
+                "safety.list_full",
+                block=option_name("block"),
+                unblock=option_name("unblock"),
+                limit=MAX_ENTRIES,
+            )
+        key = "safety.added" if added is WordChange.DONE else "safety.already"
+        done.append(text(key, entry=block))
     if settings:
         await store.set_safety(guild_id, actor, now, **settings)
     rules = (await store.rules(guild_id)).safety
-    heading = [UPDATED, *done] if done or settings else [NOTHING]
-    text = "\n".join([*heading, summary(rules, bot.settings.safety_model)])
+    locale = locale_of(interaction)
+    heading = [text("admin.updated"), *done] if done or settings else [text("safety.nothing")]
+    lines = [said.render(locale) for said in heading]
+    reply = "\n".join([*lines, summary(rules, bot.settings.safety_model, locale)])
     await interaction.response.send_message(
-        text[:2000], embed=words_embed(rules), ephemeral=True, allowed_mentions=NO_MENTIONS
+        reply[:2000],
+        embed=words_embed(rules, locale),
+        ephemeral=True,
+        allowed_mentions=NO_MENTIONS,
     )
 
 
-def _onoff(value: bool) -> str:
-    return "on" if value else "off"
-
-
-def summary(rules: SafetyRules, model: str) -> str:
+def summary(rules: SafetyRules, model: str, locale: str | None = None) -> str:
     """The settings in a few lines (the words are in `words_embed`)."""
+
+    def say(key: str, **params: object) -> str:
+        return translate(locale, f"safety.{key}", **params)
+
+    def onoff(value: bool) -> Text:
+        return text("safety.on" if value else "safety.off")
+
     if model:
-        screening = f"{_onoff(rules.screening)} (model `{model}`)"
+        screening = say("screening_model", state=onoff(rules.screening), model=model)
     else:
-        screening = "switched off on this bot (SAFETY_MODEL is empty)"
-    down = "refuse the video" if rules.screen_unavailable == "refuse" else "let it through"
+        screening = say("screening_unavailable")
+    down = "down_refuse" if rules.screen_unavailable == "refuse" else "down_allow"
     return "\n".join(
         [
-            f"Age-restricted channels only: {_onoff(rules.age_restricted_only)}",
-            f"Blocked words and phrases: {len(rules.blocked_words)} of {MAX_ENTRIES}",
-            f"Prompt screening: {screening}",
-            f"When the screen cannot answer: {down}",
+            say("summary_age", state=onoff(rules.age_restricted_only)),
+            say("summary_words", used=len(rules.blocked_words), limit=MAX_ENTRIES),
+            say("summary_screening", state=screening),
+            say("summary_down", choice=text(f"safety.{down}")),
         ]
     )
 
 
-def words_embed(rules: SafetyRules) -> discord.Embed:
+def words_embed(rules: SafetyRules, locale: str | None = None) -> discord.Embed:
     """The blocked list, one entry a line (bounded: MAX_ENTRIES short entries fit)."""
     lines = [discord.utils.escape_markdown(entry) for entry in rules.blocked_words]
-    return discord.Embed(title=WORDS_TITLE, description="\n".join(lines)[:4096] or NO_WORDS)
+    return discord.Embed(
+        title=translate(locale, "safety.words_title"),
+        description="\n".join(lines)[:4096] or translate(locale, "safety.no_words"),
+    )

@@ -19,6 +19,7 @@ from bot.log_context import about_member
 from cogs.answer import answer, defer_if_screening, refuse_after_defer, requester
 from cogs.attachments import RemoteFile, prepare_attachments
 from cogs.buttons import view_for
+from cogs.text import locale_of
 from storage.models import Derivation, MediaLink
 
 if TYPE_CHECKING:
@@ -66,6 +67,6 @@ async def _start_job(
     except UserFacingError as exc:
         if not interaction.response.is_done():
             raise
-        await refuse_after_defer(interaction, exc.message)
+        await refuse_after_defer(interaction, exc.text_for(locale_of(interaction)))
         return
     await answer(interaction, intake, job, media.get("first_frame"), view_for(job))

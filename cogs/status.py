@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.engine.snapshot import BudgetView, EngineSnapshot
+from bot.i18n import translate
 from bot.metrics import bot_version
-from cogs.render import format_duration, shown_reason
-from cogs.text import STATE_WORDS
+from cogs.render import failure_reason, format_duration, shown_reason
+from cogs.text import state_word
 from storage.models import Job
 
 if TYPE_CHECKING:
@@ -21,21 +22,7 @@ FAILURES_SHOWN = 5
 REASON_SHOWN = 200  # five of these and the rest stay well inside a message's 2000 characters
 MESSAGE_LIMIT = 2000
 
-# Member-facing texts, in one place for translation.
-HEADING = "**Video bot {version}** · up {uptime}"
-QUEUE_HEADING = "**Queue** (all servers / this server)"
-QUEUE_EMPTY = "No unfinished videos."
-BUDGET_HEADING = "**Together request budget**"
-BUDGET_UNLIMITED = "no limit (TOGETHER_REQUESTS_PER_SECOND is 0)"
-BUDGET_LEARNED = "{rate:.2f} requests/s now, at most {ceiling:.2f}/s"
-BUDGET_FIXED = "fixed at {rate:.2f} requests/s"
-BACKING_OFF_PAUSED = "backing off after a 429: no requests for {seconds} more"
-BACKING_OFF = "backing off after a 429: climbing back"
-NOT_BACKING_OFF = "not backing off"
-LAST_429 = "last 429 {ago} ago"
-FAILURES_HEADING = "**Recent failures here** (last {days} days)"
-NO_FAILURES = "None."
-NO_REASON = "No reason was given."
+# The moderator reads the reply in their language: keys `admin.status_*` in bot/i18n.
 
 
 @dataclass(frozen=True)
@@ -61,48 +48,67 @@ async def gather(bot: VideoBot, guild_id: int, now: float, monotonic_now: float)
     )
 
 
-def status_text(facts: StatusFacts) -> str:
+def status_text(facts: StatusFacts, locale: str | None = None) -> str:
     """The reply, within Discord's 2000 characters."""
-    lines = [HEADING.format(version=facts.version, uptime=uptime_text(facts.uptime))]
-    lines += ["", QUEUE_HEADING, queue_text(facts.overall, facts.here)]
-    lines += ["", BUDGET_HEADING, budget_text(facts.overall.budget)]
-    lines += ["", FAILURES_HEADING.format(days=FAILURE_DAYS)]
-    lines += [failure_line(job) for job in facts.failures] or [NO_FAILURES]
+
+    def say(key: str, **params: object) -> str:
+        return translate(locale, f"admin.status_{key}", **params)
+
+    uptime = uptime_text(facts.uptime, locale)
+    lines = [say("heading", version=facts.version, uptime=uptime)]
+    lines += ["", say("queue"), queue_text(facts.overall, facts.here, locale)]
+    lines += ["", say("budget"), budget_text(facts.overall.budget, locale)]
+    lines += ["", say("failures", count=FAILURE_DAYS)]
+    lines += [failure_line(job, locale) for job in facts.failures] or [say("no_failures")]
     text = "\n".join(lines)
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
 
 
-def uptime_text(seconds: float) -> str:
+def uptime_text(seconds: float, locale: str | None = None) -> str:
     days, rest = divmod(max(0, int(seconds)), 86400)
-    return f"{days}d {rest // 3600}h" if days else format_duration(rest)
+    if days:
+        return translate(locale, "duration.days", days=days, hours=rest // 3600)
+    return format_duration(rest, locale)
 
 
-def queue_text(overall: EngineSnapshot, here: EngineSnapshot) -> str:
+def queue_text(overall: EngineSnapshot, here: EngineSnapshot, locale: str | None = None) -> str:
     if not overall.unfinished:
-        return QUEUE_EMPTY
+        return translate(locale, "admin.status_queue_empty")
     return " · ".join(
-        f"{STATE_WORDS[state]}: {count} / {here.states[state]}"
+        translate(
+            locale,
+            "admin.status_queue_item",
+            state=state_word(state, locale),
+            all=count,
+            here=here.states[state],
+        )
         for state, count in overall.states.items()
     )
 
 
-def budget_text(budget: BudgetView) -> str:
+def budget_text(budget: BudgetView, locale: str | None = None) -> str:
+    def say(key: str, **params: object) -> str:
+        return translate(locale, f"admin.status_{key}", **params)
+
     if not budget.limited:
-        return BUDGET_UNLIMITED
+        return say("unlimited")
+    rate = f"{budget.rate:.2f}"
     if not budget.learning:
-        return BUDGET_FIXED.format(rate=budget.rate)
-    parts = [BUDGET_LEARNED.format(rate=budget.rate, ceiling=budget.ceiling)]
+        return say("fixed", rate=rate)
+    parts = [say("learned", rate=rate, ceiling=f"{budget.ceiling:.2f}")]
     if budget.backing_off and budget.paused_for > 0:
-        parts.append(BACKING_OFF_PAUSED.format(seconds=format_duration(budget.paused_for)))
+        parts.append(say("paused", duration=format_duration(budget.paused_for, locale)))
     else:
-        parts.append(BACKING_OFF if budget.backing_off else NOT_BACKING_OFF)
+        parts.append(say("climbing" if budget.backing_off else "steady"))
     if budget.last_429_ago is not None:
-        parts.append(LAST_429.format(ago=format_duration(budget.last_429_ago)))
+        parts.append(say("last_429", duration=format_duration(budget.last_429_ago, locale)))
     return " · ".join(parts)
 
 
-def failure_line(job: Job) -> str:
-    """'#12 · <t:…:R> · timed out · reason' (the reason is Together's words: made inert)."""
+def failure_line(job: Job, locale: str | None = None) -> str:
+    """'#12 · <t:…:R> · timed out · reason': the bot's own reasons in the reader's language,
+    Together's words as they came (made inert)."""
     ended = job.finished_at if job.finished_at is not None else job.updated_at
-    reason = shown_reason(job.failure_reason or NO_REASON, REASON_SHOWN)
-    return f"#{job.id} · <t:{int(ended)}:R> · {STATE_WORDS[job.state]} · {reason}"
+    reason = failure_reason(job, locale) or translate(locale, "embed.no_reason")
+    shown = shown_reason(reason, REASON_SHOWN)
+    return f"#{job.id} · <t:{int(ended)}:R> · {state_word(job.state, locale)} · {shown}"

@@ -1,22 +1,27 @@
-"""Short texts shared by the moderator and member commands: pure functions."""
+"""Short texts shared by the moderator and member commands: pure functions.
+
+Every text is read from bot.i18n's catalogs in the reader's language (`locale`: a Discord
+locale such as `de` or `pt-BR`, or a job's stored language).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from bot.domain.quota import QuotaDefaults
+from bot.i18n import translate
 from storage.models import GuildLimits, Job, JobState
 
-STATE_WORDS = {
-    JobState.QUEUED: "waiting",
-    JobState.SUBMITTING: "sending",
-    JobState.RUNNING: "generating",
-    JobState.DELIVERING: "uploading",
-    JobState.DELIVERED: "delivered",
-    JobState.FAILED: "failed",
-    JobState.CANCELLED: "cancelled",
-    JobState.TIMED_OUT: "timed out",
-}
+
+def locale_of(interaction: Any) -> str:
+    """The member's client language (`discord.Interaction.locale`), as bot.i18n reads it."""
+    return str(interaction.locale.value)
+
+
+def state_word(state: JobState, locale: str | None) -> str:
+    """'waiting', 'generating', 'delivered', ... in the reader's language."""
+    return translate(locale, f"state.{state.value}")
 
 
 def money(amount: float) -> str:
@@ -29,34 +34,51 @@ def message_link(job: Job) -> str | None:
     return f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{job.message_id}"
 
 
-def job_line(job: Job, model_name: str) -> str:
+def job_line(job: Job, model_name: str, locale: str | None) -> str:
     """'#12 · MiniMax Hailuo 02 · generating · <t:…:R> · [message](…)'"""
-    parts = [f"#{job.id}", model_name, STATE_WORDS[job.state], f"<t:{int(job.created_at)}:R>"]
+    when = f"<t:{int(job.created_at)}:R>"
+    parts = [f"#{job.id}", model_name, state_word(job.state, locale), when]
     link = message_link(job)
     if link:
-        parts.append(f"[message]({link})")
+        parts.append(translate(locale, "link.message", link=link))
     return " · ".join(parts)
 
 
-def _limit(server: float | None, default: float, *, dollars: bool = False) -> str:
-    shown = money(server if server is not None else default) if dollars else None
-    if shown is None:
-        shown = str(int(server if server is not None else default))
-    return shown if server is not None else f"{shown} (default)"
+def _limit(
+    locale: str | None, server: float | None, default: float, *, dollars: bool = False
+) -> str:
+    value = server if server is not None else default
+    shown = money(value) if dollars else str(int(value))
+    return shown if server is not None else translate(locale, "limits.default", value=shown)
 
 
 def limits_text(
-    limits: GuildLimits, defaults: QuotaDefaults, role_quotas: Mapping[int, int]
+    limits: GuildLimits,
+    defaults: QuotaDefaults,
+    role_quotas: Mapping[int, int],
+    locale: str | None,
 ) -> str:
+    def line(key: str, value: str) -> str:
+        return translate(locale, key, value=value)
+
+    longest = (
+        translate(locale, "limits.seconds", seconds=limits.max_seconds)
+        if limits.max_seconds is not None
+        else translate(locale, "limits.any")
+    )
     lines = [
-        f"Videos per member per 24 h: {_limit(limits.user_daily, defaults.user_daily)}",
-        f"Videos in the server per 24 h: {_limit(limits.guild_daily, defaults.guild_daily)}",
-        "Unfinished videos per member: " + _limit(limits.user_concurrent, defaults.user_concurrent),
-        "Budget per 30 days: "
-        + _limit(limits.monthly_budget_usd, defaults.monthly_budget_usd, dollars=True),
-        "Longest clip: "
-        + (f"{limits.max_seconds} s" if limits.max_seconds is not None else "any (default)"),
+        line("limits.user_daily", _limit(locale, limits.user_daily, defaults.user_daily)),
+        line("limits.guild_daily", _limit(locale, limits.guild_daily, defaults.guild_daily)),
+        line(
+            "limits.user_concurrent",
+            _limit(locale, limits.user_concurrent, defaults.user_concurrent),
+        ),
+        line(
+            "limits.budget",
+            _limit(locale, limits.monthly_budget_usd, defaults.monthly_budget_usd, dollars=True),
+        ),
+        line("limits.max_seconds", longest),
     ]
     for role_id, daily in sorted(role_quotas.items()):
-        lines.append(f"<@&{role_id}>: {daily} videos per member per 24 h")
+        lines.append(translate(locale, "limits.role", role=f"<@&{role_id}>", count=daily))
     return "\n".join(lines)

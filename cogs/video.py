@@ -13,7 +13,9 @@ from discord.ext import commands
 
 from bot.domain.catalog import ModelSpec
 from bot.domain.options import VideoOptions
+from cogs.models import model_label
 from cogs.start import start_job
+from cogs.text import locale_of
 
 if TYPE_CHECKING:
     from bot.client import VideoBot
@@ -115,8 +117,10 @@ class VideoCog(commands.Cog):
             return []
         allowed = {m.id for m in await self.bot.gatekeeper.allowed_models(interaction.guild_id)}
         matches = [m for m in self.bot.catalog.search(current, limit=100) if m.id in allowed]
+        locale = locale_of(interaction)
         return [
-            app_commands.Choice(name=spec.label()[:100], value=spec.id) for spec in matches[:25]
+            app_commands.Choice(name=model_label(spec, locale), value=spec.id)
+            for spec in matches[:25]
         ]
 
     def _chosen_model(self, interaction: discord.Interaction[VideoBot]) -> ModelSpec | None:

@@ -17,6 +17,7 @@ MUTABLE_COLUMNS = frozenset(
         "video_url",
         "cost_usd",
         "failure_reason",
+        "failure_text",
         "submitted_at",
         "finished_at",
         "delivered_at",

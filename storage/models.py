@@ -166,6 +166,8 @@ class NewJob:
     derivation: Derivation | None = None
     chain_id: int | None = None
     chain_part: int | None = None
+    # The requester's language (bot.i18n's catalog name): the job's message speaks it.
+    locale: str = "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,9 @@ class Job:
     derivation: Derivation | None = None
     chain_id: int | None = None
     chain_part: int | None = None
+    locale: str = "en"
+    # The bot's own failure reason as a bot.i18n Text in JSON (see migration 015), or None.
+    failure_text: str | None = None
 
     def __repr__(self) -> str:
         # The interaction token is a credential for 15 minutes: keep it out of logs and reprs.
@@ -328,3 +333,13 @@ class AuditEntry:
     action: str
     detail: str
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SharedRate:
+    """The account's Together request budget as last written (storage/together_budget.py):
+    requests per second, no request before `paused_until`, and the count of writes."""
+
+    rate: float
+    paused_until: float
+    version: int

@@ -81,8 +81,13 @@ INSERT INTO audit_log (guild_id, actor_id, action, detail, created_at) VALUES (?
 # Every change takes the next number of one counter and marks its server with it, in the change's
 # own transaction (migration 013): other processes learn what changed by asking for numbers past
 # the last they saw. Two statements, not UPDATE ... RETURNING, so that any SQL database runs them.
-BUMP_CHANGE_COUNTER = "UPDATE settings_change_counter SET value = value + 1 WHERE id = 1"
-SELECT_CHANGE_COUNTER = "SELECT value FROM settings_change_counter WHERE id = 1"
+# An upsert, so a counter row lost (emptied by hand, or by a test) starts again instead of
+# failing every change; the row's write lock is held until commit either way.
+BUMP_CHANGE_COUNTER = """
+INSERT INTO settings_change_counter (id, value) VALUES (1, 1)
+ON CONFLICT (id) DO UPDATE SET value = settings_change_counter.value + 1
+RETURNING value
+"""
 UPSERT_VERSION = """
 INSERT INTO settings_versions (guild_id, version) VALUES (?, ?)
 ON CONFLICT (guild_id) DO UPDATE SET version = excluded.version
@@ -445,8 +450,7 @@ class GuildSettingsRepository:
     ) -> None:
         await conn.execute(INSERT_AUDIT, (guild_id, actor_id, action, detail, now))
         # Every change is audited, in its own transaction: the version goes with it.
-        await conn.execute(BUMP_CHANGE_COUNTER)
-        counter = await conn.fetch_one(SELECT_CHANGE_COUNTER)
-        assert counter is not None  # the migration made its one row
+        counter = await conn.fetch_one(BUMP_CHANGE_COUNTER)
+        assert counter is not None  # an upsert with RETURNING always returns its row
         await conn.execute(UPSERT_VERSION, (guild_id, int(counter[0])))
         self._rules.pop(guild_id, None)

@@ -77,15 +77,18 @@ def scratch_database(url: str) -> tuple[str, str]:
 
 async def empty_tables(db: Database) -> None:
     """Every table emptied and its ids restarted; the schema and its version stay (a test that
-    changes the schema puts it back itself)."""
+    changes the schema puts it back itself), and so does the settings change counter's one row
+    (a migration made it; the repositories count on it), set back to 0."""
     rows = await db.fetch_all(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-        "AND tablename <> 'schema_version'"
+        "AND tablename NOT IN ('schema_version', 'settings_change_counter')"
     )
-    if rows:
-        names = ", ".join(f'"{name}"' for (name,) in rows)
-        async with db.access() as conn:
+    async with db.access() as conn:
+        if rows:
+            names = ", ".join(f'"{name}"' for (name,) in rows)
             await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        if await conn.fetch_one("SELECT to_regclass('settings_change_counter')") != (None,):
+            await conn.execute("UPDATE settings_change_counter SET value = 0")
 
 
 async def reset_schema(url: str) -> None:

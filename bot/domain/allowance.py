@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bot.domain.catalog import ModelSpec
 from bot.domain.quota import budget_allows, frees_at, remaining_today
+from bot.i18n import translate
 from storage.models import (
     DAY_SECONDS,
     MONEY_EPSILON,
@@ -19,17 +20,6 @@ from storage.models import (
     EffectiveLimits,
     MemberUsage,
 )
-
-# The member-facing words, in one place.
-SWITCHED_OFF = "Video generation is switched off for you on this server."
-LEFT_TODAY = "Videos left today: **{left}** of {daily} ({made} made in the last 24 hours)"
-SERVER_LEFT = " · the server has {left} left today"
-SERVER_DAY_FULL = " · the server's {daily} for today are used"
-NEXT_FREES = " · the next one frees up <t:{at}:R>"
-UNFINISHED = "Unfinished: {unfinished} of {concurrent} at once"
-UNFINISHED_FULL = " · another can start when one finishes"
-BUDGET_LEFT = "Server budget left: **{left}** of {budget} over 30 days"
-BUDGET_FREES = " · frees up <t:{at}:R>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,26 +100,30 @@ def allowance(
     )
 
 
-def allowance_text(allowance: Allowance) -> str:
-    """The lines at the top of /videos: videos left today, unfinished videos, and the server's
-    budget when it is what binds."""
+def allowance_text(allowance: Allowance, locale: str | None = None) -> str:
+    """The lines at the top of /videos, in the member's language: videos left today,
+    unfinished videos, and the server's budget when it is what binds."""
     a = allowance
+
+    def say(key: str, **params: object) -> str:
+        return translate(locale, f"allowance.{key}", **params)
+
     if a.switched_off:
-        return SWITCHED_OFF
-    day = LEFT_TODAY.format(left=a.left_today, daily=a.daily, made=a.made_today)
+        return say("switched_off")
+    day = say("left_today", left=a.left_today, daily=a.daily, made=a.made_today)
     if a.left_today == 0 and a.server_left_today == 0:
-        day += SERVER_DAY_FULL.format(daily=a.server_daily)
+        day += say("server_day_full", count=a.server_daily)
     elif a.server_left_today < a.daily - a.made_today:
-        day += SERVER_LEFT.format(left=a.server_left_today)
+        day += say("server_left", left=a.server_left_today)
     if a.next_free_at is not None:
-        day += NEXT_FREES.format(at=a.next_free_at)
-    lines = [day, UNFINISHED.format(unfinished=a.unfinished, concurrent=a.concurrent)]
+        day += say("next_frees", when=f"<t:{a.next_free_at}:R>")
+    lines = [day, say("unfinished", unfinished=a.unfinished, concurrent=a.concurrent)]
     if a.unfinished >= a.concurrent:
-        lines[-1] += UNFINISHED_FULL
+        lines[-1] += say("unfinished_full")
     if a.budget_binds:
-        budget = BUDGET_LEFT.format(left=_usd(a.budget_left_usd), budget=_usd(a.budget_usd))
+        budget = say("budget_left", left=_usd(a.budget_left_usd), budget=_usd(a.budget_usd))
         if a.budget_frees_at is not None:
-            budget += BUDGET_FREES.format(at=a.budget_frees_at)
+            budget += say("budget_frees", when=f"<t:{a.budget_frees_at}:R>")
         lines.append(budget)
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@
 - AdaptiveBudget: a RateBudget whose rate starts low and follows Together's answers (AIMD:
   down by a factor on a 429, up by a small step after a run of successes), never above the
   operator's ceiling, with pauses for Retry-After and an exhausted ``x-ratelimit-remaining``.
+- share_of: one process's part of the account's rate, when several bot processes share it.
 - Priorities: which waiting request gets the next token (late polls, then new submissions,
   then early polls), with a share for whoever has waited longest so none starves.
 
@@ -19,6 +20,22 @@ from enum import IntEnum
 from typing import Generic, TypeVar
 
 from bot.domain.scheduling import RateBudget
+
+
+def share_of(rate: float, processes: int, rank: int) -> float:
+    """Process number `rank` (0-based) of `processes`: its requests per second out of `rate`.
+
+    Whole requests per second are dealt out (15/s over 4 processes: 4, 4, 4, 3), so together
+    the processes never pass the account's rate in any one second: fractional shares would
+    each round up within a second (1.67/s is one request every 0.6 s, two in some seconds).
+    Below one request per second each, every process gets an equal fraction.
+    """
+    if processes <= 1:
+        return rate
+    whole = math.floor(rate)
+    if whole >= processes:
+        return float(whole // processes + (1 if rank < whole % processes else 0))
+    return rate / processes
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,10 @@ class AdaptiveBudget:
     RateBudget's: the requests already sent are carried over when the rate changes, so no
     window ever holds more than the current rate allows.
 
+    Several bot processes share one account (`adopt`): `rate`, `ceiling` and `start` stay the
+    account's, and this process takes only its `share` of the rate; the run of successes a
+    rise needs is split between them too, so the account climbs as fast as one process would.
+
     `ceiling` 0 or None: no budget at all (unlimited, nothing learned). `start` 0 or None:
     a fixed budget of `ceiling` that ignores every signal (the behaviour before learning).
     """
@@ -77,11 +98,14 @@ class AdaptiveBudget:
         self.floor = self.FLOOR * self.start
         self._margin = margin
         self.rate = self.start
+        self.processes, self.rank = 1, 0  # this process's place among those sharing the account
+        # No request before this, Together or not: a process joining others waits until they
+        # have made room for its share (bot/engine/shared_budget.py).
+        self.held_until = -math.inf
         self._inner = RateBudget(None if self.unlimited else self.rate, margin)
         # Takes, kept for the longest window of any rate (the floor's, or 1 s above 1/s), so
         # a rate change carries every one still inside the new window.
         self._sent: deque[float] = deque()
-        self._longest_window = max(1.0, 1.0 / self.floor if self.floor > 0 else 1.0) * (1 + margin)
         self._paused_until = -math.inf
         self._changed_at = -math.inf  # when the rate last changed
         self._known_limit = math.inf  # the last rate Together refused (or stated)
@@ -98,8 +122,13 @@ class AdaptiveBudget:
     def capacity(self) -> int:
         return self._inner.capacity
 
+    @property
+    def share(self) -> float:
+        """This process's requests per second: the whole rate unless processes share it."""
+        return share_of(self.rate, self.processes, self.rank)
+
     def try_take(self, now: float) -> bool:
-        if now < self._paused_until or not self._inner.try_take(now):
+        if now < self.held_until or now < self._paused_until or not self._inner.try_take(now):
             return False
         self._remember(now)
         return True
@@ -113,11 +142,13 @@ class AdaptiveBudget:
         if self.unlimited:
             return
         self._sent.append(now)
-        while self._sent and self._sent[0] <= now - self._longest_window:
+        lowest = share_of(self.floor, self.processes, self.rank)
+        longest_window = max(1.0, 1.0 / lowest if lowest > 0 else 1.0) * (1 + self._margin)
+        while self._sent and self._sent[0] <= now - longest_window:
             self._sent.popleft()
 
     def next_free(self, now: float) -> float:
-        return max(self._inner.next_free(now), self._paused_until)
+        return max(self._inner.next_free(now), self._paused_until, self.held_until)
 
     @property
     def paused_until(self) -> float:
@@ -146,12 +177,13 @@ class AdaptiveBudget:
         change = self.stated(now, limit=limit, remaining=remaining, reset=reset)
         if change is not None or sent_at < self._changed_at:
             return change
-        if self._run == 0 or sent_at - self._run_started > self.FULL_USE * self._run / self.rate:
+        if self._run == 0 or sent_at - self._run_started > self.FULL_USE * self._run / self.share:
             # The first of a run, or the budget was not used up meanwhile: start counting again.
             self._run, self._run_started = 0, sent_at
         self._run += 1
         cautious = self.rate + self.step > self._known_limit * (1 + 1e-9)
         needed = self.RAISE_AFTER * (self.CAUTION if cautious else 1)
+        needed = math.ceil(needed / self.processes)  # the others count their own runs
         if self._run < needed or self.rate >= self.ceiling:
             return None
         return self._set_rate(
@@ -225,13 +257,50 @@ class AdaptiveBudget:
         rate = min(self.ceiling, rate)
         if math.isclose(rate, self.rate, rel_tol=1e-9):
             return None
-        # Whatever went out still counts in the new window: no burst at a change.
-        inner = RateBudget(rate, self._margin)
-        for sent in self._sent:
-            inner.record(sent)
-        self._inner, self.rate = inner, rate
+        self.rate = rate
+        self._rebuild()
         self._changed_at, self._run = now, 0
         return RateChange(rate, reason)
+
+    def _rebuild(self) -> None:
+        """A window for the current share; whatever went out still counts in it: no burst."""
+        inner = RateBudget(self.share, self._margin)
+        for sent in self._sent:
+            inner.record(sent)
+        self._inner = inner
+
+    # -- sharing the account with other processes --------------------------------------------
+
+    def adopt(
+        self, now: float, rate: float, paused_until: float, processes: int, rank: int
+    ) -> RateChange | None:
+        """What the account's shared row says (the rate and pause other processes learned)
+        and this process's place among the `processes` live ones (`rank`, 0-based)."""
+        if self.unlimited:
+            return None
+        processes = max(1, processes)
+        pause = 0.0
+        if self.learning:
+            rate = min(self.ceiling, max(self.floor, rate))
+            if paused_until > max(now, self._paused_until):
+                self._paused_until, pause = paused_until, paused_until - now
+        else:
+            rate = self.rate  # a fixed budget: only the share moves
+        moved = not math.isclose(rate, self.rate, rel_tol=1e-9)
+        regrouped = (processes, rank) != (self.processes, self.rank)
+        if not moved and not regrouped:
+            return RateChange(self.rate, "another process's pause", pause) if pause else None
+        if moved and rate < self.rate:
+            # Another process's 429 (or stated limit): the rate it cut was refused.
+            self._known_limit = self.rate
+            self._cut_from = max(self.rate, self._cut_from if self.backing_off(now) else 0.0)
+            self.throttled_at = now
+        self.rate, self.processes, self.rank = rate, processes, rank
+        self._rebuild()
+        if moved:
+            self._changed_at, self._run = now, 0
+        reason = "another process's answer" if moved else f"{processes} process(es) share it"
+        return RateChange(rate, reason, pause)
 
 
 class Lane(IntEnum):

@@ -92,9 +92,6 @@ class Price(BaseModel):
     def estimate(self, seconds: int) -> float:
         return self.usd * seconds if self.per == "second" else self.usd
 
-    def label(self) -> str:
-        return f"${self.usd:.2f}/s" if self.per == "second" else f"${self.usd:.2f}/video"
-
 
 class DurationRange(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -233,13 +230,6 @@ class ModelSpec(BaseModel):
         if self.durations_are_range or len(self.durations) > 4:
             return f"{self.durations[0]}-{self.durations[-1]} s"
         return "/".join(str(s) for s in self.durations) + " s"
-
-    def label(self) -> str:
-        """One line for the model autocomplete: name, kind, lengths, sound, price."""
-        sound = " · sound" if self.audio != "none" else ""
-        return (
-            f"{self.name} · {self.kind_name} · {self.seconds_label()}{sound} · {self.price.label()}"
-        )
 
     def estimate_usd(self, seconds: int) -> float:
         return self.price.estimate(seconds)

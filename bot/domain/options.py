@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from bot.domain.catalog import Catalog, ModelSpec, parse_size, size_for
 from bot.domain.errors import InvalidOptionError
+from bot.i18n import Text, option_name
 from bot.media.keyframes import check_declared_size
 from bot.media.probe import VideoLimits, check_declared_audio_size, check_declared_video_size
 from storage.models import IMAGE_KINDS, MEDIA_KINDS, VideoParams, media_kinds
@@ -78,7 +79,11 @@ def _check_range(name: str, value: float | None, bounds: tuple[float, float]) ->
     low, high = bounds
     if value is not None and not low <= value <= high:
         raise InvalidOptionError(
-            f"`{name}` must be between {_number(low)} and {_number(high)} (got {_number(value)})."
+            "option.range",
+            name=option_name(name),
+            low=_number(low),
+            high=_number(high),
+            value=_number(value),
         )
 
 
@@ -88,13 +93,10 @@ def _pick_model(catalog: Catalog, wanted: str | None, default_model: str) -> Mod
     model = catalog.get(wanted or default_model)
     if model is None:
         shown = clean_text(wanted or default_model)[:100]
-        raise InvalidOptionError(
-            f"`model`: there is no model called `{shown}`. Pick one from the list as you type."
-        )
+        raise InvalidOptionError("model.unknown", option=option_name("model"), name=shown)
     if not model.enabled:
         raise InvalidOptionError(
-            f"`model`: {model.name} is switched off on this bot (Together has not published "
-            "its sizes and lengths yet). Pick one from the list as you type."
+            "model.switched_off", option=option_name("model"), model=model.name
         )
     return model
 
@@ -109,8 +111,11 @@ def _pick_size(model: ModelSpec, wanted: str | None) -> tuple[int, int]:
     size = f"{width}x{height}"
     if size not in model.sizes:
         raise InvalidOptionError(
-            f"`size`: {model.name} makes videos of {', '.join(model.sizes)}"
-            f" (got {clean_text(wanted)[:40]!r})."
+            "option.size",
+            size=option_name("size"),
+            model=model.name,
+            sizes=", ".join(model.sizes),
+            got=repr(clean_text(wanted)[:40]),
         )
     return width, height
 
@@ -131,13 +136,22 @@ def _pick_frame(model: ModelSpec, options: VideoOptions) -> Frame:
         for name, given in (("resolution", options.resolution), ("ratio", options.ratio)):
             if given is not None:
                 raise InvalidOptionError(
-                    f"`{name}`: {model.name} takes `size` instead ({', '.join(model.sizes)})."
+                    "option.takes_size",
+                    name=option_name(name),
+                    model=model.name,
+                    size=option_name("size"),
+                    sizes=", ".join(model.sizes),
                 )
         return Frame(*_pick_size(model, options.size))
     if options.size is not None:
         raise InvalidOptionError(
-            f"`size`: {model.name} takes `resolution` ({', '.join(model.resolutions)}) and "
-            f"`ratio` ({', '.join(model.ratios)}) instead."
+            "option.takes_frame",
+            size=option_name("size"),
+            model=model.name,
+            resolution=option_name("resolution"),
+            resolutions=", ".join(model.resolutions),
+            ratio=option_name("ratio"),
+            ratios=", ".join(model.ratios),
         )
     resolution = _pick_listed(
         "resolution", model, options.resolution, model.resolutions, model.default_resolution
@@ -156,7 +170,11 @@ def _pick_listed(
     match = next((value for value in allowed if value.lower() == typed.lower()), None)
     if match is None:
         raise InvalidOptionError(
-            f"`{name}`: {model.name} takes {', '.join(allowed)} (got {typed[:20]!r})."
+            "option.listed",
+            name=option_name(name),
+            model=model.name,
+            allowed=", ".join(allowed),
+            got=repr(typed[:20]),
         )
     return match
 
@@ -167,13 +185,17 @@ def _pick_audio(model: ModelSpec, wanted: bool | None, catalog: Catalog) -> bool
         return None
     if wanted and model.audio == "none":
         raise InvalidOptionError(
-            f"`audio`: {model.name} makes silent videos. Models with sound: "
-            f"{_models_where(catalog, lambda m: m.audio != 'none')}."
+            "option.audio_silent",
+            audio=option_name("audio"),
+            model=model.name,
+            models=_models_where(catalog, lambda m: m.audio != "none"),
         )
     if not wanted and model.audio == "built_in":
         raise InvalidOptionError(
-            f"`audio`: {model.name} always makes sound. Models where it can be switched off: "
-            f"{_models_where(catalog, lambda m: m.audio == 'optional')}."
+            "option.audio_built_in",
+            audio=option_name("audio"),
+            model=model.name,
+            models=_models_where(catalog, lambda m: m.audio == "optional"),
         )
     return wanted if model.audio != "none" else None
 
@@ -182,39 +204,47 @@ def _pick_seconds(model: ModelSpec, wanted: int | None) -> int:
     if wanted is None:
         return model.default_seconds
     if wanted not in model.durations:
+        allowed: str | Text = ", ".join(str(s) for s in model.durations)
         if model.durations_are_range:
-            allowed = f"{model.durations[0]} to {model.durations[-1]}"
-        else:
-            allowed = ", ".join(str(s) for s in model.durations)
+            allowed = Text(
+                "option.seconds_span", {"low": model.durations[0], "high": model.durations[-1]}
+            )
         raise InvalidOptionError(
-            f"`seconds`: {model.name} makes clips of {allowed} seconds (got {wanted})."
+            "option.seconds",
+            seconds=option_name("seconds"),
+            model=model.name,
+            allowed=allowed,
+            got=wanted,
         )
     return wanted
 
 
-def _models_where(catalog: Catalog, test: Callable[[ModelSpec], bool]) -> str:
+def _models_where(catalog: Catalog, test: Callable[[ModelSpec], bool]) -> str | Text:
     names = [m.name for m in catalog if test(m)]
-    return ", ".join(names) if names else "none of the installed models"
+    return ", ".join(names) if names else Text("option.none_installed")
 
 
-# What each attachment option needs of the model: a test, and the words for a refusal.
-_TAKES: dict[str, tuple[Callable[[ModelSpec], bool], str]] = {
-    "first_frame": (lambda m: m.first_frame, "a first frame"),
-    "last_frame": (lambda m: m.last_frame, "a last frame"),
-    "reference": (lambda m: m.reference_images, "reference images"),
-    "video": (lambda m: m.video_input_field is not None, "a video"),
-    "soundtrack": (lambda m: m.takes_audio_input, "a soundtrack"),
+# What each attachment option needs of the model (a refusal names it as `takes.<option>`).
+_TAKES: dict[str, Callable[[ModelSpec], bool]] = {
+    "first_frame": lambda m: m.first_frame,
+    "last_frame": lambda m: m.last_frame,
+    "reference": lambda m: m.reference_images,
+    "video": lambda m: m.video_input_field is not None,
+    "soundtrack": lambda m: m.takes_audio_input,
 }
 
 
 def _check_attachments(model: ModelSpec, attachments: Mapping[str, int], catalog: Catalog) -> None:
     """Each attached file must suit the model, and be small enough to be worth downloading."""
     for option, declared_size in attachments.items():
-        takes, what = _TAKES[option]
+        takes = _TAKES[option]
         if not takes(model):
             raise InvalidOptionError(
-                f"`{option}`: {model.name} does not take {what}. "
-                f"Models that do: {_models_where(catalog, takes)}."
+                "option.not_taken",
+                option=option_name(option),
+                model=model.name,
+                what=Text(f"takes.{option}"),
+                models=_models_where(catalog, takes),
             )
         if option in IMAGE_KINDS:
             check_declared_size(option, declared_size)
@@ -238,18 +268,18 @@ def video_limits(model: ModelSpec) -> VideoLimits:
 def _check_needed_media(model: ModelSpec, attachments: Mapping[str, int]) -> None:
     """Image-to-video, reference and edit models need something to start from."""
     given = set(attachments)
-    clip = model.video_input_field is not None
+    or_clip = "_or_clip" if model.video_input_field is not None else ""
     if model.kind == "i2v" and not given & {"first_frame", "video"}:
-        option, needs = "first_frame", "an image to animate as `first_frame`"
-        needs += ", or a clip to continue as `video`" if clip else ""
+        key = "option.needs_image" + or_clip
     elif model.kind == "r2v" and not given & {"reference", "video"}:
-        option, needs = "reference", "an image of what to keep as `reference`"
-        needs += ", or a clip of it as `video`" if clip else ""
+        key = "option.needs_reference" + or_clip
     elif model.kind == "videoedit" and "video" not in given:
-        option, needs = "video", "the clip to edit as `video`"
+        key = "option.needs_clip"
     else:
         return
-    raise InvalidOptionError(f"`{option}`: {model.name} is {model.kind_name}: attach {needs}.")
+    names = {name: option_name(name) for name in ("first_frame", "reference", "video")}
+    kind = Text(f"kind.{model.kind}")
+    raise InvalidOptionError(key, model=model.name, kind=kind, **names)
 
 
 def check_words(
@@ -258,16 +288,22 @@ def check_words(
     """The prompt and negative prompt, cleaned and within the model's limits."""
     prompt = clean_text(prompt)
     if not prompt:
-        raise InvalidOptionError("`prompt` is empty: describe the video you want.")
+        raise InvalidOptionError("option.prompt_empty", prompt=option_name("prompt"))
     if len(prompt) > model.max_prompt_chars:
         raise InvalidOptionError(
-            f"`prompt` is {len(prompt)} characters; {model.name} takes at most "
-            f"{model.max_prompt_chars}."
+            "option.prompt_long",
+            prompt=option_name("prompt"),
+            length=len(prompt),
+            model=model.name,
+            limit=model.max_prompt_chars,
         )
     negative = clean_text(negative_prompt) if negative_prompt else None
     if negative and len(negative) > NEGATIVE_PROMPT_MAX:
         raise InvalidOptionError(
-            f"`negative_prompt` is {len(negative)} characters; the limit is {NEGATIVE_PROMPT_MAX}."
+            "option.negative_long",
+            negative_prompt=option_name("negative_prompt"),
+            length=len(negative),
+            limit=NEGATIVE_PROMPT_MAX,
         )
     return prompt, negative or None
 
@@ -283,11 +319,13 @@ def validate_options(options: VideoOptions, catalog: Catalog, default_model: str
     _check_range("quality", options.quality, QUALITY_RANGE)
     output_format = (options.format or "MP4").strip().upper()
     if output_format not in FORMATS:
-        raise InvalidOptionError(f"`format` must be MP4 or WEBM (got {options.format!r}).")
+        raise InvalidOptionError(
+            "option.format", format=option_name("format"), got=repr(options.format)
+        )
     frame = _pick_frame(model, options)
     unknown = set(options.attachments) - set(ATTACHMENT_OPTIONS)
     if unknown:
-        raise InvalidOptionError(f"`{sorted(unknown)[0]}` is not an option of /video.")
+        raise InvalidOptionError("option.unknown", name=sorted(unknown)[0])
     _check_attachments(model, options.attachments, catalog)
     params = VideoParams(
         prompt=prompt,

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from bot.i18n import Text, text
 from storage.models import (
     DAY_SECONDS,
     MONEY_EPSILON,
@@ -40,10 +41,15 @@ class QuotaDefaults:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a video was not accepted; `message` is shown to the member as is."""
+    """Why a video was not accepted: `text` is shown to the member in their language."""
 
     limit: LimitName
-    message: str
+    text: Text
+
+    @property
+    def message(self) -> str:
+        """In English, for logs and tests."""
+        return self.text.render(None)
 
 
 def effective_limits(
@@ -130,12 +136,8 @@ def _check_seconds(limits: EffectiveLimits, seconds: int) -> Refusal | None:
     if cap is None or seconds <= cap:
         return None
     if cap == 0:
-        return Refusal("max_seconds", "Video generation is switched off on this server.")
-    return Refusal(
-        "max_seconds",
-        f"This server allows videos of up to {_plural(cap, 'second')}; "
-        f"this one would be {_plural(seconds, 'second')}.",
-    )
+        return Refusal("max_seconds", text("quota.off_server"))
+    return Refusal("max_seconds", text("quota.seconds", count=cap, seconds=seconds))
 
 
 def _check_concurrent(limits: EffectiveLimits, usage: MemberUsage) -> Refusal | None:
@@ -143,12 +145,8 @@ def _check_concurrent(limits: EffectiveLimits, usage: MemberUsage) -> Refusal | 
     if active < cap:
         return None
     if cap == 0:
-        return Refusal("user_concurrent", "Video generation is switched off for members here.")
-    return Refusal(
-        "user_concurrent",
-        f"You have {_plural(active, 'video')} in progress, and you can have {cap} at once. "
-        "You can start another when one of your running videos finishes.",
-    )
+        return Refusal("user_concurrent", text("quota.off_members"))
+    return Refusal("user_concurrent", text("quota.concurrent", count=active, cap=cap))
 
 
 def _check_user_daily(limits: EffectiveLimits, usage: MemberUsage, now: float) -> Refusal | None:
@@ -156,12 +154,9 @@ def _check_user_daily(limits: EffectiveLimits, usage: MemberUsage, now: float) -
     if used < cap:
         return None
     if cap == 0:
-        return Refusal("user_daily", "Video generation is switched off for you on this server.")
-    return Refusal(
-        "user_daily",
-        f"You have made {_of(used, cap, 'your')}."
-        f"{_frees(' Your next one frees up', usage.user_day_oldest, DAY_SECONDS, now)}",
-    )
+        return Refusal("user_daily", text("quota.off_you"))
+    frees = _frees("quota.user_frees", usage.user_day_oldest, DAY_SECONDS, now)
+    return Refusal("user_daily", _used("quota.user_daily", used, cap, frees))
 
 
 def _check_guild_daily(limits: EffectiveLimits, usage: MemberUsage, now: float) -> Refusal | None:
@@ -169,12 +164,9 @@ def _check_guild_daily(limits: EffectiveLimits, usage: MemberUsage, now: float) 
     if used < cap:
         return None
     if cap == 0:
-        return Refusal("guild_daily", "Video generation is switched off on this server.")
-    return Refusal(
-        "guild_daily",
-        f"This server has made {_of(used, cap, 'its')}."
-        f"{_frees(' The next one frees up', usage.guild_day_oldest, DAY_SECONDS, now)}",
-    )
+        return Refusal("guild_daily", text("quota.off_server"))
+    frees = _frees("quota.guild_frees", usage.guild_day_oldest, DAY_SECONDS, now)
+    return Refusal("guild_daily", _used("quota.guild_daily", used, cap, frees))
 
 
 def _check_budget(
@@ -184,41 +176,36 @@ def _check_budget(
     if budget_allows(limits, usage, estimated_cost_usd):
         return None
     if budget == 0:
-        return Refusal("monthly_budget_usd", "This server has no video budget.")
+        return Refusal("monthly_budget_usd", text("quota.no_budget"))
+    cost = _usd(estimated_cost_usd)
     if estimated_cost_usd > budget + MONEY_EPSILON:
         # Waiting would not help: the video alone is over the whole budget.
         return Refusal(
-            "monthly_budget_usd",
-            f"This video is estimated at {_usd(estimated_cost_usd)}, more than this server's "
-            f"whole {_usd(budget)} monthly video budget.",
+            "monthly_budget_usd", text("quota.over_budget", cost=cost, budget=_usd(budget))
         )
+    frees = _frees("quota.budget_frees", usage.guild_month_oldest, MONTH_SECONDS, now)
     return Refusal(
         "monthly_budget_usd",
-        f"This server has used {_usd(spent)} of its {_usd(budget)} monthly video budget, "
-        f"and this video is estimated at {_usd(estimated_cost_usd)}."
-        f"{_frees(' Budget frees up', usage.guild_month_oldest, MONTH_SECONDS, now)}",
+        text("quota.budget", spent=_usd(spent), budget=_usd(budget), cost=cost, frees=frees),
     )
 
 
 # --- wording ------------------------------------------------------------------------------
 
 
-def _frees(lead: str, oldest: float | None, window: int, now: float) -> str:
-    """' <lead> <t:…:R>.' for when the oldest job leaves the rolling window; '' if unknown."""
+def _frees(key: str, oldest: float | None, window: int, now: float) -> Text | str:
+    """' Your next one frees up <t:…:R>.' for when the oldest job leaves the rolling window;
+    '' if unknown."""
     at = frees_at(oldest, window, now)
-    return "" if at is None else f"{lead} <t:{at}:R>."
+    return "" if at is None else text(key, when=f"<t:{at}:R>")
 
 
-def _of(used: int, cap: int, whose: str) -> str:
+def _used(key: str, used: int, cap: int, frees: Text | str) -> Text:
     """'5 of your 5 videos for today', or, past a limit lowered since, '7 videos today, and
-    your limit is 5'."""
+    your limit is 5' (`<key>_over`)."""
     if used == cap:
-        return f"{used} of {whose} {_plural(cap, 'video')} for today"
-    return f"{_plural(used, 'video')} today, and {whose} limit is {cap}"
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+        return text(key, used=used, count=cap, frees=frees)
+    return text(f"{key}_over", used=used, cap=cap, frees=frees)
 
 
 def _usd(amount: float) -> str:

@@ -17,6 +17,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Protocol
 
+from bot.i18n import Text, TextList
 from storage.models import ScreenPolicy
 
 # Bounds on a server's list: every entry is shown to moderators in one reply.
@@ -62,18 +63,22 @@ def fold(text: str) -> str:
 
 
 class EntryProblem(ValueError):
-    """A blocked entry a moderator typed cannot be kept; the message says why."""
+    """A blocked entry a moderator typed cannot be kept; `text` says why (in their language)."""
+
+    def __init__(self, reason: Text) -> None:
+        super().__init__(reason.render(None))
+        self.text = reason
 
 
 def normalize_entry(raw: str) -> str:
     """The form a blocked word or phrase is kept in (folded), or EntryProblem."""
     entry = fold(raw)
     if not entry:
-        raise EntryProblem("The word or phrase is empty once spaces and invisible marks go.")
+        raise EntryProblem(Text("safety.entry_empty"))
     if len(entry) > MAX_ENTRY_CHARS:
-        raise EntryProblem(f"A blocked word or phrase can have at most {MAX_ENTRY_CHARS} letters.")
+        raise EntryProblem(Text("safety.entry_long", {"limit": MAX_ENTRY_CHARS}))
     if not any(c.isalnum() for c in entry):
-        raise EntryProblem("A blocked word or phrase needs at least one letter or digit.")
+        raise EntryProblem(Text("safety.entry_no_letter"))
     return entry
 
 
@@ -106,7 +111,8 @@ def first_blocked(texts: Iterable[str | None], entries: Iterable[str]) -> str | 
 
 # --- the moderation model -------------------------------------------------------------------
 
-# The MLCommons hazard taxonomy Llama Guard 3 and 4 answer with.
+# The MLCommons hazard taxonomy Llama Guard 3 and 4 answer with (English, for logs and the
+# audit log; members read the catalog's `hazard.S1` ...).
 HAZARDS: dict[str, str] = {
     "S1": "violent crimes",
     "S2": "non-violent crimes",
@@ -138,9 +144,21 @@ class Verdict:
     categories: tuple[str, ...] = ()
 
     def describe(self) -> str:
+        """In English, for logs and the audit log."""
         if not self.categories:
             return "unspecified"
         return ", ".join(f"{code} {hazard_name(code)}" for code in self.categories)
+
+    def categories_text(self) -> TextList:
+        """The categories as the member reads them, in their language."""
+        if not self.categories:
+            return TextList((Text("hazard.unspecified"),))
+        return TextList(tuple(_hazard_text(code) for code in self.categories))
+
+
+def _hazard_text(code: str) -> Text:
+    name = Text(f"hazard.{code}") if code in HAZARDS else Text("hazard.other", {"code": code})
+    return Text("hazard.item", {"code": code, "name": name})
 
 
 def parse_guard_answer(text: str) -> Verdict | None:

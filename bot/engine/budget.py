@@ -4,7 +4,7 @@ each of Together's answers teaches it (bot.domain.budget holds the rules)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from bot.domain.budget import AdaptiveBudget, Claim, Lane, Priorities, RateChange
 from bot.engine.config import EngineConfig
@@ -30,6 +30,9 @@ class RequestBudget:
             config.requests_per_second, config.start_requests_per_second, margin=MARGIN
         )
         self.priorities = Priorities()
+        # Told of every change this process learned (True: a cut or a pause, False: a rise),
+        # for the account's shared row (bot/engine/shared_budget.py); None: nobody shares.
+        self.on_learned: Callable[[bool], None] | None = None
         if self.rates.learning:
             log.info(
                 "Together request budget starts at %.2f/s (ceiling %.2f/s)",
@@ -64,10 +67,12 @@ class RequestBudget:
 
     def answered(self, now: float, sent_at: float, answer: VideoJob) -> None:
         self._recorder.together_answered("ok")
-        self._log(self.rates.succeeded(now, sent_at, **_hints(answer.limits)))
+        before = self.rates.rate, self.rates.paused_until
+        self._learned(before, self.rates.succeeded(now, sent_at, **_hints(answer.limits)))
 
     def failed(self, now: float, sent_at: float, error: TogetherError) -> None:
         self._recorder.together_answered(outcome_of(error))
+        before = self.rates.rate, self.rates.paused_until
         hints = _hints(error.limits)
         if isinstance(error, TogetherRateLimited):
             reason = " ".join(["429", error.code or error.type or ""]).strip()
@@ -79,11 +84,29 @@ class RequestBudget:
             change = self.rates.stated(now, **hints)
         else:
             change = None
-        self._log(change)
+        self._learned(before, change)
 
-    def _log(self, change: RateChange | None) -> None:
+    def _learned(self, before: tuple[float, float], change: RateChange | None) -> None:
+        self.log(change)
+        if change is None or self.on_learned is None:
+            return
+        rate, paused_until = before
+        if self.rates.rate < rate or self.rates.paused_until > paused_until:
+            self.on_learned(True)
+        elif self.rates.rate > rate:
+            self.on_learned(False)
+
+    def log(self, change: RateChange | None) -> None:
+        """One line for a change of rate, share or pause."""
         if change is None:
             return
+        if self.rates.processes > 1:
+            change = RateChange(
+                change.rate,
+                f"{change.reason}; {self.rates.share:.2f}/s here, "
+                f"shared by {self.rates.processes} processes",
+                change.paused_for,
+            )
         if change.paused_for:
             log.info(
                 "Together request budget now %.2f/s, no requests for %.3g s (%s)",

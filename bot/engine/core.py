@@ -36,10 +36,12 @@ from bot.engine.ports import (
 )
 from bot.engine.progress import ProgressEdits
 from bot.engine.runtime import Runtime
+from bot.engine.shared_budget import BudgetSync
 from bot.engine.snapshot import EngineSnapshot, take_snapshot
 from bot.engine.submission import Submitter
 from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
+from bot.i18n import Text
 from bot.log_context import about_job, task_context
 from storage.models import UNFINISHED_STATES, Job, JobState
 
@@ -78,6 +80,10 @@ class JobEngine:
         planner = planner or FixedPlanner(config.poll_interval)
         # One budget for POSTs and GETs, learned from Together's answers (bot/engine/budget.py).
         self._budget = RequestBudget(config, runtime.recorder)
+        # Several processes: the budget is this one's share of the account's.
+        self._budget_sync: BudgetSync | None = None
+        if leasing and leasing.budget and leasing.processes and not self._budget.unlimited:
+            self._budget_sync = BudgetSync(runtime, leasing.budget, leasing.processes, self._budget)
         self._writer = StateWriter(store, runtime)
         self._edits = ProgressEdits(runtime, self._writer, store, planner)
         self._writer.on_moved = self._edits.request
@@ -143,6 +149,8 @@ class JobEngine:
             jobs = await self._keeper.start()
         else:
             jobs = await self._store.in_states(UNFINISHED_STATES)
+        if self._budget_sync is not None:
+            await self._budget_sync.start()  # after the keeper: this process's row is written
         self._adopt(jobs)
         if self._jobs:
             log.info("Resumed %d unfinished job(s) from the database", len(self._jobs))
@@ -210,7 +218,7 @@ class JobEngine:
         self._enqueue_wake = None
         self._runtime.wake.set()
 
-    async def cancel(self, job_id: int, reason: str) -> Job | None:
+    async def cancel(self, job_id: int, reason: str | Text) -> Job | None:
         """Cancel a job still waiting in the bot's queue; None when it is too late.
 
         Goes through the engine so its working copy, its edits and the store agree: after
@@ -272,6 +280,8 @@ class JobEngine:
         self._edits.tick(now)
         if self._keeper is not None:
             self._keeper.tick(now, claiming=self._accepting)
+        if self._budget_sync is not None:
+            self._budget_sync.tick(now)
 
     def _start_requests(self, now: float, also: Tracked | None = None) -> bool:
         """Give the budget's free tokens to the POSTs and polls due, by priority: late polls,
@@ -319,6 +329,8 @@ class JobEngine:
             work = max(work, self._budget.next_free(now))
         if self._keeper is not None:
             work = min(work, self._keeper.next_due())
+        if self._budget_sync is not None:
+            work = min(work, self._budget_sync.next_due())
         return min(work, self._edits.next_due(), now + MAX_SLEEP)
 
     def _active_counts(self) -> tuple[int, dict[int, int]]:

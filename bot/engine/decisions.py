@@ -9,11 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bot.i18n import Text, text
 from bot.together.errors import TogetherError
 from bot.together.models import VideoJob
 from storage.models import Job, JobState
 
-NO_VIDEO_LINK = "Together finished the job but sent no video link."
+NO_VIDEO_LINK = text("reason.no_video_link")
+
+
+def why(reason: str | Text) -> dict[str, object]:
+    """The failure columns for a reason: the English words, and for the bot's own reasons the
+    key that shows them in the job's language."""
+    if isinstance(reason, str):
+        return {"failure_reason": reason}
+    return {"failure_reason": reason.render(None), "failure_text": reason.to_json()}
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ def after_status(job: Job, status: VideoJob, now: float) -> Finish | KeepPolling
             return Finish(
                 JobState.FAILED,
                 {
-                    "failure_reason": NO_VIDEO_LINK,
+                    **why(NO_VIDEO_LINK),
                     "provider_status": status.status,
                     "cost_usd": status.cost,
                     "finished_at": now,
@@ -67,19 +76,23 @@ def after_status(job: Job, status: VideoJob, now: float) -> Finish | KeepPolling
         return Finish(
             JobState.CANCELLED,
             {
-                "failure_reason": f"{status.error_message or 'Together cancelled the job.'} "
-                "It does not count against your limits.",
+                **why(
+                    text("reason.cancelled_at_together_said", message=status.error_message)
+                    if status.error_message
+                    else text("reason.cancelled_at_together")
+                ),
                 "provider_status": status.status,
                 "cost_usd": status.cost,
                 "finished_at": now,
             },
         )
     if status.is_failed:
-        reason = status.error_message or f"Together reported the job as {status.status}."
+        # Together's own words stay as they are; only the bot's are translated.
+        reason = status.error_message or text("reason.reported_as", status=status.status)
         return Finish(
             JobState.FAILED,
             {
-                "failure_reason": reason,
+                **why(reason),
                 "provider_status": status.status,
                 "cost_usd": status.cost,
                 "finished_at": now,
@@ -104,14 +117,8 @@ def after_submit_error(
     retryable = error.request_not_created and error.status is None
     if retryable and attempts < max_attempts:
         return RetrySubmission(max(error.retry_after or 0.0, backoff_delay))
-    if error.request_not_created:
-        reason = f"Together refused the request: {error.message}"
-    else:
-        reason = (
-            f"Together did not confirm the job ({error.message}). It was not sent again, "
-            "so you are not charged twice."
-        )
-    return Finish(JobState.FAILED, {"failure_reason": reason, "finished_at": now})
+    key = "reason.refused" if error.request_not_created else "reason.unconfirmed"
+    return Finish(JobState.FAILED, {**why(text(key, message=error.message)), "finished_at": now})
 
 
 def timed_out(job: Job, now: float) -> Finish:
@@ -120,8 +127,7 @@ def timed_out(job: Job, now: float) -> Finish:
     return Finish(
         JobState.TIMED_OUT,
         {
-            "failure_reason": f"Together had not finished after {minutes} minutes, so the job "
-            "was stopped.",
+            **why(text("reason.timed_out", minutes=minutes)),
             "finished_at": now,
         },
     )
@@ -129,14 +135,11 @@ def timed_out(job: Job, now: float) -> Finish:
 
 def interrupted(now: float, restarted: bool) -> Finish:
     """A submission that may have reached Together, cut off: failed, never sent again."""
-    when = "The bot restarted" if restarted else "Something went wrong in the bot"
+    key = "reason.interrupted_by_restart" if restarted else "reason.interrupted_by_error"
     return Finish(
         JobState.FAILED,
         {
-            "failure_reason": (
-                f"{when} while this job was being sent to Together. It was stopped "
-                "rather than sent again, so you are not charged twice. Please try again."
-            ),
+            **why(text(key)),
             "finished_at": now,
         },
     )
@@ -153,11 +156,7 @@ def input_gone(kind: str, now: float) -> Finish:
     return Finish(
         JobState.FAILED,
         {
-            "failure_reason": (
-                f"The {what} attached to this job is no longer available on Discord (its link "
-                "expired before the job could be sent), so it was not sent and you were not "
-                f"charged. Attach the {what} again."
-            ),
+            **why(text(f"reason.{what}_gone")),
             "finished_at": now,
         },
     )
@@ -168,8 +167,7 @@ def cannot_extend(reason: str, now: float) -> Finish:
     return Finish(
         JobState.FAILED,
         {
-            "failure_reason": f"The clip could not be continued: {reason}. Nothing was sent to "
-            "Together, so you were not charged.",
+            **why(text("reason.cannot_extend", reason=reason)),
             "finished_at": now,
         },
     )

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.engine.ports import LeaseStore, ProcessTable
+from bot.engine.ports import BudgetTable, LeaseStore, ProcessTable
 from bot.engine.runtime import Runtime
 from bot.engine.tracked import Tracked
 from storage.models import Job
@@ -32,6 +32,9 @@ class Leasing:
     # every unfinished job is claimed at once, live-looking leases included, so a restart
     # resumes its jobs without waiting for the old leases to expire.
     sole: bool = False
+    # The account's Together request budget, shared with the other processes (with
+    # `processes`: each runs at its share; bot/engine/shared_budget.py).
+    budget: BudgetTable | None = None
 
 
 class LeaseKeeper:

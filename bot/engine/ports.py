@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 from bot.media.files import DownloadedVideo, VideoFormat
 from bot.media.reencode import FitResult
 from bot.together.models import CreateVideoRequest, VideoJob
-from storage.models import Job, JobState, MediaLink
+from storage.models import Job, JobState, MediaLink, SharedRate
 
 
 class JobStore(Protocol):
@@ -132,6 +132,13 @@ class LeaseStore(Protocol):
         ...
 
 
+class ProcessRow(Protocol):
+    """A running process's row (storage.processes.ProcessRow): what the engine reads of it."""
+
+    @property
+    def id(self) -> str: ...
+
+
 class ProcessTable(Protocol):
     """This process's row among the running ones (storage.processes.Processes)."""
 
@@ -147,6 +154,35 @@ class ProcessTable(Protocol):
 
     async def forget_others(self) -> None:
         """Remove the other processes' rows (they are known to be dead)."""
+        ...
+
+    @property
+    def me(self) -> str:
+        """This process's id."""
+        ...
+
+    async def live(self, now: float, lease_seconds: float) -> Sequence[ProcessRow]:
+        """The processes whose heartbeat is at most `lease_seconds` old, oldest start first."""
+        ...
+
+
+class BudgetTable(Protocol):
+    """The account's Together request budget, shared by every process
+    (storage.together_budget.TogetherBudgetTable). Every write raises `version`."""
+
+    async def start(self, rate: float, now: float, alone: bool) -> SharedRate:
+        """The row at this process's start; `alone`: the rate starts again at `rate`."""
+        ...
+
+    async def read(self) -> SharedRate | None: ...
+
+    async def lower(self, rate: float, paused_until: float, now: float) -> SharedRate | None:
+        """Cut to `rate` unless lower already; pause until `paused_until` unless longer already.
+        Two processes cutting from one value both land on the lower of their rates."""
+        ...
+
+    async def raise_from(self, version: int, rate: float, now: float) -> SharedRate | None:
+        """Set `rate` if nobody wrote since `version`; None (nothing written) if somebody did."""
         ...
 
 

@@ -6,10 +6,11 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
-from bot.engine.decisions import Finish
+from bot.engine.decisions import Finish, why
 from bot.engine.ports import JobStore, LeaseStore
 from bot.engine.runtime import Runtime
 from bot.engine.tracked import Tracked
+from bot.i18n import Text
 from storage.models import Job, JobState
 
 log = logging.getLogger("bot.engine")
@@ -36,13 +37,10 @@ class StateWriter:
         """
         return await self._move(tracked, new_state, changes, leased=True)
 
-    async def cancel(self, tracked: Tracked, reason: str) -> bool:
+    async def cancel(self, tracked: Tracked, reason: str | Text) -> bool:
         """A member's cancel of a queued job: it counts whatever process holds the lease (the
         holder's next write, made for "queued", then finds the job cancelled and drops it)."""
-        changes: dict[str, object] = {
-            "failure_reason": reason,
-            "finished_at": self._runtime.now(),
-        }
+        changes: dict[str, object] = {**why(reason), "finished_at": self._runtime.now()}
         return await self._move(tracked, JobState.CANCELLED, changes, leased=False)
 
     async def _move(
@@ -120,7 +118,7 @@ class StateWriter:
         tracked.job = back
         return True
 
-    async def cancel_untracked(self, job_id: int, reason: str) -> Job | None:
+    async def cancel_untracked(self, job_id: int, reason: str | Text) -> Job | None:
         """Cancel a queued job this engine does not hold; None when it is no longer queued.
 
         Whatever process holds its lease: the member's act counts anywhere, and the holder's
@@ -132,7 +130,7 @@ class StateWriter:
             JobState.QUEUED,
             JobState.CANCELLED,
             now,
-            failure_reason=reason,
+            **why(reason),
             finished_at=now,
             announced=False,
         )

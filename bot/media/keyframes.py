@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bot.domain.errors import InvalidOptionError
+from bot.i18n import option_name
 
 MAX_KEYFRAME_BYTES = 20 * 1000 * 1000
 MAX_KEYFRAME_PIXELS = 40_000_000
@@ -105,14 +106,12 @@ def prepare_keyframe(option: str, data: bytes, width: int, height: int) -> bytes
             return _encode_jpeg(fitted)
     except _BOMB_ERRORS as exc:
         raise KeyframeError(
-            f"`{option}` has too many pixels; images can be at most {_megapixels()}."
+            "image.too_many_pixels", option=option_name(option), megapixels=_megapixels()
         ) from exc
     except MemoryError as exc:
-        raise KeyframeError(f"`{option}` is too large to process; try a smaller image.") from exc
+        raise KeyframeError("image.too_large", option=option_name(option)) from exc
     except _DECODE_ERRORS as exc:
-        raise KeyframeError(
-            f"`{option}` could not be read; the file may be damaged or incomplete."
-        ) from exc
+        raise KeyframeError("image.unreadable", option=option_name(option)) from exc
 
 
 async def prepare_keyframe_async(option: str, data: bytes, width: int, height: int) -> bytes:
@@ -160,10 +159,16 @@ def _decode_first_frame(option: str, data: bytes, width: int, height: int) -> Im
 
 def _check_dimensions(option: str, width: int, height: int) -> None:
     if width <= 0 or height <= 0:
-        raise KeyframeError(f"`{option}` has no pixels ({width}x{height}).")
+        raise KeyframeError(
+            "image.no_pixels", option=option_name(option), width=width, height=height
+        )
     if width * height > MAX_KEYFRAME_PIXELS:
         raise KeyframeError(
-            f"`{option}` is {width}x{height} pixels; images can be at most {_megapixels()}."
+            "image.dimensions",
+            option=option_name(option),
+            width=width,
+            height=height,
+            megapixels=_megapixels(),
         )
 
 
@@ -200,12 +205,14 @@ def _too_many_bytes(option: str, size: int) -> KeyframeError:
     # Rounded up so a file just over the cap never reads as "20.0 MB".
     shown = math.ceil(size / 100_000) / 10
     limit = MAX_KEYFRAME_BYTES // 1_000_000
-    return KeyframeError(f"`{option}` is {shown:g} MB; images can be at most {limit} MB.")
+    return KeyframeError(
+        "image.too_big", option=option_name(option), size=f"{shown:g}", limit=limit
+    )
 
 
 def _not_an_image(option: str) -> KeyframeError:
-    return KeyframeError(f"`{option}` must be a PNG, JPEG, WEBP or GIF image.")
+    return KeyframeError("image.not_image", option=option_name(option))
 
 
-def _megapixels() -> str:
-    return f"{MAX_KEYFRAME_PIXELS // 1_000_000} megapixels"
+def _megapixels() -> int:
+    return MAX_KEYFRAME_PIXELS // 1_000_000

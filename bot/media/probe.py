@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.domain.errors import InvalidOptionError
+from bot.i18n import option_name
 from bot.media.reencode import positive_float, run_tool
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ async def probe_audio(
         raise _too_many_bytes(option, len(data), MAX_AUDIO_BYTES)
     kind = sniff_audio(data)
     if kind is None:
-        raise MediaInputError(f"`{option}` must be a WAV or MP3 file.")
+        raise MediaInputError("media.not_audio", option=option_name(option))
     measured, by = await _measure(option, kind, data, timeout, limiter, workdir, "audio")
     duration = _require_duration(option, measured, "audio")
     _check_duration(option, duration, MIN_AUDIO_SECONDS, MAX_AUDIO_SECONDS)
@@ -210,7 +211,7 @@ async def probe_video(
         raise _too_many_bytes(option, len(data), limits.max_bytes)
     kind = sniff_video(data)
     if kind is None:
-        raise MediaInputError(f"`{option}` must be an MP4, WebM or MOV video.")
+        raise MediaInputError("media.not_video", option=option_name(option))
     measured, by = await _measure(option, kind, data, timeout, limiter, workdir, "video")
     duration = _require_duration(option, measured, "video")
     _check_duration(option, duration, limits.min_seconds, limits.max_seconds)
@@ -272,23 +273,18 @@ async def _measure(
             return await _ffprobe(ffprobe, kind, data, time_allowed, workdir, wanted), "ffprobe"
     except _Unreadable as exc:
         log.info("%s (%s, %d bytes) refused: %s", option, kind, len(data), exc)
-        noun = "audio" if wanted == "audio" else "a video"
-        raise MediaInputError(f"`{option}` could not be read as {noun}.") from None
+        raise MediaInputError(f"media.unreadable_{wanted}", option=option_name(option)) from None
     except _NoStream:
-        raise MediaInputError(f"`{option}` has no {wanted} track.") from None
+        raise MediaInputError(f"media.no_{wanted}_track", option=option_name(option)) from None
     except _TooSlow:
         log.warning("%s (%s, %d bytes): ffprobe timed out", option, kind, len(data))
-        raise MediaInputError(
-            f"`{option}` took too long to check; try a shorter or simpler file."
-        ) from None
+        raise MediaInputError("media.too_slow", option=option_name(option)) from None
 
 
 def _require_duration(option: str, measured: _Measured, wanted: str) -> float:
     if measured.duration is None:
         again = "MP3" if wanted == "audio" else "MP4"
-        raise MediaInputError(
-            f"`{option}` does not say how long it is; try saving it again as {again}."
-        )
+        raise MediaInputError("media.no_duration", option=option_name(option), format=again)
     return measured.duration
 
 
@@ -298,7 +294,11 @@ def _check_duration(option: str, seconds: float, low: float, high: float) -> Non
     # Rounded away from the limit, so a refused length never reads as an allowed one.
     shown = math.ceil(seconds * 10) / 10 if seconds > high else math.floor(seconds * 10) / 10
     raise MediaInputError(
-        f"`{option}` is {shown:.1f} seconds long; the limit is {low:g} to {high:g} seconds."
+        "media.duration",
+        option=option_name(option),
+        seconds=f"{shown:.1f}",
+        low=f"{low:g}",
+        high=f"{high:g}",
     )
 
 
@@ -690,4 +690,6 @@ def _too_many_bytes(option: str, size: int, limit: int) -> MediaInputError:
     # The size rounded up and the limit down, so a refused size never reads as allowed.
     shown = math.ceil(size / 100_000) / 10
     cap = math.floor(limit / 100_000) / 10
-    return MediaInputError(f"`{option}` is {shown:g} MB; the limit is {cap:g} MB.")
+    return MediaInputError(
+        "media.too_big", option=option_name(option), size=f"{shown:g}", limit=f"{cap:g}"
+    )

@@ -1,10 +1,11 @@
 """The /videoadmin usage chart: videos and spend per UTC day, drawn as a PNG with Pillow.
 
 A pure function of the daily series (storage.usage.UsageRepository.daily_usage): no Discord, no
-database, no clock. Two panels share the day axis: bars for the videos, a line for the spend.
-The background is opaque, so the chart reads the same in Discord's dark and light themes. No
-member's name is ever drawn: names can be in any script (Pillow's bundled font covers Latin
-only), and the reply's text lists the members as mentions.
+database, no clock. Two panels share the day axis: bars for the videos (top), a line for the
+spend (bottom). The background is opaque, so the chart reads the same in Discord's dark and
+light themes. The chart draws no words, only numbers, "$" and dates as month-day ("11-07"):
+Pillow's bundled font covers Latin only, and the moderator may read Japanese. The reply's text
+(cogs.usage, in their language) says what the panels are and lists the members as mentions.
 """
 
 from __future__ import annotations
@@ -29,20 +30,10 @@ AXIS = (150, 153, 161)
 BAR = (88, 101, 242)  # Discord's blurple: the videos
 SPEND = (230, 126, 34)  # orange: the spend
 
-# The words on the chart, in one place (the reply's text carries the rest).
-SERVER_TITLE = "This server"
-MEMBER_TITLE = "One member"
-TITLE = "{who}: {videos} and {spend} in {days} UTC days, {first} to {last}"
-VIDEOS_PANEL = "Videos per UTC day"
-SPEND_PANEL = "Spend per UTC day (US dollars)"
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-NO_VIDEOS = "No videos in these days"
-FOOTNOTE = "Days run from midnight to midnight UTC; the last one is today so far."
-
-TITLE_SIZE, LABEL_SIZE, TICK_SIZE = 20, 15, 13
-TOP_GAP, RIGHT_MARGIN = 8, 40  # room for the last day's centred date
-VIDEOS_BOX = (66, 246)  # each panel's plot area, top and bottom
-SPEND_BOX = (292, 432)
+TICK_SIZE = 13
+RIGHT_MARGIN = 40  # room for the last day's centred date
+VIDEOS_BOX = (30, 240)  # each panel's plot area, top and bottom
+SPEND_BOX = (270, 460)
 MOST_TICKS = 5
 DAY_LABEL_EVERY = 5  # a date under every fifth day, counted back from the last
 BAR_SHARE = 0.7  # of a day's width; the rest is the gap between bars
@@ -79,11 +70,8 @@ def nice_axis(
     return Axis(top=math.ceil(peak / step - 1e-9) * step, step=step)
 
 
-def usage_chart_png(days: Sequence[DailyUsage], *, one_member: bool = False) -> bytes:
-    """The chart of `days` (oldest first, one per UTC day) as PNG bytes, WIDTH x HEIGHT, RGB.
-
-    `one_member`: the series is one member's (the title says so, without naming them).
-    """
+def usage_chart_png(days: Sequence[DailyUsage]) -> bytes:
+    """The chart of `days` (oldest first, one per UTC day) as PNG bytes, WIDTH x HEIGHT, RGB."""
     if not days:
         raise ValueError("the usage chart needs at least one day")
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
@@ -98,13 +86,11 @@ def usage_chart_png(days: Sequence[DailyUsage], *, one_member: bool = False) -> 
     )
     plot = _Plot(left=max(56, math.ceil(widest) + 16), right=WIDTH - RIGHT_MARGIN, count=len(days))
 
-    _title(draw, days, one_member)
-    _panel(draw, plot, VIDEOS_BOX, videos, _count, VIDEOS_PANEL)
-    _panel(draw, plot, SPEND_BOX, spend, spend_label, SPEND_PANEL)
+    _panel(draw, plot, VIDEOS_BOX, videos, _count)
+    _panel(draw, plot, SPEND_BOX, spend, spend_label)
     _bars(draw, plot, [d.jobs for d in days], videos)
     _line(draw, plot, [d.spend_usd for d in days], spend)
     _day_labels(draw, plot, days)
-    draw.text((plot.left, HEIGHT - 10), FOOTNOTE, font=_font(TICK_SIZE), fill=MUTED, anchor="ld")
 
     out = io.BytesIO()
     image.save(out, format="PNG")
@@ -130,30 +116,15 @@ class _Plot:
         return self.left + (index + 0.5) * self.slot
 
 
-def _title(draw: ImageDraw.ImageDraw, days: Sequence[DailyUsage], one_member: bool) -> None:
-    total_videos = sum(d.jobs for d in days)
-    text = TITLE.format(
-        who=MEMBER_TITLE if one_member else SERVER_TITLE,
-        videos=f"{total_videos:,} video" + ("" if total_videos == 1 else "s"),
-        spend=_money(sum(d.spend_usd for d in days)),
-        days=len(days),
-        first=_date(days[0], with_year=days[0].day.year != days[-1].day.year),
-        last=_date(days[-1], with_year=True),
-    )
-    draw.text((WIDTH / 2, TOP_GAP), text, font=_font(TITLE_SIZE), fill=TEXT, anchor="ma")
-
-
 def _panel(
     draw: ImageDraw.ImageDraw,
     plot: _Plot,
     box: tuple[int, int],
     axis: Axis,
     label: Callable[[float], str],
-    name: str,
 ) -> None:
-    """The panel's name, its grid lines with their values, and its baseline."""
-    top, bottom = box
-    draw.text((plot.left, top - 6), name, font=_font(LABEL_SIZE), fill=MUTED, anchor="ld")
+    """The panel's grid lines with their values, and its baseline."""
+    bottom = box[1]
     for value in axis.ticks:
         y = _y(value, axis, box)
         if value:
@@ -167,9 +138,6 @@ def _bars(draw: ImageDraw.ImageDraw, plot: _Plot, counts: list[int], axis: Axis)
     top, bottom = VIDEOS_BOX
     half = plot.slot * BAR_SHARE / 2
     font = _font(TICK_SIZE)
-    if not any(counts):
-        middle = ((plot.left + plot.right) / 2, (top + bottom) / 2)
-        draw.text(middle, NO_VIDEOS, font=_font(LABEL_SIZE), fill=MUTED, anchor="mm")
     for index, count in enumerate(counts):
         if count <= 0:
             continue
@@ -203,11 +171,11 @@ def _day_labels(draw: ImageDraw.ImageDraw, plot: _Plot, days: Sequence[DailyUsag
         for _top, bottom in (VIDEOS_BOX, SPEND_BOX):
             draw.line([(x, bottom), (x, bottom + length)], fill=AXIS, width=1)
         if labelled:
-            words = _date(day, with_year=False)
-            half = draw.textlength(words, font=font) / 2
+            label = chart_date(day)
+            half = draw.textlength(label, font=font) / 2
             # Kept inside the image: the last label sits under the right edge.
             centre = min(max(x, half + 2), WIDTH - half - 2)
-            draw.text((centre, SPEND_BOX[1] + 9), words, font=font, fill=MUTED, anchor="ma")
+            draw.text((centre, SPEND_BOX[1] + 9), label, font=font, fill=MUTED, anchor="ma")
 
 
 def _y(value: float, axis: Axis, box: tuple[int, int]) -> float:
@@ -215,7 +183,7 @@ def _y(value: float, axis: Axis, box: tuple[int, int]) -> float:
     return bottom - value / axis.top * (bottom - top)
 
 
-# --- words and numbers --------------------------------------------------------------------
+# --- numbers and dates --------------------------------------------------------------------
 
 
 @cache
@@ -237,8 +205,7 @@ def _money_tick(step: float) -> Callable[[float], str]:
     return _money if step < 1 else (lambda amount: f"${amount:,.0f}")
 
 
-def _date(day: DailyUsage, *, with_year: bool) -> str:
-    """'3 Nov' or '3 Nov 2026': English month names whatever the process's locale."""
-    date = day.day
-    words = f"{date.day} {MONTHS[date.month - 1]}"
-    return f"{words} {date.year}" if with_year else words
+def chart_date(day: DailyUsage) -> str:
+    """'11-07' for 7 November: month-day in digits, the ISO order, the same in every language
+    (the reply's text gives the first and last days in full)."""
+    return f"{day.day.month:02d}-{day.day.day:02d}"

@@ -289,7 +289,7 @@ class InteractionFactory:
             "token": interaction.token,
             "version": 1,
             "app_permissions": str(member_permissions(guild, bot)),
-            "locale": "en-US",
+            "locale": interaction.member.locale,
             "guild_locale": "en-US",
             "entitlements": [],
             "entitlement_sku_ids": [],

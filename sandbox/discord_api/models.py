@@ -57,6 +57,8 @@ class Member:
     joined_at: dt.datetime
     permissions: int | None = None  # explicit total; None = computed from the roles
     nick: str | None = None
+    # The member's client language: every interaction they make carries it as `locale`.
+    locale: str = "en-US"
 
     @property
     def id(self) -> int:

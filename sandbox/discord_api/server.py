@@ -252,8 +252,12 @@ class DiscordSandbox:
         *,
         roles: Sequence[Role] = (),
         permissions: int | None = None,
+        locale: str = "en-US",
     ) -> Member:
-        return self.state.add_member(guild, username, roles=roles, permissions=permissions)
+        """A member joins; ``locale`` is their client's language (the interactions' locale)."""
+        return self.state.add_member(
+            guild, username, roles=roles, permissions=permissions, locale=locale
+        )
 
     def user_message(self, member: Member, content: str, channel: Channel | None = None) -> Message:
         """A message a member posts (MESSAGE_CREATE reaches bots with the messages intent)."""

@@ -54,6 +54,7 @@ def check_commands(payloads: list[dict[str, Any]]) -> None:
             raise invalid_form(
                 f"{index}.name", "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid"
             )
+        _check_localizations(payload, f"{index}", slash=kind == CHAT_INPUT)
         if (name, kind) in seen:
             text = "Application command names must be unique"
             raise invalid_form(f"{index}.name", "APPLICATION_COMMANDS_DUPLICATE_NAME", text)
@@ -64,6 +65,32 @@ def check_commands(payloads: list[dict[str, Any]]) -> None:
             raise DiscordError(
                 400, 30032, f"Maximum number of application commands reached ({limit})"
             )
+
+
+def _check_localizations(
+    payload: dict[str, Any], path: str, *, slash: bool, name_max: int = 32
+) -> None:
+    """Localized names follow the name's rules (1-32; for slash commands and options lower
+    case words; choices 1-100), localized descriptions 1-100 characters."""
+    for locale, name in (payload.get("name_localizations") or {}).items():
+        bad = not isinstance(name, str) or not 1 <= len(name) <= name_max
+        if bad or (slash and (not _SLASH_NAME.match(name) or name != name.lower())):
+            raise invalid_form(
+                f"{path}.name_localizations.{locale}",
+                "APPLICATION_COMMAND_INVALID_NAME",
+                "Command name is invalid",
+            )
+    for locale, text in (payload.get("description_localizations") or {}).items():
+        if not isinstance(text, str) or not 1 <= len(text) <= 100:
+            raise invalid_form(
+                f"{path}.description_localizations.{locale}",
+                "BASE_TYPE_BAD_LENGTH",
+                "Must be between 1 and 100 in length.",
+            )
+    for i, option in enumerate(payload.get("options") or []):
+        _check_localizations(option, f"{path}.options.{i}", slash=True)
+    for i, choice in enumerate(payload.get("choices") or []):
+        _check_localizations(choice, f"{path}.choices.{i}", slash=False, name_max=100)
 
 
 def premium_tier_for(limit: int) -> int:
@@ -187,8 +214,10 @@ class SandboxState:
         *,
         roles: Sequence[Role] = (),
         permissions: int | None = None,
+        locale: str = "en-US",
     ) -> Member:
         member = self._join(guild, self._new_user(username), list(roles), permissions)
+        member.locale = locale
         data = {**member_payload(member, guild), "guild_id": str(guild.id)}
         self.emit("GUILD_MEMBER_ADD", data, INTENT_GUILD_MEMBERS)
         return member

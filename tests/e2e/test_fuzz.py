@@ -52,6 +52,7 @@ from PIL import Image
 
 from bot.client import GENERIC_FAILURE
 from bot.domain.catalog import ModelSpec, load_catalog
+from bot.i18n import translate
 from bot.settings import Settings
 from sandbox.discord_api import Interaction, Message
 from sandbox.harness import Stack
@@ -127,7 +128,11 @@ IMAGE_OPTIONS = {
 FINAL_TITLES = frozenset(
     {"Your video is ready", "The video could not be made", "The video took too long", "Cancelled"}
 )
-LEAKS = ("Traceback", 'File "', GENERIC_FAILURE.split(".")[0])  # "Something went wrong on..."
+LEAKS = (
+    "Traceback",
+    'File "',
+    translate("en", GENERIC_FAILURE).split(".")[0],
+)  # "Something went wrong on..."
 
 
 # --------------------------------------------------------------------------- attachments

@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image
 
-from bot.intake import IMAGES_GONE
+from bot.i18n import translate
 from sandbox.discord_api import Interaction
 from sandbox.harness import Stack
 from storage.models import JobState
@@ -183,5 +183,5 @@ async def test_retry_keeps_the_keyframe_until_it_is_pruned_then_says_so(stack: S
     text = await private_reply(
         stack, await stack.discord.click_button(second, "video:retry:2", member=stack.member)
     )
-    assert text == IMAGES_GONE
+    assert text == translate("en", "intake.images_gone")
     assert len(stack.together.posts()) == 2, "nothing was sent without the images"

@@ -136,7 +136,7 @@ async def test_usage_jobs_and_member_history(stack: Stack) -> None:
     assert "Last 24 hours: 2 videos" in usage
     assert f"1. <@{stack.member.id}>: 2 videos" in usage
     jobs = await admin(stack, mod, ("jobs",))
-    assert "**1 unfinished video(s)**" in jobs and "#2" in jobs
+    assert "**1 unfinished video**" in jobs and "#2" in jobs
     asked = await stack.discord.slash_command("videos", {}, member=stack.member)
     await private_reply(stack, asked)
     assert asked.original_message is not None

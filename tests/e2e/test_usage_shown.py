@@ -43,19 +43,19 @@ async def test_usage_attaches_a_chart_and_lists_the_top_member(stack: Stack) -> 
     server = await usage(stack, mod)
     assert "Last 24 hours: 3 videos, $0.84" in server.content
     assert f"1. <@{stack.member.id}>: 2 videos, $0.56" in server.content
-    assert f"2. <@{other.id}>: 1 videos, $0.28" in server.content
+    assert f"2. <@{other.id}>: 1 video, $0.28" in server.content
     image = Image.open(io.BytesIO(chart_of(server)))
     image.load()
     assert (image.format, image.size, image.mode) == ("PNG", (WIDTH, HEIGHT), "RGB")
     assert 1 <= len(runs(image, BAR)) <= 2  # today's videos (yesterday's too, at midnight)
 
     mine = await usage(stack, mod, user=other)
-    assert mine.content.startswith(f"**<@{other.id}>**\nLast 24 hours: 1 videos, $0.28")
+    assert mine.content.startswith(f"**<@{other.id}>**\nLast 24 hours: 1 video, $0.28")
     assert "Top members" not in mine.content
     # The member's chart is drawn from their series alone, and differs from the server's.
     days = await stack.bot.usage.daily_usage(guild.id, time.time(), user_id=other.id)
     assert sum(d.jobs for d in days) == 1 and len(days) == 30
-    assert chart_of(mine) == usage_chart_png(days, one_member=True)
+    assert chart_of(mine) == usage_chart_png(days)
     assert chart_of(mine) != chart_of(server)
 
 

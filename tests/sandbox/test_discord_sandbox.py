@@ -1064,6 +1064,33 @@ async def test_command_registry_checks_names_and_limits(
     assert status == 200 and [c["description"] for c in body] == ["d", ""]
 
 
+async def test_command_registry_checks_localized_names_and_descriptions(
+    sandbox: DiscordSandbox, plain: PlainHttp
+) -> None:
+    def command(**changes: object) -> dict[str, object]:
+        option = {"type": 3, "name": "prompt", "description": "d"}
+        option.update(changes.pop("option", {}))  # type: ignore[call-overload]
+        return {"name": "video", "description": "d", "options": [option], **changes}
+
+    refused = [
+        (command(name_localizations={"de": "Video"}), "0.name_localizations.de"),
+        (command(description_localizations={"fr": "x" * 101}), "0.description_localizations.fr"),
+        (
+            command(option={"name_localizations": {"ja": "二 語"}}),
+            "0.options.0.name_localizations.ja",
+        ),
+    ]
+    for payload, where in refused:
+        status, body = await register(plain, sandbox, [payload])
+        assert status == 400 and [path for path, _ in flatten_errors(body["errors"])] == [where]
+    localized = command(
+        name_localizations={"ja": "動画", "fr": "vidéo"},
+        option={"name_localizations": {"de": "beschreibung"}},
+    )
+    status, body = await register(plain, sandbox, [localized])
+    assert status == 200 and body[0]["name_localizations"] == {"ja": "動画", "fr": "vidéo"}
+
+
 async def test_members_files_on_the_cdn(
     sandbox: DiscordSandbox, plain: PlainHttp, alice: Member
 ) -> None:

@@ -10,14 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.domain.allowance import (
-    SWITCHED_OFF,
-    UNFINISHED_FULL,
     allowance,
     allowance_text,
     cheapest_video_usd,
 )
 from bot.domain.catalog import ModelSpec, Price
 from bot.domain.quota import check
+from bot.i18n import translate
 from storage.models import EffectiveLimits, MemberUsage
 
 NOW = 1_700_000_000.0
@@ -36,6 +35,8 @@ IDLE = MemberUsage(
     guild_month_oldest=None,
 )
 CHEAP = 0.49
+SWITCHED_OFF = translate("en", "allowance.switched_off")
+UNFINISHED_FULL = translate("en", "allowance.unfinished_full")
 
 
 def usage(**changes: object) -> MemberUsage:
@@ -89,8 +90,8 @@ def test_the_server_day_caps_what_is_left() -> None:
     )
     full = usage(user_day=1, guild_day=50, guild_day_oldest=NOW - DAY + 60)
     assert text(LIMITS, full).split("\n")[0] == (
-        "Videos left today: **0** of 5 (1 made in the last 24 hours) · the server's 50 for today"
-        f" are used · the next one frees up <t:{int(NOW) + 60}:R>"
+        "Videos left today: **0** of 5 (1 made in the last 24 hours) · the server's 50 videos for"
+        f" today are used · the next one frees up <t:{int(NOW) + 60}:R>"
     )
 
 
@@ -205,3 +206,17 @@ def test_the_summary_shows_why_a_video_would_be_refused(
     else:
         assert refusal.limit == "monthly_budget_usd"
         assert shown.budget_binds and "Server budget left" in words
+
+
+def test_the_summary_speaks_the_members_language() -> None:
+    full = usage(user_day=1, guild_day=50, guild_day_oldest=NOW - DAY + 60, user_active=2)
+    shown = allowance(LIMITS, full, NOW, CHEAP)
+    german = allowance_text(shown, "de")
+    assert german.split("\n") == [
+        "Heute noch möglich: **0** von 5 (1 in den letzten 24 Stunden erstellt)"
+        " · die 50 Videos des Servers für heute sind verbraucht"
+        f" · der nächste wird <t:{int(NOW) + 60}:R> frei",
+        "Unfertig: 2 von 2 gleichzeitig · ein weiteres kann starten, sobald eins fertig ist",
+    ]
+    assert allowance_text(shown, "ja").startswith("今日の残り：5 本中 **0** 本")
+    assert allowance_text(shown, "ko") == allowance_text(shown)  # unshipped: English

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from bot.domain.budget import AdaptiveBudget, Claim, Lane, Priorities
+from bot.domain.budget import AdaptiveBudget, Claim, Lane, Priorities, share_of
 from bot.domain.scheduling import RateBudget
 
 
@@ -214,3 +214,39 @@ def test_at_the_floor_a_429_still_counts_as_backing_off() -> None:
     for t in range(100):
         budget.throttled(float(t), float(t))
     assert budget.rate == pytest.approx(0.1) and budget.backing_off(200.0)
+
+
+@pytest.mark.parametrize(
+    ("rate", "processes", "shares"),
+    [
+        (10.5, 1, [10.5]),  # alone: the rate itself, as before sharing
+        (15.0, 4, [4.0, 4.0, 4.0, 3.0]),
+        (16.5, 3, [6.0, 5.0, 5.0]),
+        (2.0, 3, [2 / 3] * 3),  # under 1/s each: equal fractions
+    ],
+)
+def test_shares_deal_out_whole_requests_never_more_than_the_rate(
+    rate: float, processes: int, shares: list[float]
+) -> None:
+    got = [share_of(rate, processes, rank) for rank in range(processes)]
+    assert got == pytest.approx(shares)
+    assert sum(got) <= rate
+
+
+def test_adopting_another_process_cut_backs_off_and_counts_it_as_refused() -> None:
+    budget = AdaptiveBudget(15.0, 15.0)
+    change = budget.adopt(10.0, 10.5, 13.0, processes=3, rank=2)
+    assert change is not None and change.rate == 10.5 and change.paused_for == pytest.approx(3.0)
+    assert budget.share == 3.0 and budget.capacity == 3
+    assert budget.backing_off(10.0) and not budget.try_take(12.9)
+    # A 429 for a request sent before the cut was adopted cuts nothing more.
+    assert budget.throttled(11.0, 9.9) is None and budget.rate == 10.5
+    # Fewer processes, same rate: only the share moves.
+    budget.adopt(20.0, 10.5, 13.0, processes=2, rank=0)
+    assert (budget.rate, budget.share) == (10.5, 5.0)
+
+
+def test_a_fixed_budget_is_only_split() -> None:
+    fixed = AdaptiveBudget(10.0, 0)
+    fixed.adopt(0.0, 3.0, 50.0, processes=2, rank=1)
+    assert (fixed.rate, fixed.share, fixed.paused_until) == (10.0, 5.0, -math.inf)

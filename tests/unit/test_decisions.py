@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from bot.engine.decisions import (
-    NO_VIDEO_LINK,
     Finish,
     KeepPolling,
     RetrySubmission,
@@ -15,6 +14,7 @@ from bot.engine.decisions import (
     interrupted,
     timed_out,
 )
+from bot.i18n import Text
 from bot.together.errors import (
     TogetherBadRequest,
     TogetherConnectionError,
@@ -27,6 +27,13 @@ from storage.models import JobState
 from tests.unit.fakes import make_job, status
 
 NOW = 1_700_000_000.0
+
+
+def key_of(key: str, **params: object) -> str:
+    """A failure_text as stored: the bot's own reasons carry their catalog key."""
+    return Text(key, params).to_json()
+
+
 RUNNING = make_job(1, NOW - 60, state=JobState.RUNNING, provider_status="in_progress", seed=5)
 
 
@@ -67,7 +74,8 @@ RUNNING = make_job(1, NOW - 60, state=JobState.RUNNING, provider_status="in_prog
             Finish(
                 JobState.FAILED,
                 {
-                    "failure_reason": NO_VIDEO_LINK,
+                    "failure_reason": "Together finished the job but sent no video link.",
+                    "failure_text": key_of("reason.no_video_link"),
                     "provider_status": "completed",
                     "cost_usd": 0.28,
                     "finished_at": NOW,
@@ -92,6 +100,7 @@ RUNNING = make_job(1, NOW - 60, state=JobState.RUNNING, provider_status="in_prog
                 JobState.FAILED,
                 {
                     "failure_reason": "Together reported the job as expired.",
+                    "failure_text": key_of("reason.reported_as", status="expired"),
                     "provider_status": "expired",
                     "cost_usd": None,
                     "finished_at": NOW,
@@ -106,6 +115,7 @@ RUNNING = make_job(1, NOW - 60, state=JobState.RUNNING, provider_status="in_prog
                 {
                     "failure_reason": "Together cancelled the job. It does not count against "
                     "your limits.",
+                    "failure_text": key_of("reason.cancelled_at_together"),
                     "provider_status": "cancelled",
                     "cost_usd": None,
                     "finished_at": NOW,

@@ -17,6 +17,7 @@ from storage.jobs import JobRepository
 from storage.leases import JobLeases
 from storage.models import Job, JobState
 from storage.processes import Processes
+from storage.together_budget import TogetherBudgetTable
 from tests.unit.fakes import FakeAPI, FakeFetcher, RecordingNotifier, new_job, status
 
 LEASE = 30.0
@@ -67,7 +68,8 @@ class Process:
             FakeFetcher(),
             clock,
             EngineConfig(**options),  # type: ignore[arg-type]
-            leasing=Leasing(self.leases, self.processes, sole=sole),
+            # Unused while requests_per_second is 0 (no budget): only the budget test sets it.
+            leasing=Leasing(self.leases, self.processes, sole=sole, budget=TogetherBudgetTable(db)),
         )
         self.engine.attach(notifier)
         self.alive = True
@@ -297,3 +299,15 @@ async def test_clean_shutdown_hands_jobs_over_at_once(cluster: Cluster) -> None:
     assert b.tracked() == {job.id}
     assert (await cluster.job(job.id)).state is JobState.RUNNING
     assert cluster.posts("handed over") == 1
+
+
+async def test_engines_run_at_their_share_of_the_account_budget(cluster: Cluster) -> None:
+    budget = {"requests_per_second": 10.0, "start_requests_per_second": 10.0}
+    a = await cluster.start("A", sole=True, **budget)
+    assert a.engine.snapshot().budget.rate == 10.0
+    assert a.engine._budget.rates.share == 10.0  # alone: the whole account
+    b = await cluster.start("B", **budget)
+    await cluster.step()  # A's next sync sees B
+    shares = [p.engine._budget.rates.share for p in (a, b)]
+    assert shares == [5.0, 5.0]
+    assert [p.engine.snapshot().budget.rate for p in (a, b)] == [10.0, 10.0]

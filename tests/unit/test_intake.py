@@ -17,8 +17,6 @@ from bot.gatekeeper import Gatekeeper, QuotaExceeded
 from bot.intake import (
     ABANDONED,
     DEFAULT_UPLOAD_LIMIT,
-    IMAGES_GONE,
-    LINKS_GONE,
     THUMBNAIL_NAME,
     Intake,
     Requester,
@@ -238,7 +236,7 @@ async def test_retry_refuses_once_the_images_are_pruned(parts: Parts) -> None:
     assert pruned is not None
     with pytest.raises(UserFacingError) as refused:
         await parts.intake.retry(pruned, asker())
-    assert refused.value.message == IMAGES_GONE
+    assert refused.value.key == "intake.images_gone"
     assert len(await parts.jobs.recent_for_member(GUILD, MEMBER)) == 1
 
 
@@ -298,7 +296,7 @@ async def test_retry_refuses_when_a_slash_command_link_has_expired(parts: Parts)
     source = await with_clip(parts, MediaLink("video", "https://cdn/a.mp4", time.time() - 60))
     with pytest.raises(UserFacingError) as refused:
         await parts.intake.retry(source, asker(interaction_id=51))
-    assert refused.value.message == LINKS_GONE
+    assert refused.value.key == "intake.links_gone"
     assert len(await parts.jobs.recent_for_member(GUILD, MEMBER)) == 1
 
 
@@ -367,7 +365,7 @@ async def test_retry_refuses_an_extend_whose_frame_was_never_taken(parts: Parts)
     )
     with pytest.raises(UserFacingError) as refused:
         await parts.intake.retry(unframed, asker(interaction_id=51))
-    assert refused.value.message == IMAGES_GONE
+    assert refused.value.key == "intake.images_gone"
     joined = dataclasses.replace(source, derivation=Derivation.JOIN)
     with pytest.raises(UserFacingError, match="press Join again"):
         await parts.intake.remix(joined, asker(interaction_id=52), "x", None)

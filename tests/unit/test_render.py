@@ -7,6 +7,7 @@ import discord
 import pytest
 
 from bot.domain.allowance import Allowance
+from bot.i18n import Text, catalog
 from cogs.render import (
     DESCRIPTION_LIMIT,
     EMBED_LIMIT,
@@ -292,3 +293,25 @@ def test_one_job_in_full_stays_within_the_limit_at_its_longest() -> None:
     embed = job_detail_embed(job, "M" * 500, "Extended from #123456789 · part 99 of 99")
     assert len(embed) <= EMBED_LIMIT
     assert all(len(str(field.value)) <= 1024 for field in embed.fields)
+
+
+def test_the_bots_own_reason_shows_in_the_jobs_language_and_older_ones_as_stored() -> None:
+    cancelled = Text("reason.cancelled_by_member")
+    job = make_job(
+        1,
+        0.0,
+        state=JobState.CANCELLED,
+        locale="de",
+        failure_reason=cancelled.render(None),
+        failure_text=cancelled.to_json(),
+    )
+    embed = failure_embed(job, "Hailuo")
+    assert embed.title == "Abgebrochen"
+    [why] = [field.value for field in embed.fields if field.name == "Grund"]
+    assert why == catalog("de")["reason.cancelled_by_member"]
+    # A job failed before failure_text existed (or with Together's own words) shows those.
+    older = make_job(1, 0.0, state=JobState.FAILED, locale="de", failure_reason="flagged")
+    [why] = [
+        field.value for field in failure_embed(older, "Hailuo").fields if field.name == "Grund"
+    ]
+    assert why == "flagged"

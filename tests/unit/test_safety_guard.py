@@ -13,6 +13,7 @@ from bot.domain.catalog import load_catalog
 from bot.domain.options import VideoOptions
 from bot.domain.safety import ScreenUnavailable
 from bot.gatekeeper import Gatekeeper
+from bot.i18n import LANGUAGES, translate
 from bot.intake import Intake
 from bot.safety import (
     AGE_RESTRICTED_ONLY,
@@ -80,6 +81,18 @@ async def refusal(
     return refused.value.message
 
 
+async def refused_with(
+    guard: SafetyGuard, prompt: str, negative: str | None = None, nsfw: bool = True
+) -> SafetyRefused:
+    with pytest.raises(SafetyRefused) as refused:
+        await guard.check(GUILD, CHANNEL, MEMBER, nsfw, prompt, negative)
+    return refused.value
+
+
+def english(key: str) -> str:
+    return translate("en", key)
+
+
 async def audited(store: GuildSettingsRepository) -> list[tuple[int, str, str]]:
     return [(e.actor_id, e.action, e.detail) for e in await store.audit(GUILD)]
 
@@ -94,7 +107,7 @@ async def test_nothing_is_checked_or_asked_with_everything_off(
 
 async def test_age_restricted_only(guard: SafetyGuard, store: GuildSettingsRepository) -> None:
     await store.set_safety(GUILD, MOD, NOW, age_restricted_only=True)
-    assert await refusal(guard, "a cat", nsfw=False) == AGE_RESTRICTED_ONLY
+    assert await refusal(guard, "a cat", nsfw=False) == english(AGE_RESTRICTED_ONLY)
     await guard.check(GUILD, CHANNEL, MEMBER, True, "a cat", None)
     with pytest.raises(SafetyRefused):
         await guard.check_place(GUILD, CHANNEL, MEMBER, False)
@@ -108,7 +121,7 @@ async def test_blocked_words_in_prompt_and_negative_prompt(
 ) -> None:
     await store.change_blocked_word(GUILD, "ass", True, 80, MOD, NOW)
     text = await refusal(guard, "an ÁSS in a field")
-    assert text == BLOCKED_WORDS and "ass" not in text.lower().split()
+    assert text == english(BLOCKED_WORDS) and "ass" not in text.lower().split()
     await refusal(guard, "a donkey", negative="no a\u200bss")
     await guard.check(GUILD, CHANNEL, MEMBER, True, "a classy class", "no bass")
     assert (await audited(store))[:2] == [
@@ -135,6 +148,26 @@ async def test_flagged_prompt_names_the_category(
     await guard.check(GUILD, CHANNEL, MEMBER, False, "a calm lake", None)
 
 
+async def test_refusals_are_in_the_members_language_and_never_name_the_word(
+    guard: SafetyGuard, store: GuildSettingsRepository, screen: ScriptedScreen
+) -> None:
+    await store.change_blocked_word(GUILD, "red panda", True, 80, MOD, NOW)
+    blocked = await refused_with(guard, "a RED  panda")
+    for lang in LANGUAGES:
+        said = blocked.text_for(lang)
+        assert said == translate(lang, BLOCKED_WORDS) and "panda" not in said.lower(), lang
+    assert blocked.text_for("de").startswith("Deine Beschreibung enthält Wörter")
+
+    await store.set_safety(GUILD, MOD, NOW, screening=True)
+    screen.answer = "unsafe\nS1,S10,S99"
+    flagged = await refused_with(guard, "a fight")
+    assert "(S1 Gewaltverbrechen, S10 Hass, S99 Kategorie S99)" in flagged.text_for("de")
+    assert "（S1 暴力犯罪、S10 ヘイト、S99 カテゴリ S99）" in flagged.text_for("ja")
+    assert "(S1 violent crimes, S10 hate, S99 category S99)" in flagged.message
+    screen.answer = "unsafe"
+    assert "(non précisée)" in (await refused_with(guard, "a fight")).text_for("fr")
+
+
 @pytest.mark.parametrize(
     ("answer", "reason"),
     [
@@ -153,7 +186,7 @@ async def test_an_unavailable_screen_refuses_or_lets_through_per_the_server(
 ) -> None:
     screen.answer = answer
     await store.set_safety(GUILD, MOD, NOW, screening=True)
-    assert await refusal(guard, "a lake") == SCREEN_DOWN
+    assert await refusal(guard, "a lake") == english(SCREEN_DOWN)
     assert (await audited(store))[0] == (MEMBER, "refused", f"screen unavailable: {reason}")
     await store.set_safety(GUILD, MOD, NOW, screen_unavailable="allow")
     await guard.check(GUILD, CHANNEL, MEMBER, True, "a lake", None)

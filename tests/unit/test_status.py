@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from bot.engine.snapshot import BudgetView, EngineSnapshot
+from bot.i18n import Text
 from cogs.status import MESSAGE_LIMIT, REASON_SHOWN, StatusFacts, status_text, uptime_text
 from storage.models import UNFINISHED_STATES, JobState
 from tests.unit.fakes import make_job
@@ -37,7 +38,7 @@ def facts(**overrides: object) -> StatusFacts:
 
 def test_an_idle_bot() -> None:
     text = status_text(facts())
-    assert text.splitlines()[0] == "**Video bot 1.2.3** · up 1m 30s"
+    assert text.splitlines()[0] == "**Video bot 1.2.3** · up 1 min 30 s"
     assert "No unfinished videos." in text
     assert "1.00 requests/s now, at most 5.00/s · not backing off" in text
     assert text.endswith("**Recent failures here** (last 7 days)\nNone.")
@@ -54,18 +55,18 @@ def test_the_budget_paused_after_a_429() -> None:
     paused = BudgetView(True, True, 0.7, 5.0, True, 42.0, 3.0)
     text = status_text(facts(overall=snapshot(paused)))
     assert (
-        "0.70 requests/s now, at most 5.00/s · backing off after a 429: no requests for 42s "
-        "more · last 429 3s ago"
+        "0.70 requests/s now, at most 5.00/s · backing off after a 429: no requests for 42 s "
+        "more · last 429 3 s ago"
     ) in text
 
 
 def test_the_budget_climbing_back_then_recovered() -> None:
     climbing = BudgetView(True, True, 0.8, 5.0, True, 0.0, 600.0)
-    assert "backing off after a 429: climbing back · last 429 10m 00s ago" in status_text(
+    assert "backing off after a 429: climbing back · last 429 10 min 00 s ago" in status_text(
         facts(overall=snapshot(climbing))
     )
     recovered = BudgetView(True, True, 1.1, 5.0, False, 0.0, 7200.0)
-    assert "not backing off · last 429 2h 00m ago" in status_text(
+    assert "not backing off · last 429 2 h 00 min ago" in status_text(
         facts(overall=snapshot(recovered))
     )
 
@@ -108,6 +109,37 @@ def test_long_reasons_are_trimmed_and_the_reply_fits_discord() -> None:
 
 
 def test_uptime() -> None:
-    assert uptime_text(5) == "5s"
-    assert uptime_text(3 * 86400 + 4 * 3600 + 59) == "3d 4h"
-    assert uptime_text(-1) == "0s"
+    assert uptime_text(5) == "5 s"
+    assert uptime_text(3 * 86400 + 4 * 3600 + 59) == "3 d 4 h"
+    assert uptime_text(-1) == "0 s"
+
+
+def test_the_moderator_reads_it_in_their_language() -> None:
+    paused = BudgetView(True, True, 0.7, 5.0, True, 42.0, 3.0)
+    reason = Text("reason.timed_out", {"minutes": 30}).to_json()
+    failed = make_job(
+        12,
+        NOW,
+        state=JobState.TIMED_OUT,
+        finished_at=NOW,
+        failure_reason="Together had not finished after 30 minutes, so the job was stopped.",
+        failure_text=reason,
+    )
+    text = status_text(facts(overall=snapshot(paused), failures=[failed]), "de")
+    assert text.splitlines() == [
+        "**Video-Bot 1.2.3** · läuft seit 1 Min. 30 Sek.",
+        "",
+        "**Warteschlange** (alle Server / dieser Server)",
+        "Keine unfertigen Videos.",
+        "",
+        "**Anfragebudget bei Together**",
+        "jetzt 0.70 Anfragen/s, höchstens 5.00/s · gedrosselt nach einem 429: noch 42 Sek. keine"
+        " Anfragen · letzter 429 vor 3 Sek.",
+        "",
+        "**Letzte Fehlschläge hier** (letzte 7 Tage)",
+        f"#12 · <t:{int(NOW)}:R> · Zeit überschritten · Together war nach 30 Minuten nicht fertig,"
+        " daher wurde der Auftrag gestoppt.",
+    ]
+    busy = status_text(facts(overall=snapshot(queued=3), here=snapshot(queued=1)), "ja")
+    assert "待機中：3 / 1" in busy and "**キュー**（全サーバー / このサーバー）" in busy
+    assert uptime_text(3 * 86400 + 4 * 3600, "fr") == "3 j 4 h"
