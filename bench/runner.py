@@ -12,16 +12,17 @@ import re
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.compression import TimeScale, bot_settings, write_models_file
 from bench.procstats import ProcStats, Sampler
 from bench.scenarios import PlannedJob, Scenario, Strategy, job_index
 from bench.stands import PlannedTogether, job_script, limit_discord, new_account_limit
-from sandbox.discord_api import DiscordSandbox, Interaction, RecordedRequest
-from sandbox.process import BotProcess
+from sandbox.discord_api import DiscordSandbox, Interaction, Member, RecordedRequest
+from sandbox.process import STOP_TIMEOUT, BotProcess
 from sandbox.together import TogetherSandbox
 from sandbox.together.app import VIDEOS_PATH
 from sandbox.together.limits import DynamicLimit
@@ -55,11 +56,21 @@ class RunRecord:
     polls: dict[int, list[float]] = field(default_factory=dict)  # job -> its GETs
     discord_requests: int = 0
     discord_429s: int = 0
-    stats: ProcStats | None = None
-    cpu_at_first_command: float | None = None
+    # One entry per bot process, in start order (one process unless the run is sharded).
+    process_stats: list[ProcStats | None] = field(default_factory=list)
+    process_cpu_at_first_command: list[float | None] = field(default_factory=list)
     wall_seconds: float = 0.0
     exit_code: int | None = None
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def stats(self) -> ProcStats | None:
+        """The first (in a one-process run: the only) bot process's figures."""
+        return self.process_stats[0] if self.process_stats else None
+
+    @property
+    def cpu_at_first_command(self) -> float | None:
+        return self.process_cpu_at_first_command[0] if self.process_cpu_at_first_command else None
 
 
 class DeliveryWatch:
@@ -143,15 +154,14 @@ def time_limit(scenario: Scenario, strategy: Strategy, planned: list[PlannedJob]
 
 
 @contextlib.asynccontextmanager
-async def staged(
+async def stand_ins(
     strategy: Strategy,
     planned: list[PlannedJob],
     scale: TimeScale,
     workdir: Path,
-    module: str = "bot",
     dynamic_limit: DynamicLimit | None = None,
-) -> AsyncIterator[tuple[DiscordSandbox, PlannedTogether, BotProcess]]:
-    """A fresh workdir, both stand-ins set up for the planned jobs, and the (unstarted) bot."""
+) -> AsyncIterator[tuple[DiscordSandbox, PlannedTogether, dict[str, Any]]]:
+    """A fresh workdir, both stand-ins set up for the planned jobs, and the bot's settings."""
     # A database left from an earlier run would be resumed by the bot: start from nothing.
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -163,6 +173,24 @@ async def staged(
         PlannedTogether(scripts, dynamic_limit=dynamic_limit) as together_sb,
     ):
         limit_discord(discord_sb, scale)
+        yield discord_sb, together_sb, settings
+
+
+@contextlib.asynccontextmanager
+async def staged(
+    strategy: Strategy,
+    planned: list[PlannedJob],
+    scale: TimeScale,
+    workdir: Path,
+    module: str = "bot",
+    dynamic_limit: DynamicLimit | None = None,
+) -> AsyncIterator[tuple[DiscordSandbox, PlannedTogether, BotProcess]]:
+    """The stand-ins, as stand_ins sets them up, and one (unstarted) bot on SQLite."""
+    async with stand_ins(strategy, planned, scale, workdir, dynamic_limit) as (
+        discord_sb,
+        together_sb,
+        settings,
+    ):
         yield (
             discord_sb,
             together_sb,
@@ -189,29 +217,31 @@ async def run_case(
         try:
             await bot.start()
             first_request = len(discord_sb.requests)
-            interactions = await _drive(record, bot, discord_sb, members, scale)
+            guild = discord_sb.guild
+            people = [discord_sb.add_member(guild, f"member-{i}") for i in range(members)]
+            interactions = await drive(record, [bot], discord_sb, people, scale)
         finally:
             await bot.close()
-        _collect(record, interactions, discord_sb, together_sb, first_request)
-        if record.exit_code not in (0, None):
-            record.problems.append(f"the bot's exit code was {record.exit_code}")
+        collect(record, interactions, discord_sb, together_sb, first_request)
     return record
 
 
-async def _drive(
+async def drive(
     record: RunRecord,
-    bot: BotProcess,
+    bots: Sequence[BotProcess],
     discord_sb: DiscordSandbox,
-    members: int,
+    people: Sequence[Member],
     scale: TimeScale,
 ) -> dict[int, Interaction]:
-    """Send the commands on schedule, wait until every job has ended, stop the bot."""
-    assert bot.pid is not None
-    people = [discord_sb.add_member(discord_sb.guild, f"member-{i}") for i in range(members)]
-    sampler = Sampler(bot.pid)
-    sampler.start()
-    at_start = sampler.sample()
-    record.cpu_at_first_command = at_start.cpu_seconds if at_start else None
+    """Send the commands on schedule (job.member picks who), wait until every job has ended,
+    stop the bots."""
+    samplers = []
+    for bot in bots:
+        assert bot.pid is not None
+        samplers.append(Sampler(bot.pid))
+        samplers[-1].start()
+        at_start = samplers[-1].sample()
+        record.process_cpu_at_first_command.append(at_start.cpu_seconds if at_start else None)
     started = time.monotonic()
     interactions: dict[int, Interaction] = {}
     for job in record.planned:
@@ -224,17 +254,30 @@ async def _drive(
     watch = DeliveryWatch(interactions, discord_sb.requests, discord_sb.first_response_deadline)
     limit = scale.real(time_limit(record.scenario, record.strategy, record.planned)) + SLACK
     with contextlib.suppress(TimeoutError):
-        await discord_sb.wait_for(lambda: watch.finished() or not bot.running, limit)
+        await discord_sb.wait_for(
+            lambda: watch.finished() or not all(bot.running for bot in bots), limit
+        )
     record.wall_seconds = time.monotonic() - started
     # The last reading before SIGTERM: VmHWM and CPU time die with the process.
-    record.stats = await sampler.stop()
-    if not bot.running:
-        record.problems.append(f"the bot exited early with code {bot.returncode}")
-    record.exit_code = await bot.terminate()
+    record.process_stats = [await sampler.stop() for sampler in samplers]
+    for number, bot in enumerate(bots, 1):
+        name = "the bot" if len(bots) == 1 else f"bot process {number}"
+        if not bot.running:
+            record.problems.append(f"{name} exited early with code {bot.returncode}")
+        try:
+            code = await bot.terminate()
+        except TimeoutError:
+            # Reported, not raised: the other runs' figures still count.
+            record.problems.append(f"{name} did not stop within {STOP_TIMEOUT:g} s of SIGTERM")
+            await bot.close()
+            code = bot.returncode if bot.returncode is not None else -9
+        if code != 0:
+            record.problems.append(f"{name}'s exit code was {code}")
+        record.exit_code = code if record.exit_code in (0, None) else record.exit_code
     return interactions
 
 
-def _collect(
+def collect(
     record: RunRecord,
     interactions: dict[int, Interaction],
     discord_sb: DiscordSandbox,
