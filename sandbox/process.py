@@ -227,6 +227,36 @@ class BotProcess:
         return "\n".join(self.log_text(self.starts).splitlines()[-lines:])
 
 
+async def run_bot_once(
+    env: dict[str, str],
+    cwd: Path,
+    *args: str,
+    timeout: float,  # noqa: ASYNC109
+) -> tuple[int, str, str]:
+    """`python -m bot <args>` in `cwd` with exactly `env`, until it exits by itself (killed
+    after `timeout` seconds): its exit code, stdout and stderr. For the commands that stop on
+    their own: a refused start, `health`, `backup`. `cwd` must exist."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 def _die_with_parent() -> None:
     """In the child, Linux only: SIGKILL it if the test process dies first (no orphan bots)."""
     with contextlib.suppress(OSError, AttributeError):

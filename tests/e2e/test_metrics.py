@@ -3,16 +3,15 @@ then /metrics is scraped over HTTP; and a port already taken stops `python -m bo
 
 from __future__ import annotations
 
-import asyncio
 import re
 import socket
-import sys
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.harness import Stack
+from sandbox.process import run_bot_once
 from storage.models import JobState
 from tests.e2e.conftest import StackFactory
 from tests.e2e.test_video_flow import answered, finished, stored
@@ -94,23 +93,13 @@ async def test_a_taken_port_stops_the_bot_in_one_line(tmp_path: Path) -> None:
             "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10",
             "TOGETHER_BASE_URL": "http://127.0.0.1:9",
         }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            cwd=tmp_path,
-            env={**env, "PYTHONPATH": str(ROOT)},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 2, err.decode()
-    lines = err.decode().strip().splitlines()
+        code, out, err = await run_bot_once({**env, "PYTHONPATH": str(ROOT)}, tmp_path, timeout=60)
+    assert code == 2, err
+    lines = err.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0] == (
         f"video-bot: METRICS_PORT {port} on METRICS_HOST 127.0.0.1 cannot be used: Address "
         "already in use (choose another, or leave METRICS_PORT empty to turn metrics off)"
     )
-    assert out == b""
+    assert out == ""
     assert not (tmp_path / "bot.sqlite3").exists(), "stopped before the database was touched"

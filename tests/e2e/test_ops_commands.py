@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from bot.heartbeat import heartbeat_path_for
 from sandbox.discord_api import DiscordSandbox, Member
 from sandbox.harness import TOGETHER_KEY
-from sandbox.process import REPO_ROOT, BotProcess
+from sandbox.process import REPO_ROOT, BotProcess, run_bot_once
 from sandbox.together import JobScript, TogetherSandbox
 from storage.db import open_database
 from storage.jobs import JobRepository
@@ -71,25 +70,7 @@ async def video_bot(database: Path, *args: str, cwd: Path) -> tuple[int, str, st
         "PYTHONPATH": str(REPO_ROOT),
         "DATABASE_PATH": str(database),
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), COMMAND_TIMEOUT)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_bot_once(env, cwd, *args, timeout=COMMAND_TIMEOUT)
 
 
 async def until_healthy(database: Path, cwd: Path) -> str:

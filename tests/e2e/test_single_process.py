@@ -7,8 +7,6 @@ in-flight job), say why in one line, and leave the first one working.
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 
 from sandbox.discord_api import DiscordSandbox, Interaction, Member
 from sandbox.harness import TOGETHER_KEY
-from sandbox.process import BotProcess
+from sandbox.process import BotProcess, run_bot_once
 from sandbox.together import JobScript, TogetherSandbox
 from tests.e2e.test_resilience import ManualClock
 
@@ -62,24 +60,7 @@ async def first_bot(
 async def start_second_bot(first: BotProcess, workdir: Path) -> tuple[int, str, str]:
     """`python -m bot` with the first one's settings (so its DATABASE_PATH); waits for exit."""
     workdir.mkdir(parents=True, exist_ok=True)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=workdir,
-        env=first.env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), SECOND_TIMEOUT)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_bot_once(first.env, workdir, timeout=SECOND_TIMEOUT)
 
 
 async def delivered(discord_sb: DiscordSandbox, interaction: Interaction) -> None:
