@@ -141,26 +141,27 @@ async def test_when_the_holder_is_killed_the_other_process_takes_its_job_over(
         )
 
     holder, other = process("holder", 0), process("other", 1)
+    db = await open_postgres(database_url)  # the test's own look
     try:
+        jobs = JobRepository(db)
         await holder.start()
         await other.start()
         interaction = await discord_sb.slash_command("video", {"prompt": "a fox"}, member=member)
-        await discord_sb.wait_for(lambda: bool(together_sb.jobs), timeout=DELIVERY_TIMEOUT)
+        # Kill only once Together's answer is stored: killed between the POST and that write,
+        # the job is `submitting`, and the rules fail it as interrupted rather than risk a
+        # second paid POST (a race this test once lost about half the time).
+        await until_stored(jobs, JobState.RUNNING)
         holder.kill()  # SIGKILL: its leases are left to run out
         await holder.wait()
 
         # The job is still running at Together: finish it there; only the other can deliver it.
         clock.advance(600.0)
         await delivered(discord_sb, interaction)
-        db = await open_postgres(database_url)
-        try:
-            job = await JobRepository(db).get(1)
-        finally:
-            await db.close()
-        assert job is not None and job.state is JobState.DELIVERED
+        await until_stored(jobs, JobState.DELIVERED)
         assert len(together_sb.posts()) == 1, "taken over, never sent again"
         assert "interrupted" not in other.log_text()
         assert await other.terminate() == 0
     finally:
+        await db.close()
         await holder.close()
         await other.close()
