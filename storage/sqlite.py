@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -36,6 +37,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # (storage.lock) no other bot writes; the only waits are for a human's sqlite3 shell or a
 # backup, and failing one command beats missing every deadline behind it.
 BUSY_TIMEOUT_MS = 1000
+# A refused connection's worker thread stops at once; this only bounds a stuck one.
+THREAD_STOP_TIMEOUT = 5.0
 
 
 class SQLiteConnection(Connection):
@@ -137,12 +140,27 @@ async def open_sqlite(path: Path, migrations_dir: Path = MIGRATIONS_DIR) -> SQLi
 async def _connect(path: Path) -> aiosqlite.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: autocommit; transactions are explicit (Database.transaction).
-        return await aiosqlite.connect(path, isolation_level=None)
     except OSError as exc:
         raise DatabaseUnusable(path, f"cannot create its folder: {exc.strerror or exc}") from exc
+    # isolation_level=None: autocommit; transactions are explicit (Database.transaction).
+    connection = aiosqlite.connect(path, isolation_level=None)
+    try:
+        return await connection
     except sqlite3.Error as exc:
+        await _worker_ended(connection)
         raise DatabaseUnusable(path, _describe(exc)) from exc
+
+
+async def _worker_ended(connection: aiosqlite.Connection) -> None:
+    """Wait for a refused connection's worker thread to finish stopping.
+
+    aiosqlite stops it without waiting; left running, it answered the bot's event loop after
+    that had closed, printing a traceback under the one-line refusal. `_thread` is private
+    (aiosqlite 0.20 and later, pinned in requirements/bot.lock): without it, nothing is waited.
+    """
+    thread = getattr(connection, "_thread", None)
+    if isinstance(thread, threading.Thread) and thread.is_alive():
+        await asyncio.to_thread(thread.join, THREAD_STOP_TIMEOUT)
 
 
 async def _configure(connection: aiosqlite.Connection) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import random
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,6 +98,22 @@ async def test_a_folder_in_place_of_the_file_is_refused(tmp_path: Path) -> None:
     path.mkdir()
     with pytest.raises(DatabaseUnusable, match="unable to open database file"):
         await open_database(path)
+
+
+def connection_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+
+
+async def test_a_refused_open_leaves_no_connection_thread_behind(tmp_path: Path) -> None:
+    # A thread still finishing the refused connection after the bot's loop closed printed a
+    # traceback under the one-line refusal (2 starts in 5 with a folder as DATABASE_PATH).
+    path = tmp_path / "bot.sqlite3"
+    path.mkdir()
+    before = connection_threads()
+    for _ in range(20):
+        with pytest.raises(DatabaseUnusable):
+            await open_database(path)
+        assert connection_threads() == before, "the worker thread outlived the refusal"
 
 
 async def test_write_blocked_by_another_connection_gives_up_after_the_busy_timeout(
