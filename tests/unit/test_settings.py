@@ -218,6 +218,17 @@ def test_start_on_a_corrupt_database_prints_one_line(tmp_path: Path) -> None:
     assert "file is not a database" in lines[0]
 
 
+def test_start_on_a_folder_in_place_of_the_database_prints_one_line(tmp_path: Path) -> None:
+    database = tmp_path / "bot.sqlite3"
+    database.mkdir()
+    for _ in range(3):  # the stray traceback after this line came in about 2 starts of 5
+        result = start_bot(tmp_path, database)
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            f"video-bot: DATABASE_PATH {database} cannot be used: unable to open database file"
+        ], result.stderr
+
+
 def test_start_on_a_newer_database_prints_one_line(tmp_path: Path) -> None:
     database = tmp_path / "bot.sqlite3"
     with sqlite3.connect(database) as conn:
