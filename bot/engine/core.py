@@ -227,14 +227,20 @@ class JobEngine:
         tracked = self._jobs.get(job_id)
         if tracked is None:
             return await self._writer.cancel_untracked(job_id, reason)
-        if tracked.job.state is not JobState.QUEUED or tracked.busy:
+        if tracked.job.state is not JobState.QUEUED:
             return None
-        tracked.busy = True  # keep the scheduler off it while the cancel is written
+        # Busy already (its claim being written, or just picked for submission): the
+        # compare-and-set from "queued" decides, and a submission stored first wins. Refusing
+        # outright told a member who clicked at once "too late" for a job that had not moved.
+        keep_off = not tracked.busy
+        if keep_off:
+            tracked.busy = True  # keep the scheduler off it while the cancel is written
         try:
             with about_job(tracked.job):  # a member's button, not one of the engine's tasks
-                moved = await self._writer.cancel(tracked, reason)
+                moved = await self._writer.cancel(tracked, reason, alone=keep_off)
         finally:
-            tracked.busy = False
+            if keep_off:
+                tracked.busy = False
         return tracked.job if moved else None
 
     def snapshot(self, guild_id: int | None = None) -> EngineSnapshot:

@@ -37,14 +37,23 @@ class StateWriter:
         """
         return await self._move(tracked, new_state, changes, leased=True)
 
-    async def cancel(self, tracked: Tracked, reason: str | Text) -> bool:
+    async def cancel(self, tracked: Tracked, reason: str | Text, *, alone: bool = True) -> bool:
         """A member's cancel of a queued job: it counts whatever process holds the lease (the
-        holder's next write, made for "queued", then finds the job cancelled and drops it)."""
+        holder's next write, made for "queued", then finds the job cancelled and drops it).
+
+        `alone`: False while another task works the job (its claim, its submission); a lost
+        race then leaves the working copy to that task, whose own write moved it on.
+        """
         changes: dict[str, object] = {**why(reason), "finished_at": self._runtime.now()}
-        return await self._move(tracked, JobState.CANCELLED, changes, leased=False)
+        return await self._move(tracked, JobState.CANCELLED, changes, leased=False, adopt=alone)
 
     async def _move(
-        self, tracked: Tracked, new_state: JobState, changes: dict[str, object], leased: bool
+        self,
+        tracked: Tracked,
+        new_state: JobState,
+        changes: dict[str, object],
+        leased: bool,
+        adopt: bool = True,
     ) -> bool:
         job = tracked.job
         if new_state.is_final and new_state is not JobState.DELIVERED:
@@ -54,7 +63,7 @@ class StateWriter:
             job.id, job.state, new_state, self._runtime.now(), **changes
         )
         if updated is None:
-            if not await self._runtime.lease_lost(tracked):
+            if adopt and not await self._runtime.lease_lost(tracked):
                 await self._adopt_winner(tracked, new_state)
             return False
         if updated.message_id is None and tracked.posted_message_id is not None:

@@ -266,6 +266,35 @@ async def test_cancel_on_another_process_takes_effect(cluster: Cluster) -> None:
     assert (await cluster.job(job.id)).state is JobState.CANCELLED
 
 
+async def test_cancel_while_its_claim_is_being_written_is_not_too_late(cluster: Cluster) -> None:
+    # A member's click right after the reply came while the new job's claim was in flight
+    # (the job busy with it), and was told "too late" for a job that had not moved.
+    a = await cluster.start("A")
+    job = await cluster.create("cancel me at once")
+    a.engine.enqueue(job)  # its claim is spawned, not yet written
+    cancelled = await a.engine.cancel(job.id, "Cancelled before it was sent to Together.")
+    assert cancelled is not None and cancelled.state is JobState.CANCELLED
+    await cluster.run_for(5)
+    assert not a.tracked()
+    assert cluster.api.posts == []
+    assert (await cluster.job(job.id)).state is JobState.CANCELLED
+
+
+async def test_cancel_racing_the_submission_has_one_winner(cluster: Cluster) -> None:
+    a = await cluster.start("A")
+    job = await cluster.create("cancel me while picked")
+    a.engine.enqueue(job)
+    await a.engine.drain()
+    await a.engine.tick()  # picked: its submission task is spawned, not yet run
+    cancelled = await a.engine.cancel(job.id, "Cancelled before it was sent to Together.")
+    await cluster.run_for(5)
+    stored = await cluster.job(job.id)
+    if cancelled is not None:
+        assert stored.state is JobState.CANCELLED and cluster.api.posts == []
+    else:
+        assert stored.state is JobState.RUNNING and cluster.posts("cancel me while picked") == 1
+
+
 async def test_sole_process_takes_every_job_at_start(cluster: Cluster) -> None:
     cluster.api.default_script = slow_then_done(1)  # type: ignore[assignment]
     old = await cluster.start("old")
