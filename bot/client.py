@@ -23,6 +23,7 @@ from bot.heartbeat import GatewayWatch
 from bot.housekeeping import KeyframePruner
 from bot.i18n import translate
 from bot.intake import Intake
+from bot.outages import log_retried
 from bot.settings import Settings
 from bot.sharding import syncs_commands
 from storage.forms import PendingForms
@@ -81,7 +82,7 @@ class VideoCommandTree(app_commands.CommandTree[Any]):
             text = translate(locale, "error.bad_value", value=repr(cause.value))
         else:
             command = interaction.command.qualified_name if interaction.command else "?"
-            log.error("Command /%s failed", command, exc_info=cause)
+            log_retried(log, f"Command /{command} failed", cause)
             text = translate(locale, GENERIC_FAILURE)
         await send_ephemeral(interaction, text)
 

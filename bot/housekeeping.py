@@ -8,6 +8,7 @@ from typing import Protocol
 
 from bot.background import BackgroundTask
 from bot.clock import Clock
+from bot.outages import FailureRun
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class KeyframePruner:
         self._retention = retention_days * DAY_SECONDS
         self._every = every
         self._task = BackgroundTask("keyframe-pruner", self._run)
+        self._failures = FailureRun(log, "Deleting old keyframe images")
 
     async def prune_once(self) -> int:
         if self._retention <= 0:
@@ -54,6 +56,8 @@ class KeyframePruner:
         while True:
             try:
                 await self.prune_once()
-            except Exception:
-                log.exception("Deleting old keyframe images failed; trying again later")
+            except Exception as exc:
+                self._failures.failed(exc)
+            else:
+                self._failures.succeeded()
             await asyncio.sleep(self._every)

@@ -58,6 +58,21 @@ class DatabaseUnusable(Exception):
         return self.target
 
 
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached just now: the server is down or restarting, or the
+    connection was cut. Raised by `Database.access()`, `transaction()` and `snapshot()` (a
+    transaction cut off is rolled back by the server). The same call may work later, so
+    callers retry; nothing about the statement itself was refused.
+
+    ``target`` is the URL without its password; ``reason`` one line.
+    """
+
+    def __init__(self, target: str, reason: str) -> None:
+        self.target = target
+        self.reason = " ".join(reason.split())
+        super().__init__(f"database {target} unreachable: {self.reason}")
+
+
 class Connection(abc.ABC):
     """One connection, held by its caller for the length of `Database.access()` or
     `Database.transaction()`; never kept past it, never shared with another coroutine.
@@ -117,7 +132,9 @@ class Database(abc.ABC):
 
     SQLite: one connection behind an asyncio lock, so statements from this process run one at
     a time. PostgreSQL: a pool, so they run side by side, each on its own connection; what must
-    be serialized says so with a transaction (and `Connection.serialize`).
+    be serialized says so with a transaction (and `Connection.serialize`). A server that cannot
+    be reached, or a connection cut mid-statement, raises DatabaseUnavailable (PostgreSQL only:
+    a SQLite file is always there once opened).
     """
 
     dialect: Dialect

@@ -30,6 +30,7 @@ import asyncpg
 from storage.driver import (
     Connection,
     Database,
+    DatabaseUnavailable,
     DatabaseUnusable,
     Params,
     Row,
@@ -49,6 +50,19 @@ MIGRATION_LOCK = "video-bot:migrate"
 CONNECT_TIMEOUT = 10.0
 POOL_MAX_SIZE = 10
 CLOSE_TIMEOUT = 10.0
+
+# What a server that is down, restarting or full, or a connection cut, raises: from connecting
+# (OSError, TimeoutError) or from a statement (class 08 connection errors, a shutdown's 57P0x,
+# too many connections). Statement errors (constraints, syntax) are not among them.
+CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
 
 _VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -119,21 +133,35 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def access(self) -> AsyncIterator[Connection]:
-        async with self.pool.acquire() as connection:
+        async with self._reachable(), self.pool.acquire() as connection:
             yield PostgresConnection(connection)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        async with self.pool.acquire() as connection, connection.transaction():
+        async with (
+            self._reachable(),
+            self.pool.acquire() as connection,
+            connection.transaction(),
+        ):
             yield PostgresConnection(connection)
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Connection]:
         async with (
+            self._reachable(),
             self.pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
             yield PostgresConnection(connection)
+
+    @asynccontextmanager
+    async def _reachable(self) -> AsyncIterator[None]:
+        """A server down or restarting, or a connection cut, as DatabaseUnavailable: callers
+        retry those, and log one line rather than the driver's traceback."""
+        try:
+            yield
+        except CONNECTION_FAILURES as exc:
+            raise DatabaseUnavailable(self.target, _describe(exc)) from exc
 
     async def close(self) -> None:
         try:
@@ -156,8 +184,12 @@ async def open_postgres(
     """
     target = redact(url)
     try:
+        # min_size=0: with a floor, the pool reconnects on its own during an outage and logs a
+        # traceback per try; without one, connections are made when asked for, and the bot's
+        # own retries say what happened in one line each (bot/outages.py). The bot asks every
+        # few seconds, so its connections never sit idle long enough to be closed.
         pool = await asyncpg.create_pool(
-            url, min_size=1, max_size=max_size, timeout=CONNECT_TIMEOUT
+            url, min_size=0, max_size=max_size, timeout=CONNECT_TIMEOUT
         )
     except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as exc:
         raise DatabaseUnusable(target, _describe(exc)) from exc

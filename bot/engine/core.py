@@ -43,6 +43,7 @@ from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
 from bot.i18n import Text
 from bot.log_context import about_job, task_context
+from bot.outages import log_retried
 from storage.models import UNFINISHED_STATES, Job, JobState
 
 log = logging.getLogger("bot.engine")
@@ -263,8 +264,8 @@ class JobEngine:
         while True:
             try:
                 await self.tick()
-            except Exception:
-                log.exception("Job engine tick failed; continuing")
+            except Exception as exc:
+                log_retried(log, "Job engine tick failed; continuing", exc)
             else:
                 self._ticks += 1
             wake.clear()

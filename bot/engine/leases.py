@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from bot.engine.ports import BudgetTable, LeaseStore, ProcessTable
 from bot.engine.runtime import Runtime
 from bot.engine.tracked import Tracked
+from bot.outages import FailureRun
 from storage.models import Job
 
 log = logging.getLogger("bot.engine")
@@ -49,6 +50,8 @@ class LeaseKeeper:
         self._next_beat = math.inf
         self._next_claim = math.inf
         self._beating = self._claiming = False
+        self._beat_failures = FailureRun(log, "Lease heartbeat")
+        self._claim_failures = FailureRun(log, "Claiming free jobs")
 
     def _until(self, now: float) -> float:
         return now + self._runtime.config.lease_seconds
@@ -85,8 +88,10 @@ class LeaseKeeper:
     async def _beat(self) -> None:
         try:
             await self.heartbeat()
-        except Exception:
-            log.exception("Lease heartbeat failed; trying again")
+        except Exception as exc:
+            self._beat_failures.failed(exc)
+        else:
+            self._beat_failures.succeeded()
         finally:
             self._beating = False
 
@@ -110,8 +115,10 @@ class LeaseKeeper:
     async def _claim(self) -> None:
         try:
             await self.claim()
-        except Exception:
-            log.exception("Claiming free jobs failed; trying again")
+        except Exception as exc:
+            self._claim_failures.failed(exc)
+        else:
+            self._claim_failures.succeeded()
         finally:
             self._claiming = False
 

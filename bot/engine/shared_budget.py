@@ -21,6 +21,7 @@ import math
 from bot.engine.budget import RequestBudget
 from bot.engine.ports import BudgetTable, ProcessTable
 from bot.engine.runtime import Runtime
+from bot.outages import FailureRun
 from storage.models import SharedRate
 
 log = logging.getLogger("bot.engine")
@@ -41,6 +42,7 @@ class BudgetSync:
         self._pending: bool | None = None  # learned, not yet written: True a cut, False a rise
         self._next = math.inf
         self._syncing = False
+        self._failures = FailureRun(log, "Sharing the Together request budget")
         budget.on_learned = self._learned
 
     def _learned(self, lowered: bool) -> None:
@@ -76,8 +78,10 @@ class BudgetSync:
     async def _run(self) -> None:
         try:
             await self.sync()
-        except Exception:
-            log.exception("Sharing the Together request budget failed; trying again")
+        except Exception as exc:
+            self._failures.failed(exc)
+        else:
+            self._failures.succeeded()
         finally:
             self._syncing = False
 

@@ -14,7 +14,7 @@ import pytest
 
 from bot.domain.quota import check
 from storage.db import list_migrations, open_database
-from storage.driver import Database, DatabaseUnusable
+from storage.driver import Database, DatabaseUnavailable, DatabaseUnusable
 from storage.jobs import JobRepository
 from storage.models import EffectiveLimits, Job, JobState
 from storage.postgres import MIGRATIONS_DIR, open_postgres, redact
@@ -215,3 +215,43 @@ async def test_a_snapshot_is_read_only(pg_db: Database) -> None:
     with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
         async with pg_db.snapshot() as conn:
             await conn.execute("DELETE FROM jobs")
+
+
+# --- a cut connection -------------------------------------------------------------------------
+
+
+async def test_a_cut_connection_is_database_unavailable_and_the_next_call_reconnects(
+    fresh_url: str,
+) -> None:
+    db = await open_postgres(fresh_url)
+    killer = await asyncpg.connect(fresh_url)
+    try:
+        with pytest.raises(DatabaseUnavailable) as info:
+            async with db.access() as conn:
+                (pid,) = await conn.fetch_one("SELECT pg_backend_pid()") or (0,)
+                # What a server restart does to every connection: this one, mid-statement.
+                cut = asyncio.get_running_loop().call_later(
+                    0.2, lambda: asyncio.ensure_future(terminate(killer, pid))
+                )
+                try:
+                    await conn.fetch_one("SELECT pg_sleep(10)")
+                finally:
+                    cut.cancel()
+        assert info.value.target == redact(fresh_url)
+        assert "\n" not in str(info.value)
+        async with db.access() as conn:  # the pool connects again by itself
+            assert await conn.fetch_one("SELECT 1") == (1,)
+    finally:
+        await killer.close()
+        await db.close()
+
+
+async def terminate(connection: asyncpg.Connection, pid: int) -> None:
+    assert await connection.fetchval("SELECT pg_terminate_backend($1)", pid)
+
+
+async def test_a_refused_statement_is_not_database_unavailable(pg_db: Database) -> None:
+    with pytest.raises(asyncpg.PostgresError) as info:
+        async with pg_db.transaction() as conn:
+            await conn.execute("SELECT nonsense(")
+    assert not isinstance(info.value, DatabaseUnavailable)

@@ -1,0 +1,46 @@
+"""How a failure that will be retried is logged: one line for a database outage, else a traceback.
+
+A PostgreSQL restart cuts every connection, and each background task (lease heartbeat, claim
+pass, budget sync, pruning) and each job's next step fails until the server is back. Those
+failures are expected and retried (storage.driver.DatabaseUnavailable); a traceback per retry
+(17 of them, 900 lines, in a 14 s outage) buried what happened. Anything else is unexpected
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from storage.driver import DatabaseUnavailable
+
+
+def log_retried(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log `what` failed and will be tried again (`what` says so, e.g. "...; will try again")."""
+    if isinstance(exc, DatabaseUnavailable):
+        logger.warning("%s (%s)", what, exc)
+    else:
+        logger.error("%s", what, exc_info=exc)
+
+
+class FailureRun:
+    """The log of a periodic task's failures: an outage once per run of failures, then a line
+    when the task works again; an unexpected error every time, with its traceback."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self._log = logger
+        self._what = what  # e.g. "Lease heartbeat"
+        self._failing = False
+
+    def failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, DatabaseUnavailable):
+            self._log.error("%s failed; trying again", self._what, exc_info=exc)
+        elif not self._failing:
+            self._log.warning(
+                "%s failed (%s); trying again, quietly until it works", self._what, exc
+            )
+        self._failing = True
+
+    def succeeded(self) -> None:
+        if self._failing:
+            self._log.info("%s works again", self._what)
+            self._failing = False
