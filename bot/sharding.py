@@ -11,6 +11,7 @@ from typing import Literal
 SyncCommands = Literal["auto", "on", "off"]
 SYNC_CHOICES: tuple[SyncCommands, ...] = ("auto", "on", "off")
 SHARD_IDS_EXAMPLE = "a list such as 0-3, 0,2 or 5"
+SHOWN_RUNS = 6
 
 
 def parse_shard_ids(text: str, shard_count: int | None) -> tuple[int, ...] | None:
@@ -47,6 +48,28 @@ def _shard_range(part: str) -> range:
     if end < start:
         raise ValueError(f"{part!r} runs backwards: write the lower id first")
     return range(start, end + 1)
+
+
+def describe_shards(shard_ids: tuple[int, ...] | None, shard_count: int | None) -> str | None:
+    """This process's shards as "0-3, 5" (runs of ids joined), for people; None: not sharded.
+
+    At most SHOWN_RUNS runs, then "…": SHARD_IDS=0,2,4,... would not fit a message otherwise.
+    """
+    if shard_count is None:
+        return None
+    ids = list(shard_ids) if shard_ids is not None else list(range(shard_count))
+    runs: list[str] = []
+    start = previous = ids[0]
+    for shard in [*ids[1:], None]:
+        if shard is not None and shard == previous + 1:
+            previous = shard
+            continue
+        runs.append(str(start) if start == previous else f"{start}-{previous}")
+        if shard is not None:
+            start = previous = shard
+    if len(runs) > SHOWN_RUNS:
+        runs = [*runs[:SHOWN_RUNS], "…"]
+    return ", ".join(runs)
 
 
 def _is_number(text: str) -> bool:

@@ -1,5 +1,9 @@
 """/videoadmin status: the bot's version, uptime, queue, Together budget and this server's
-recent failures. `status_text` is a pure function of the facts; `gather` reads them."""
+recent failures. `status_text` is a pure function of the facts; `gather` reads them.
+
+The queue is read from the database, so with several processes (PostgreSQL) it counts every
+job, whichever process works it; the budget is the account's, and this process's share of it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import TYPE_CHECKING
 from bot.engine.snapshot import BudgetView, EngineSnapshot
 from bot.i18n import translate
 from bot.metrics import bot_version
+from bot.sharding import describe_shards
 from cogs.render import failure_reason, format_duration, shown_reason
 from cogs.text import state_word
 from storage.models import Job
@@ -32,6 +37,8 @@ class StatusFacts:
     overall: EngineSnapshot
     here: EngineSnapshot  # this server's share of the same
     failures: Sequence[Job]  # latest first
+    shards: str | None = None  # the shards this process runs ("0-3"); None: not sharded
+    shard_count: int | None = None
 
 
 async def gather(bot: VideoBot, guild_id: int, now: float, monotonic_now: float) -> StatusFacts:
@@ -39,12 +46,16 @@ async def gather(bot: VideoBot, guild_id: int, now: float, monotonic_now: float)
     failures = await bot.jobs.recent_failures(
         guild_id, now - FAILURE_DAYS * 86400, limit=FAILURES_SHOWN
     )
+    budget = bot.engine.snapshot().budget
+    settings = bot.settings
     return StatusFacts(
         version=bot_version(),
         uptime=monotonic_now - bot.started,
-        overall=bot.engine.snapshot(),
-        here=bot.engine.snapshot(guild_id),
+        overall=EngineSnapshot(await bot.jobs.unfinished_counts(), budget),
+        here=EngineSnapshot(await bot.jobs.unfinished_counts(guild_id), budget),
         failures=failures,
+        shards=describe_shards(settings.shard_ids, settings.shard_count),
+        shard_count=settings.shard_count,
     )
 
 
@@ -56,6 +67,8 @@ def status_text(facts: StatusFacts, locale: str | None = None) -> str:
 
     uptime = uptime_text(facts.uptime, locale)
     lines = [say("heading", version=facts.version, uptime=uptime)]
+    if facts.shards is not None:
+        lines.append(say("shards", shards=facts.shards, count=facts.shard_count))
     lines += ["", say("queue"), queue_text(facts.overall, facts.here, locale)]
     lines += ["", say("budget"), budget_text(facts.overall.budget, locale)]
     lines += ["", say("failures", count=FAILURE_DAYS)]
@@ -94,14 +107,17 @@ def budget_text(budget: BudgetView, locale: str | None = None) -> str:
         return say("unlimited")
     rate = f"{budget.rate:.2f}"
     if not budget.learning:
-        return say("fixed", rate=rate)
-    parts = [say("learned", rate=rate, ceiling=f"{budget.ceiling:.2f}")]
-    if budget.backing_off and budget.paused_for > 0:
-        parts.append(say("paused", duration=format_duration(budget.paused_for, locale)))
+        parts = [say("fixed", rate=rate)]
     else:
-        parts.append(say("climbing" if budget.backing_off else "steady"))
-    if budget.last_429_ago is not None:
-        parts.append(say("last_429", duration=format_duration(budget.last_429_ago, locale)))
+        parts = [say("learned", rate=rate, ceiling=f"{budget.ceiling:.2f}")]
+        if budget.backing_off and budget.paused_for > 0:
+            parts.append(say("paused", duration=format_duration(budget.paused_for, locale)))
+        else:
+            parts.append(say("climbing" if budget.backing_off else "steady"))
+        if budget.last_429_ago is not None:
+            parts.append(say("last_429", duration=format_duration(budget.last_429_ago, locale)))
+    if budget.processes > 1:  # the rate above is the account's
+        parts.append(say("shared", processes=budget.processes, share=f"{budget.share:.2f}"))
     return " · ".join(parts)
 
 

@@ -52,6 +52,11 @@ SELECT {", ".join(JOB_COLUMNS)} FROM jobs
 WHERE guild_id = ? AND {UNFINISHED}
 ORDER BY id
 """
+# Unfinished jobs by state, of every server or of one (jobs_by_state).
+COUNT_UNFINISHED = f"SELECT state, COUNT(*) FROM jobs WHERE {UNFINISHED} GROUP BY state"
+COUNT_UNFINISHED_IN_GUILD = (
+    f"SELECT state, COUNT(*) FROM jobs WHERE guild_id = ? AND {UNFINISHED} GROUP BY state"
+)
 # A server's failed and timed-out jobs that ended since a time, latest first.
 SELECT_RECENT_FAILURES = f"""
 SELECT {", ".join(JOB_COLUMNS)} FROM jobs
@@ -351,6 +356,18 @@ class JobRepository:
         """The server's jobs still in progress (queued to delivering), oldest first."""
         rows = await self._db.fetch_all(SELECT_UNFINISHED, (guild_id,))
         return [job_from_row(row) for row in rows]
+
+    async def unfinished_counts(self, guild_id: int | None = None) -> dict[JobState, int]:
+        """Unfinished jobs by state (every unfinished state, 0 included, in life order), of
+        every server or of `guild_id`: whichever process works them (for /videoadmin status)."""
+        counts = {state: 0 for state in JobState if not state.is_final}
+        if guild_id is None:
+            rows = await self._db.fetch_all(COUNT_UNFINISHED)
+        else:
+            rows = await self._db.fetch_all(COUNT_UNFINISHED_IN_GUILD, (guild_id,))
+        for state, count in rows:
+            counts[JobState(str(state))] = int(count)
+        return counts
 
     async def recent_failures(self, guild_id: int, since: float, limit: int = 5) -> list[Job]:
         """The server's jobs that failed or timed out at or after `since` (Unix time), the

@@ -3,6 +3,7 @@ budget. Read by /metrics at each scrape and by /videoadmin status; nothing here 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -22,6 +23,10 @@ class BudgetView:
     backing_off: bool  # paused, or below the rate the last 429 cut
     paused_for: float  # seconds left of a pause (Retry-After); 0 when not paused
     last_429_ago: float | None  # seconds since a 429 last cut the rate; None: never
+    # Processes sharing the account's rate (PostgreSQL, bot/engine/shared_budget.py), and
+    # this one's requests per second of it; `rate` above is the account's.
+    processes: int = 1
+    share: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -57,5 +62,7 @@ def take_snapshot(
         backing_off=rates.backing_off(now),
         paused_for=max(0.0, rates.paused_until - now),
         last_429_ago=None if throttled is None else max(0.0, now - throttled),
+        processes=rates.processes,
+        share=rates.share,
     )
     return EngineSnapshot(states, budget)

@@ -27,6 +27,7 @@ from storage.jobs import JobRepository
 from storage.models import Job, JobState
 from storage.postgres import open_postgres
 from tests.databases import create_database, drop_database, server_url, with_database
+from tests.e2e.test_quotas_flow import MANAGE_GUILD
 from tests.e2e.test_resilience import ManualClock
 from tests.e2e.test_single_process import LONG_JOB, delivered
 
@@ -126,6 +127,8 @@ async def test_when_the_holder_is_killed_the_other_process_takes_its_job_over(
     discord_sb, together_sb, _ = stand_ins
     guild = discord_sb.add_guild("on shard 0", shard=(0, 2))
     member = discord_sb.add_member(guild, "member")
+    elsewhere = discord_sb.add_guild("on shard 1", shard=(1, 2))
+    moderator = discord_sb.add_member(elsewhere, "mod", permissions=MANAGE_GUILD)
 
     def process(name: str, shard: int) -> BotProcess:
         return BotProcess(
@@ -151,6 +154,17 @@ async def test_when_the_holder_is_killed_the_other_process_takes_its_job_over(
         # the job is `submitting`, and the rules fail it as interrupted rather than risk a
         # second paid POST (a race this test once lost about half the time).
         await until_stored(jobs, JobState.RUNNING)
+
+        # Asked through the other process, the status counts the holder's job too.
+        status = await discord_sb.slash_command(
+            "videoadmin", {}, member=moderator, subcommand=("status",)
+        )
+        await discord_sb.wait_for(lambda: status.original_message is not None, timeout=10)
+        assert status.original_message is not None
+        lines = str(status.original_message.content).splitlines()
+        assert lines[1] == "This process runs shards 1 of 2.", lines
+        assert "waiting: 0 / 0 · sending: 0 / 0 · generating: 1 / 0 · uploading: 0 / 0" in lines
+
         holder.kill()  # SIGKILL: its leases are left to run out
         await holder.wait()
 

@@ -145,6 +145,9 @@ def worst(lang: str) -> dict[str, object]:
         "days": 9999,
         "all": 100_000,
         "here": 100_000,
+        "shards": ", ".join(["99988-99989"] * 6 + ["…"]),
+        "processes": 1000,
+        "share": "1000.00",
     }
 
     # Option names inside a text are the command's localized names.

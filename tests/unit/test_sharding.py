@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings, SettingsError, load_settings
-from bot.sharding import parse_shard_ids, syncs_commands
+from bot.sharding import describe_shards, parse_shard_ids, syncs_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,3 +142,20 @@ def test_one_process_syncs_the_commands(
     setting: str, shard_ids: tuple[int, ...] | None, syncs: bool
 ) -> None:
     assert syncs_commands(setting, shard_ids) is syncs  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("ids", "count", "shown"),
+    [
+        (None, None, None),
+        (None, 4, "0-3"),
+        ((0,), 1, "0"),
+        ((0, 2), 4, "0, 2"),
+        ((0, 1, 2, 5, 7, 8), 10, "0-2, 5, 7-8"),
+        (tuple(range(0, 100, 2)), 100, "0, 2, 4, 6, 8, 10, …"),
+    ],
+)
+def test_a_processs_shards_are_described_as_runs(
+    ids: tuple[int, ...] | None, count: int | None, shown: str | None
+) -> None:
+    assert describe_shards(ids, count) == shown

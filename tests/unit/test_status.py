@@ -143,3 +143,23 @@ def test_the_moderator_reads_it_in_their_language() -> None:
     busy = status_text(facts(overall=snapshot(queued=3), here=snapshot(queued=1)), "ja")
     assert "待機中：3 / 1" in busy and "**キュー**（全サーバー / このサーバー）" in busy
     assert uptime_text(3 * 86400 + 4 * 3600, "fr") == "3 j 4 h"
+
+
+def test_the_shards_and_the_budget_shared_by_several_processes() -> None:
+    shared = BudgetView(True, True, 5.0, 10.0, False, 0.0, None, processes=3, share=2.0)
+    text = status_text(facts(overall=snapshot(shared), shards="0-1", shard_count=4))
+    lines = text.splitlines()
+    assert lines[1] == "This process runs shards 0-1 of 4."
+    assert (
+        "5.00 requests/s now, at most 10.00/s · not backing off · shared by 3 processes: "
+        "2.00/s here"
+    ) in lines
+    fixed = BudgetView(True, False, 5.0, 5.0, False, 0.0, None, processes=2, share=3.0)
+    german = status_text(facts(overall=snapshot(fixed), shards="1", shard_count=2), "de")
+    assert "Dieser Prozess betreibt die Shards 1 von 2." in german
+    assert "fest bei 5.00 Anfragen/s · geteilt von 2 Prozessen: 3.00/s hier" in german
+
+
+def test_one_process_says_nothing_of_shards_or_shares() -> None:
+    text = status_text(facts())
+    assert "shard" not in text and "shared" not in text

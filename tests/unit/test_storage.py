@@ -349,3 +349,25 @@ async def test_recent_failures_are_the_servers_latest_failed_and_timed_out(
     assert old not in [j.id for j in await repo.recent_failures(10, since, limit=50)]
     assert latest[0].failure_reason == f"failed at {NOW - day + 4}"
     assert await repo.recent_failures(12345, since) == []
+
+
+async def test_unfinished_counts_are_by_state_of_every_server_or_one(repo: JobRepository) -> None:
+    empty = {
+        JobState.QUEUED: 0,
+        JobState.SUBMITTING: 0,
+        JobState.RUNNING: 0,
+        JobState.DELIVERING: 0,
+    }
+    assert await repo.unfinished_counts() == empty
+    assert list(await repo.unfinished_counts()) == list(empty), "in life order"
+    for guild_id, state in [(10, JobState.QUEUED), (10, JobState.QUEUED), (77, JobState.QUEUED)]:
+        job = await repo.create(new_job(NOW, guild_id=guild_id))
+        assert job.state is state
+    running = await repo.create(new_job(NOW, guild_id=77))
+    await repo.transition(running.id, JobState.QUEUED, JobState.RUNNING, NOW)
+    done = await repo.create(new_job(NOW, guild_id=10))
+    await repo.transition(done.id, JobState.QUEUED, JobState.FAILED, NOW)
+    assert await repo.unfinished_counts() == {**empty, JobState.QUEUED: 3, JobState.RUNNING: 1}
+    assert await repo.unfinished_counts(10) == {**empty, JobState.QUEUED: 2}
+    assert await repo.unfinished_counts(77) == {**empty, JobState.QUEUED: 1, JobState.RUNNING: 1}
+    assert await repo.unfinished_counts(12345) == empty
