@@ -183,6 +183,7 @@ async def open_postgres(
     release knows.
     """
     target = redact(url)
+    refused = (TimeoutError, OSError, asyncpg.PostgresError, ValueError)  # URL, server, login
     try:
         # min_size=0: with a floor, the pool reconnects on its own during an outage and logs a
         # traceback per try; without one, connections are made when asked for, and the bot's
@@ -191,12 +192,20 @@ async def open_postgres(
         pool = await asyncpg.create_pool(
             url, min_size=0, max_size=max_size, timeout=CONNECT_TIMEOUT
         )
-    except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as exc:
+    except refused as exc:
         raise DatabaseUnusable(target, _describe(exc)) from exc
     assert pool is not None
     try:
-        async with pool.acquire() as connection:
+        try:
+            # The first connection is made here (no floor): the server and the login are
+            # checked now, at start, not at the first command.
+            connection = await pool.acquire()
+        except refused as exc:
+            raise DatabaseUnusable(target, _describe(exc)) from exc
+        try:
             await _migrate(connection, migrations_dir, target)
+        finally:
+            await pool.release(connection)
     except BaseException:
         await pool.close()
         raise
