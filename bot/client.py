@@ -23,7 +23,7 @@ from bot.heartbeat import GatewayWatch
 from bot.housekeeping import KeyframePruner
 from bot.i18n import translate
 from bot.intake import Intake
-from bot.outages import log_retried
+from bot.outages import log_failure
 from bot.settings import Settings
 from bot.sharding import syncs_commands
 from storage.forms import PendingForms
@@ -82,7 +82,7 @@ class VideoCommandTree(app_commands.CommandTree[Any]):
             text = translate(locale, "error.bad_value", value=repr(cause.value))
         else:
             command = interaction.command.qualified_name if interaction.command else "?"
-            log_retried(log, f"Command /{command} failed", cause)
+            log_failure(log, f"Command /{command} failed", cause)
             text = translate(locale, GENERIC_FAILURE)
         await send_ephemeral(interaction, text)
 
@@ -256,14 +256,16 @@ class VideoBot(commands.AutoShardedBot):
                 self._commands_idle.set()
 
     async def close(self) -> None:
-        if not self._closing:
-            self._closing = True
-            self._close_requested.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._commands_idle.wait(), COMMAND_GRACE)
-            await self.pruner.stop()
-            await self.engine.stop()
-        await super().close()
+        try:
+            if not self._closing:
+                self._closing = True
+                self._close_requested.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._commands_idle.wait(), COMMAND_GRACE)
+                await self.pruner.stop()
+                await self.engine.stop()
+        finally:
+            await super().close()  # stop even if the engine could not stop cleanly
 
     def model_name(self, model_id: str) -> str:
         spec = self.catalog.get(model_id)

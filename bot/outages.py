@@ -1,4 +1,4 @@
-"""How a failure that will be retried is logged: one line for a database outage, else a traceback.
+"""How an expected failure is logged: one line for a database outage, else a traceback.
 
 A PostgreSQL restart cuts every connection, and each background task (lease heartbeat, claim
 pass, budget sync, pruning) and each job's next step fails until the server is back. Those
@@ -14,8 +14,8 @@ import logging
 from storage.driver import DatabaseUnavailable
 
 
-def log_retried(logger: logging.Logger, what: str, exc: BaseException) -> None:
-    """Log `what` failed and will be tried again (`what` says so, e.g. "...; will try again")."""
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log that `what` failed, and what follows (`what` says it: "...; will try again")."""
     if isinstance(exc, DatabaseUnavailable):
         logger.warning("%s (%s)", what, exc)
     else:

@@ -43,7 +43,7 @@ from bot.engine.tracked import Tracked
 from bot.engine.transitions import StateWriter
 from bot.i18n import Text
 from bot.log_context import about_job, task_context
-from bot.outages import log_retried
+from bot.outages import log_failure
 from storage.models import UNFINISHED_STATES, Job, JobState
 
 log = logging.getLogger("bot.engine")
@@ -194,9 +194,23 @@ class JobEngine:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        await self._submitter.unprepare()
+        # Neither may keep the bot from stopping (a SIGTERM while PostgreSQL is down did).
+        try:
+            await self._submitter.unprepare()
+        except Exception as exc:
+            log_failure(
+                log,
+                "Could not put the submissions not yet sent back in line; the next start "
+                "fails them as interrupted",
+                exc,
+            )
         if self._keeper is not None:
-            await self._keeper.stop()
+            try:
+                await self._keeper.stop()
+            except Exception as exc:
+                log_failure(
+                    log, "Could not give the leases back; they run out within LEASE_SECONDS", exc
+                )
 
     def enqueue(self, job: Job) -> None:
         """Track a job the command has just stored and answered; the loop picks it up at once."""
@@ -265,7 +279,7 @@ class JobEngine:
             try:
                 await self.tick()
             except Exception as exc:
-                log_retried(log, "Job engine tick failed; continuing", exc)
+                log_failure(log, "Job engine tick failed; continuing", exc)
             else:
                 self._ticks += 1
             wake.clear()

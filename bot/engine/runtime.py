@@ -12,7 +12,7 @@ from bot.engine.config import EngineConfig
 from bot.engine.ports import LeaseStore, NoRecorder, Recorder
 from bot.engine.tracked import Tracked
 from bot.log_context import task_context
-from bot.outages import log_retried
+from bot.outages import log_failure
 from storage.models import Job
 
 log = logging.getLogger("bot.engine")
@@ -84,7 +84,7 @@ class Runtime:
             try:
                 await coro
             except Exception as exc:
-                log_retried(log, "Its next step failed; will try again", exc)
+                log_failure(log, "Its next step failed; will try again", exc)
                 tracked.due_at = self.clock.now() + self.config.retry_delay
             finally:
                 tracked.busy = False

@@ -148,3 +148,47 @@ async def test_a_job_running_when_the_database_dies_is_delivered_once_it_is_back
     log = bot.log_text()
     assert "Traceback" not in log, log
     assert "Lease heartbeat works again" in log
+
+
+async def test_a_bot_stopped_while_its_database_is_down_stops_and_resumes_once_it_is_back(
+    stand_ins: tuple[DiscordSandbox, TogetherSandbox],
+    clock: ManualClock,
+    own_server: tuple[str, Path],
+    tmp_path: Path,
+) -> None:
+    # A SIGTERM used to leave the bot running: the engine's last writes (leases given back)
+    # raised, and the client never closed; `docker stop` would have had to SIGKILL it.
+    discord_sb, together_sb = stand_ins
+    url, folder = own_server
+    member: Member = discord_sb.add_member(discord_sb.guild, "member")
+    bot = BotProcess(
+        discord_sb,
+        together_sb,
+        tmp_path / "bot",
+        poll_interval=0.2,
+        progress_edit_interval=1.0,
+        database_url=url,
+        lease_seconds=LEASE_SECONDS,
+    )
+    try:
+        await bot.start()
+        running = await discord_sb.slash_command("video", {"prompt": "a fox"}, member=member)
+        await stored(url, JobState.RUNNING)
+        await server("halt", folder)
+        await asyncio.sleep(1.0)  # its next steps fail meanwhile
+        code = await bot.terminate()
+        stop_log = bot.log_text()
+
+        await server("start", folder)
+        await bot.start()  # the same settings: it takes its job back from the database
+        clock.advance(600.0)
+        await delivered(discord_sb, running)
+    except BaseException:
+        print(bot.log_text())
+        raise
+    finally:
+        await bot.close()
+    assert code == 0, stop_log
+    assert "Traceback" not in stop_log, stop_log
+    assert "Could not give the leases back" in stop_log
+    assert [post.body["prompt"] for post in together_sb.posts()] == ["a fox"]

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from bot.outages import FailureRun, log_retried
+from bot.outages import FailureRun, log_failure
 from storage.driver import DatabaseUnavailable
 
 log = logging.getLogger("test.outages")
@@ -20,7 +20,7 @@ def lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str, bool]]:
 
 def test_an_outage_is_one_line_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    log_retried(log, "Its next step failed; will try again", DOWN)
+    log_failure(log, "Its next step failed; will try again", DOWN)
     assert lines(caplog) == [
         (
             logging.WARNING,
@@ -32,7 +32,7 @@ def test_an_outage_is_one_line_without_a_traceback(caplog: pytest.LogCaptureFixt
 
 
 def test_anything_else_keeps_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
-    log_retried(log, "Its next step failed; will try again", ValueError("a bug"))
+    log_failure(log, "Its next step failed; will try again", ValueError("a bug"))
     assert lines(caplog) == [(logging.ERROR, "Its next step failed; will try again", True)]
 
 
