@@ -10,16 +10,23 @@ and keeps its traceback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from storage.driver import DatabaseUnavailable
 
 
-def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
-    """Log that `what` failed, and what follows (`what` says it: "...; will try again")."""
+def log_failure(
+    logger: logging.Logger,
+    what: str,
+    exc: BaseException,
+    extra: Mapping[str, object] | None = None,
+) -> None:
+    """Log that `what` failed, and what follows (`what` says it: "...; will try again").
+    `extra`: the record's fields, such as the job id (bot/logs.py)."""
     if isinstance(exc, DatabaseUnavailable):
-        logger.warning("%s (%s)", what, exc)
+        logger.warning("%s (%s)", what, exc, extra=extra)
     else:
-        logger.error("%s", what, exc_info=exc)
+        logger.error("%s", what, exc_info=exc, extra=extra)
 
 
 class FailureRun:

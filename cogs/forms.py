@@ -20,6 +20,7 @@ from discord.ext import commands
 from bot.domain.errors import UserFacingError
 from bot.domain.options import VideoOptions
 from bot.i18n import translate
+from bot.outages import log_failure
 from cogs.answer import NO_MENTIONS, answer, defer_if_screening, refuse_after_defer, requester
 from cogs.attachments import RemoteFile
 from cogs.buttons import view_for
@@ -173,9 +174,9 @@ class FormsCog(commands.Cog):
                 await self._submit(interaction, form, values)
         except UserFacingError as exc:
             await _send(interaction, exc.text_for(locale_of(interaction)))
-        except Exception:
+        except Exception as exc:
             about = form.id if form.flow in ("remix", "extend") else None  # a job's form
-            log.exception("The %s form failed", form.flow, extra={"job_id": about})
+            log_failure(log, f"The {form.flow} form failed", exc, extra={"job_id": about})
             sorry = translate(locale_of(interaction), "error.form_failed")
             if interaction.response.is_done():
                 # A "thinking" answer (or a first answer that failed, whose job was abandoned)

@@ -65,3 +65,9 @@ def test_unexpected_failures_are_each_logged_with_their_traceback(
         (logging.ERROR, True),
         (logging.ERROR, True),
     ]
+
+
+def test_the_records_fields_are_kept(caplog: pytest.LogCaptureFixture) -> None:
+    log_failure(log, "The remix form failed", DOWN, extra={"job_id": 12})
+    log_failure(log, "The remix form failed", ValueError("a bug"), extra={"job_id": 12})
+    assert [getattr(record, "job_id", None) for record in caplog.records] == [12, 12]
