@@ -54,10 +54,5 @@ class KeyframePruner:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await self.prune_once()
-            except Exception as exc:
-                self._failures.failed(exc)
-            else:
-                self._failures.succeeded()
+            await self._failures.attempt(self.prune_once())
             await asyncio.sleep(self._every)

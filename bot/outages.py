@@ -10,7 +10,7 @@ and keeps its traceback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 from storage.driver import DatabaseUnavailable
 
@@ -37,6 +37,15 @@ class FailureRun:
         self._log = logger
         self._what = what  # e.g. "Lease heartbeat"
         self._failing = False
+
+    async def attempt(self, work: Awaitable[object]) -> None:
+        """Await one run of the task's work, logging how it went; never raises an Exception."""
+        try:
+            await work
+        except Exception as exc:
+            self.failed(exc)
+        else:
+            self.succeeded()
 
     def failed(self, exc: BaseException) -> None:
         if not isinstance(exc, DatabaseUnavailable):

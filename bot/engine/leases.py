@@ -87,11 +87,7 @@ class LeaseKeeper:
 
     async def _beat(self) -> None:
         try:
-            await self.heartbeat()
-        except Exception as exc:
-            self._beat_failures.failed(exc)
-        else:
-            self._beat_failures.succeeded()
+            await self._beat_failures.attempt(self.heartbeat())
         finally:
             self._beating = False
 
@@ -114,11 +110,7 @@ class LeaseKeeper:
 
     async def _claim(self) -> None:
         try:
-            await self.claim()
-        except Exception as exc:
-            self._claim_failures.failed(exc)
-        else:
-            self._claim_failures.succeeded()
+            await self._claim_failures.attempt(self.claim())
         finally:
             self._claiming = False
 

@@ -77,11 +77,7 @@ class BudgetSync:
 
     async def _run(self) -> None:
         try:
-            await self.sync()
-        except Exception as exc:
-            self._failures.failed(exc)
-        else:
-            self._failures.succeeded()
+            await self._failures.attempt(self.sync())
         finally:
             self._syncing = False
 

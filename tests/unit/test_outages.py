@@ -71,3 +71,20 @@ def test_the_records_fields_are_kept(caplog: pytest.LogCaptureFixture) -> None:
     log_failure(log, "The remix form failed", DOWN, extra={"job_id": 12})
     log_failure(log, "The remix form failed", ValueError("a bug"), extra={"job_id": 12})
     assert [getattr(record, "job_id", None) for record in caplog.records] == [12, 12]
+
+
+async def test_an_attempt_logs_how_the_work_went_and_never_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    run = FailureRun(log, "Sharing the Together request budget")
+
+    async def down() -> None:
+        raise DOWN
+
+    async def works() -> int:
+        return 1
+
+    await run.attempt(down())
+    await run.attempt(works())
+    assert [level for level, _, _ in lines(caplog)] == [logging.WARNING, logging.INFO]
