@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -68,11 +69,28 @@ def run_aside(coroutine: Coroutine[Any, Any, None]) -> None:
         pool.submit(asyncio.run, coroutine).result()
 
 
+def new_name(kind: str = "test") -> str:
+    return f"video_bot_{kind}_{uuid.uuid4().hex[:12]}"
+
+
 def scratch_database(url: str) -> tuple[str, str]:
     """A new, empty database on the server: (its name, its URL)."""
-    name = f"video_bot_test_{uuid.uuid4().hex[:12]}"
+    name = new_name()
     run_aside(create_database(url, name))
     return name, with_database(url, name)
+
+
+@asynccontextmanager
+async def own_database(kind: str = "test") -> AsyncIterator[str]:
+    """The URL of a new, empty database on the TEST_DATABASE_URL server (skipped without one,
+    failed under CI), dropped at the end."""
+    server = server_url()
+    name = new_name(kind)
+    await create_database(server, name)
+    try:
+        yield with_database(server, name)
+    finally:
+        await drop_database(server, name)
 
 
 async def empty_tables(db: Database) -> None:

@@ -55,7 +55,6 @@ import os
 import random
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -73,7 +72,7 @@ from sandbox.together import RecordedRequest as TogetherRequest
 from storage.driver import Database
 from storage.postgres import open_postgres
 from storage.usage import UsageRepository
-from tests.databases import create_database, drop_database, server_url, with_database
+from tests.databases import own_database
 from tests.e2e.test_resilience import (
     FAILURE_REASONS,
     READY,
@@ -129,11 +128,8 @@ def token_of(prompt: str) -> str:
 
 @pytest.fixture
 async def database_url() -> AsyncIterator[str]:
-    server = server_url()
-    name = f"video_bot_chaos_{uuid.uuid4().hex[:12]}"
-    await create_database(server, name)
-    yield with_database(server, name)
-    await drop_database(server, name)
+    async with own_database("chaos") as url:
+        yield url
 
 
 async def read_rows(db: Database) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ test gets a database of its own on that server.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from sandbox.together import TogetherSandbox
 from storage.jobs import JobRepository
 from storage.models import Job, JobState
 from storage.postgres import open_postgres
-from tests.databases import create_database, drop_database, server_url, with_database
+from tests.databases import own_database
 from tests.e2e.test_quotas_flow import MANAGE_GUILD
 from tests.e2e.test_resilience import ManualClock
 from tests.e2e.test_single_process import LONG_JOB, delivered
@@ -37,11 +36,8 @@ LEASE_SECONDS = 5  # the shortest allowed: the takeover waits for it to run out
 
 @pytest.fixture
 async def database_url() -> AsyncIterator[str]:
-    server = server_url()
-    name = f"video_bot_e2e_{uuid.uuid4().hex[:12]}"
-    await create_database(server, name)
-    yield with_database(server, name)
-    await drop_database(server, name)
+    async with own_database("e2e") as url:
+        yield url
 
 
 @pytest.fixture

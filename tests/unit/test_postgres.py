@@ -4,7 +4,6 @@ migrations, the schema SQLite has, and reservations from two pools."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,11 +19,8 @@ from storage.models import EffectiveLimits, Job, JobState
 from storage.postgres import MIGRATIONS_DIR, open_postgres, redact
 from storage.reservations import Reservations
 from tests.databases import (
-    create_database,
-    drop_database,
     open_test_postgres,
-    server_url,
-    with_database,
+    own_database,
 )
 from tests.unit.fakes import new_job
 
@@ -34,11 +30,8 @@ NOW = 1_700_000_000.0
 @pytest.fixture
 async def fresh_url() -> AsyncIterator[str]:
     """A new, empty database of this test's own (no schema, no version)."""
-    server = server_url()
-    name = f"video_bot_test_{uuid.uuid4().hex[:12]}"
-    await create_database(server, name)
-    yield with_database(server, name)
-    await drop_database(server, name)
+    async with own_database("test") as url:
+        yield url
 
 
 async def version_of(url: str) -> int | None:
