@@ -96,48 +96,64 @@ async def answered(discord_sb: DiscordSandbox, interaction: Interaction) -> str:
     return str(message.content or "")
 
 
-async def test_a_job_running_when_the_database_dies_is_delivered_once_it_is_back(
+@pytest.fixture
+async def bot(
     stand_ins: tuple[DiscordSandbox, TogetherSandbox],
-    clock: ManualClock,
     own_server: tuple[str, Path],
     tmp_path: Path,
-) -> None:
+) -> AsyncIterator[BotProcess]:
     discord_sb, together_sb = stand_ins
-    url, folder = own_server
-    member: Member = discord_sb.add_member(discord_sb.guild, "member")
-    bot = BotProcess(
+    process = BotProcess(
         discord_sb,
         together_sb,
         tmp_path / "bot",
         poll_interval=0.2,
         progress_edit_interval=1.0,
-        database_url=url,
+        database_url=own_server[0],
         lease_seconds=LEASE_SECONDS,
     )
     try:
-        await bot.start()
-        running = await discord_sb.slash_command("video", {"prompt": "a fox"}, member=member)
-        await stored(url, JobState.RUNNING)
-
-        await server("halt", folder)
-        # Together finishes the job while the bot cannot store that it did.
-        clock.advance(600.0)
-        during = await discord_sb.slash_command("video", {"prompt": "an owl"}, member=member)
-        refusal = await answered(discord_sb, during)
-        await asyncio.sleep(OUTAGE_SECONDS)  # the job's lease runs out meanwhile
-        assert bot.running, f"the bot died with its database:\n{bot.log_text()}"
-        await server("start", folder)
-
-        await delivered(discord_sb, running)
-        after = await discord_sb.slash_command("video", {"prompt": "a heron"}, member=member)
-        await discord_sb.wait_for(lambda: len(together_sb.posts()) == 2, timeout=ANSWER_TIMEOUT)
-        clock.advance(600.0)
-        await delivered(discord_sb, after)
-    except BaseException:
-        print(bot.log_text())
-        raise
+        yield process
     finally:
-        await bot.close()
+        print(process.log_text())  # shown when the test failed
+        await process.close()
+
+
+async def running_then_crashed(
+    discord_sb: DiscordSandbox, bot: BotProcess, member: Member, own_server: tuple[str, Path]
+) -> Interaction:
+    """Start the bot and a /video; crash the server once the job runs at Together."""
+    url, folder = own_server
+    await bot.start()
+    running = await discord_sb.slash_command("video", {"prompt": "a fox"}, member=member)
+    await stored(url, JobState.RUNNING)
+    await server("halt", folder)
+    return running
+
+
+async def test_a_job_running_when_the_database_dies_is_delivered_once_it_is_back(
+    stand_ins: tuple[DiscordSandbox, TogetherSandbox],
+    clock: ManualClock,
+    own_server: tuple[str, Path],
+    bot: BotProcess,
+) -> None:
+    discord_sb, together_sb = stand_ins
+    member = discord_sb.add_member(discord_sb.guild, "member")
+    running = await running_then_crashed(discord_sb, bot, member, own_server)
+
+    # Together finishes the job while the bot cannot store that it did.
+    clock.advance(600.0)
+    during = await discord_sb.slash_command("video", {"prompt": "an owl"}, member=member)
+    refusal = await answered(discord_sb, during)
+    await asyncio.sleep(OUTAGE_SECONDS)  # the job's lease runs out meanwhile
+    assert bot.running, "the bot died with its database"
+    await server("start", own_server[1])
+
+    await delivered(discord_sb, running)
+    after = await discord_sb.slash_command("video", {"prompt": "a heron"}, member=member)
+    await discord_sb.wait_for(lambda: len(together_sb.posts()) == 2, timeout=ANSWER_TIMEOUT)
+    clock.advance(600.0)
+    await delivered(discord_sb, after)
 
     # A member asking during the outage was told so, privately, and nothing was sent for it.
     assert during.ephemeral and "Nothing was submitted" in refusal, refusal
@@ -154,40 +170,22 @@ async def test_a_bot_stopped_while_its_database_is_down_stops_and_resumes_once_i
     stand_ins: tuple[DiscordSandbox, TogetherSandbox],
     clock: ManualClock,
     own_server: tuple[str, Path],
-    tmp_path: Path,
+    bot: BotProcess,
 ) -> None:
     # A SIGTERM used to leave the bot running: the engine's last writes (leases given back)
     # raised, and the client never closed; `docker stop` would have had to SIGKILL it.
     discord_sb, together_sb = stand_ins
-    url, folder = own_server
-    member: Member = discord_sb.add_member(discord_sb.guild, "member")
-    bot = BotProcess(
-        discord_sb,
-        together_sb,
-        tmp_path / "bot",
-        poll_interval=0.2,
-        progress_edit_interval=1.0,
-        database_url=url,
-        lease_seconds=LEASE_SECONDS,
-    )
-    try:
-        await bot.start()
-        running = await discord_sb.slash_command("video", {"prompt": "a fox"}, member=member)
-        await stored(url, JobState.RUNNING)
-        await server("halt", folder)
-        await asyncio.sleep(1.0)  # its next steps fail meanwhile
-        code = await bot.terminate()
-        stop_log = bot.log_text()
+    member = discord_sb.add_member(discord_sb.guild, "member")
+    running = await running_then_crashed(discord_sb, bot, member, own_server)
+    await asyncio.sleep(1.0)  # its next steps fail meanwhile
+    code = await bot.terminate()
+    stop_log = bot.log_text()
 
-        await server("start", folder)
-        await bot.start()  # the same settings: it takes its job back from the database
-        clock.advance(600.0)
-        await delivered(discord_sb, running)
-    except BaseException:
-        print(bot.log_text())
-        raise
-    finally:
-        await bot.close()
+    await server("start", own_server[1])
+    await bot.start()  # the same settings: it takes its job back from the database
+    clock.advance(600.0)
+    await delivered(discord_sb, running)
+
     assert code == 0, stop_log
     assert "Traceback" not in stop_log, stop_log
     assert "Could not give the leases back" in stop_log
